@@ -1,0 +1,4 @@
+//! Fibers' memory: stacks with guard pages, and the stack-overflow reporter.
+
+pub(crate) mod overflow;
+pub mod stack;

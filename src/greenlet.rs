@@ -1,0 +1,564 @@
+//! Greenlets: spawning, joining, killing, and the handles that name them.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::panic::resume_unwind;
+use std::rc::Rc;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::fiber::stack::{DEFAULT_STACK_SIZE, normalize_size};
+use crate::hub::task::{Collector, Header, ResultSlot, State, Task, TaskRef, Wake, Watcher};
+use crate::hub::{self, Hub, KillSignal};
+
+/// A handle to a spawned greenlet: join it, kill it, or ask after it.
+///
+/// Dropping the handle detaches the greenlet: it keeps running. A
+/// `Greenlet` never leaves the thread that spawned it; it is neither `Send`
+/// nor `Sync`:
+///
+/// ```compile_fail
+/// let g = greenlet::spawn(|| 1);
+/// std::thread::spawn(move || g.join()); // error: `Rc<...>` cannot be sent between threads
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// let g = greenlet::spawn(|| 6 * 7);
+/// assert_eq!(g.join().unwrap(), 42);
+/// ```
+pub struct Greenlet<T> {
+    task: Rc<Task<ResultSlot<T>>>,
+}
+
+/// A greenlet's unique id on its thread's hub (the root is 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GreenletId(u64);
+
+impl GreenletId {
+    /// The id as a number.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for GreenletId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// Why [`Greenlet::join`] has no value: the greenlet panicked or was killed.
+pub struct JoinError {
+    repr: Repr,
+}
+
+enum Repr {
+    Panic(Box<dyn Any + Send + 'static>),
+    Killed,
+}
+
+impl JoinError {
+    pub(crate) fn from_payload(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+        let repr = if payload.is::<KillSignal>() {
+            Repr::Killed
+        } else {
+            Repr::Panic(payload)
+        };
+        JoinError { repr }
+    }
+
+    pub(crate) fn killed() -> JoinError {
+        JoinError { repr: Repr::Killed }
+    }
+
+    /// Whether the greenlet panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.repr, Repr::Panic(_))
+    }
+
+    /// Whether the greenlet was killed.
+    pub fn is_killed(&self) -> bool {
+        matches!(self.repr, Repr::Killed)
+    }
+
+    /// The panic message, when the payload is a string (as `panic!` makes).
+    pub fn panic_message(&self) -> Option<&str> {
+        match &self.repr {
+            Repr::Panic(p) => p
+                .downcast_ref::<&'static str>()
+                .copied()
+                .or_else(|| p.downcast_ref::<String>().map(String::as_str)),
+            Repr::Killed => None,
+        }
+    }
+
+    /// The panic payload, or the error back if the greenlet was killed.
+    ///
+    /// # Errors
+    /// Returns `Err(self)` when the greenlet was killed.
+    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
+        match self.repr {
+            Repr::Panic(p) => Ok(p),
+            Repr::Killed => Err(self),
+        }
+    }
+
+    /// The panic payload, to re-raise it with [`std::panic::resume_unwind`].
+    ///
+    /// # Panics
+    /// Panics if the greenlet was killed rather than panicking.
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        self.try_into_panic()
+            .expect("JoinError::into_panic: the greenlet was killed, it did not panic")
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Panic(_) => match self.panic_message() {
+                Some(m) => f.debug_tuple("JoinError::Panic").field(&m).finish(),
+                None => f.write_str("JoinError::Panic(..)"),
+            },
+            Repr::Killed => f.write_str("JoinError::Killed"),
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.repr {
+            Repr::Panic(_) => match self.panic_message() {
+                Some(m) => write!(f, "greenlet panicked: {m}"),
+                None => f.write_str("greenlet panicked"),
+            },
+            Repr::Killed => f.write_str("greenlet was killed"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// The default stack size: `GREENLET_STACK_SIZE` (bytes, or with a `K`/`M`
+/// suffix) if set, else 256 KiB.
+pub(crate) fn default_stack_size() -> usize {
+    static SIZE: OnceLock<usize> = OnceLock::new();
+    *SIZE.get_or_init(|| match std::env::var("GREENLET_STACK_SIZE") {
+        Ok(v) => parse_size(&v).unwrap_or_else(|| {
+            panic!(
+                "greenlet: GREENLET_STACK_SIZE={v:?} is not a size (bytes, or a number with a \
+                 K or M suffix, e.g. 512K)"
+            )
+        }),
+        Err(_) => DEFAULT_STACK_SIZE,
+    })
+}
+
+fn parse_size(s: &str) -> Option<usize> {
+    let s = s.trim();
+    let (num, mul) = match s.as_bytes().last()? {
+        b'k' | b'K' => (&s[..s.len() - 1], 1024),
+        b'm' | b'M' => (&s[..s.len() - 1], 1024 * 1024),
+        _ => (s, 1),
+    };
+    num.trim().parse::<usize>().ok()?.checked_mul(mul)
+}
+
+/// Configures a greenlet before spawning it: name and stack size.
+///
+/// # Examples
+///
+/// ```
+/// let g = greenlet::Builder::new()
+///     .name("worker")
+///     .stack_size(64 * 1024)
+///     .spawn(|| greenlet::current().unwrap().name().unwrap().to_string())
+///     .unwrap();
+/// assert_eq!(g.join().unwrap(), "worker");
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<String>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with the defaults: no name, the default stack size.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the greenlet (shown by [`current`], the monitor and the
+    /// stack-overflow report).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the stack size in bytes of address space, guard page included
+    /// (rounded up to whole pages, at least 16 KiB). The default is 256 KiB
+    /// or `GREENLET_STACK_SIZE`. Pages are committed only when touched.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns the greenlet; it runs when the hub next gets control.
+    ///
+    /// # Errors
+    /// Fails when no stack can be had: address space exhausted, or, on
+    /// kernels without `MADV_GUARD_INSTALL`, `vm.max_map_count` reached (the
+    /// message names the limit).
+    pub fn spawn<F, T>(self, f: F) -> io::Result<Greenlet<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.spawn_inner(f, None)
+    }
+
+    /// Spawns the greenlet to start after `delay`.
+    ///
+    /// # Errors
+    /// As [`Builder::spawn`].
+    pub fn spawn_later<F, T>(self, delay: Duration, f: F) -> io::Result<Greenlet<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.spawn_inner(f, Some(delay))
+    }
+
+    fn spawn_inner<F, T>(self, f: F, delay: Option<Duration>) -> io::Result<Greenlet<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let size = normalize_size(self.stack_size.unwrap_or_else(default_stack_size));
+        let name = self.name.map(String::into_boxed_str);
+        let task = Hub::current().spawn(f, name, size, delay)?;
+        Ok(Greenlet { task })
+    }
+}
+
+/// Spawns a greenlet running `f` on this thread's hub.
+///
+/// The greenlet starts when the hub next gets control: when the spawner
+/// blocks (joins, sleeps, waits on IO) or yields. No `Send` bound: it never
+/// leaves this thread.
+///
+/// # Panics
+/// Panics if no stack can be had (see [`Builder::spawn`] for the error).
+///
+/// # Examples
+///
+/// ```
+/// let g = greenlet::spawn(|| "done");
+/// assert_eq!(g.join().unwrap(), "done");
+/// ```
+pub fn spawn<F, T>(f: F) -> Greenlet<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    let size = default_stack_size_normalized();
+    match Hub::current().spawn(f, None, size, None) {
+        Ok(task) => Greenlet { task },
+        Err(e) => panic!("greenlet::spawn: cannot spawn a greenlet: {e}"),
+    }
+}
+
+fn default_stack_size_normalized() -> usize {
+    static SIZE: OnceLock<usize> = OnceLock::new();
+    *SIZE.get_or_init(|| normalize_size(default_stack_size()))
+}
+
+/// Spawns a greenlet that starts after `delay` (gevent's `spawn_later`).
+///
+/// # Panics
+/// As [`spawn`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let t = Instant::now();
+/// let g = greenlet::spawn_later(Duration::from_millis(20), || 1);
+/// assert_eq!(g.join().unwrap(), 1);
+/// assert!(t.elapsed() >= Duration::from_millis(20));
+/// ```
+pub fn spawn_later<F, T>(delay: Duration, f: F) -> Greenlet<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    Builder::new()
+        .spawn_later(delay, f)
+        .unwrap_or_else(|e| panic!("greenlet::spawn_later: cannot spawn a greenlet: {e}"))
+}
+
+/// Parks the caller until the task `hdr` has finished.
+fn wait_finished(task: &TaskRef) {
+    let hub = Hub::current();
+    loop {
+        if task.hdr.is_finished() {
+            return;
+        }
+        if task.hdr.state.get() == State::Running {
+            panic!("greenlet: a greenlet cannot wait for itself to finish (it would wait forever)");
+        }
+        task.hdr
+            .watchers
+            .borrow_mut()
+            .push(Watcher::Task(hub.current_task()));
+        hub::park();
+    }
+}
+
+impl<T: 'static> Greenlet<T> {
+    fn task_ref(&self) -> TaskRef {
+        self.task.clone()
+    }
+
+    /// Waits for the greenlet to finish and returns its value.
+    ///
+    /// From a greenlet this parks the caller; from root context it runs the
+    /// hub until the greenlet is done.
+    ///
+    /// # Errors
+    /// [`JoinError`] if the greenlet panicked (with the payload) or was
+    /// killed.
+    ///
+    /// # Panics
+    /// Panics if a greenlet joins itself, or (root context) if nothing could
+    /// ever finish it ("this operation would block forever").
+    pub fn join(self) -> Result<T, JoinError> {
+        wait_finished(&self.task_ref());
+        // SAFETY: the task is finished, so its fiber is gone and nobody
+        // else touches the slot; `join` consumes the only typed handle.
+        unsafe { (*self.task.slot.get()).take() }.unwrap_or_else(|| Err(JoinError::killed()))
+    }
+
+    /// Whether the greenlet has finished (returned, panicked or was killed).
+    pub fn is_finished(&self) -> bool {
+        self.task.hdr.is_finished()
+    }
+
+    /// The greenlet's id.
+    pub fn id(&self) -> GreenletId {
+        GreenletId(self.task.hdr.id)
+    }
+
+    /// The greenlet's name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.task.hdr.name.as_deref()
+    }
+
+    /// Kills the greenlet and waits until it is dead.
+    ///
+    /// The greenlet unwinds from the point where it is parked (or from its
+    /// next park, if it is ready to run), so its destructors run and its
+    /// sockets close; [`join`](Greenlet::join) then reports
+    /// [`JoinError::is_killed`]. A greenlet that has not started is simply
+    /// dropped. Killing a finished greenlet does nothing. A greenlet may
+    /// kill itself: it unwinds at once.
+    ///
+    /// Greenlet code that catches the unwind itself (with
+    /// `std::panic::catch_unwind`) and keeps going delays its death to its
+    /// next park after that, and `kill` keeps waiting.
+    pub fn kill(&self) {
+        let hub = Hub::current();
+        let hdr: &Header = &self.task.hdr;
+        match hdr.state.get() {
+            State::Finished => {}
+            State::Running => {
+                // The greenlet is killing itself.
+                if !std::thread::panicking() {
+                    hdr.killed.set(true);
+                    resume_unwind(Box::new(KillSignal));
+                }
+            }
+            State::Delayed => self.kill_unstarted(hub),
+            State::Ready if !hub.has_started(hdr) => self.kill_unstarted(hub),
+            State::Ready | State::Parked => {
+                hdr.kill.set(true);
+                hub.unpark(&self.task_ref(), Wake::Interrupted);
+                wait_finished(&self.task_ref());
+            }
+        }
+    }
+
+    fn kill_unstarted(&self, hub: &Hub) {
+        // SAFETY: the task never ran, so nothing else touches its slot.
+        unsafe { *self.task.slot.get() = Some(Err(JoinError::killed())) };
+        hub.finish_unstarted(&self.task_ref());
+    }
+}
+
+impl<T> fmt::Debug for Greenlet<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Greenlet")
+            .field("id", &self.task.hdr.id)
+            .field("name", &self.task.hdr.name)
+            .field("finished", &self.task.hdr.is_finished())
+            .finish()
+    }
+}
+
+/// Waits for every greenlet and returns their results in input order
+/// (gevent's `joinall`, asyncio's `gather`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let gs: Vec<_> = [30, 10, 20]
+///     .into_iter()
+///     .map(|ms| greenlet::spawn(move || { greenlet::sleep(Duration::from_millis(ms)); ms }))
+///     .collect();
+/// let results: Vec<u64> = greenlet::joinall(gs).into_iter().map(Result::unwrap).collect();
+/// assert_eq!(results, [30, 10, 20]);
+/// ```
+pub fn joinall<T: 'static>(
+    greenlets: impl IntoIterator<Item = Greenlet<T>>,
+) -> Vec<Result<T, JoinError>> {
+    greenlets.into_iter().map(Greenlet::join).collect()
+}
+
+/// Yields the greenlets as they finish, in completion order (gevent's
+/// `iwait`, asyncio's `as_completed`). Each yielded greenlet is finished, so
+/// its [`join`](Greenlet::join) returns at once.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let gs: Vec<_> = [30, 10, 20]
+///     .into_iter()
+///     .map(|ms| greenlet::spawn(move || { greenlet::sleep(Duration::from_millis(ms)); ms }))
+///     .collect();
+/// let order: Vec<u64> = greenlet::iwait(gs).map(|g| g.join().unwrap()).collect();
+/// assert_eq!(order, [10, 20, 30]);
+/// ```
+pub fn iwait<T: 'static>(greenlets: impl IntoIterator<Item = Greenlet<T>>) -> Iwait<T> {
+    let collector = Rc::new(Collector {
+        done: RefCell::new(VecDeque::new()),
+        waiter: RefCell::new(None),
+    });
+    let pending: Vec<Option<Greenlet<T>>> = greenlets.into_iter().map(Some).collect();
+    for (i, g) in pending.iter().enumerate() {
+        let g = g.as_ref().expect("just filled");
+        if g.is_finished() {
+            collector.done.borrow_mut().push_back(i);
+        } else {
+            g.task
+                .hdr
+                .watchers
+                .borrow_mut()
+                .push(Watcher::Collect(collector.clone(), i));
+        }
+    }
+    Iwait {
+        remaining: pending.len(),
+        pending,
+        collector,
+    }
+}
+
+/// The iterator returned by [`iwait`].
+pub struct Iwait<T> {
+    pending: Vec<Option<Greenlet<T>>>,
+    collector: Rc<Collector>,
+    remaining: usize,
+}
+
+impl<T: 'static> Iterator for Iwait<T> {
+    type Item = Greenlet<T>;
+
+    fn next(&mut self) -> Option<Greenlet<T>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let hub = Hub::current();
+        loop {
+            let next = self.collector.done.borrow_mut().pop_front();
+            if let Some(i) = next {
+                self.remaining -= 1;
+                return self.pending[i].take();
+            }
+            *self.collector.waiter.borrow_mut() = Some(hub.current_task());
+            let _clear = ClearWaiter(&self.collector);
+            hub::park();
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+struct ClearWaiter<'a>(&'a Collector);
+
+impl Drop for ClearWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.waiter.borrow_mut().take();
+    }
+}
+
+/// The running greenlet, as returned by [`current`].
+pub struct Current {
+    task: TaskRef,
+}
+
+impl Current {
+    /// Its id.
+    pub fn id(&self) -> GreenletId {
+        GreenletId(self.task.hdr.id)
+    }
+
+    /// Its name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.task.hdr.name.as_deref()
+    }
+}
+
+impl fmt::Debug for Current {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Current {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.name() {
+            Some(n) => write!(f, "<Greenlet \"{n}\" #{}>", self.task.hdr.id),
+            None => write!(f, "<Greenlet #{}>", self.task.hdr.id),
+        }
+    }
+}
+
+/// The greenlet this code runs in, or `None` in root context (gevent's
+/// `getcurrent()`).
+///
+/// # Examples
+///
+/// ```
+/// assert!(greenlet::current().is_none());
+/// let id = greenlet::spawn(|| greenlet::current().unwrap().id()).join().unwrap();
+/// assert!(id.as_u64() > 0);
+/// ```
+pub fn current() -> Option<Current> {
+    let hub = Hub::current();
+    if hub.in_root() {
+        None
+    } else {
+        Some(Current {
+            task: hub.current_task(),
+        })
+    }
+}

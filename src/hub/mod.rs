@@ -1,0 +1,693 @@
+//! The hub: one per OS thread, created lazily. It owns the ready queue, the
+//! timers, the reactor (`mio::Poll`), the remote queue, and the stack pool,
+//! and it runs the loop:
+//!
+//! 1. run the greenlets that are ready, in FIFO order, each until it parks
+//!    or finishes;
+//! 2. every [`TICK_BUDGET`] runs, and whenever nothing is ready: fire due
+//!    timers, drain the remote queue, poll epoll (without blocking while
+//!    anything is ready; until the next timer or forever otherwise);
+//! 3. report a root wait that nothing can ever end as a clear panic.
+//!
+//! The loop runs on the root's own stack, inside whichever blocking call the
+//! root made (`join`, `sleep`, ...), and returns as soon as the root is
+//! unparked. Greenlets never run the loop: they park by suspending back
+//! into it.
+
+pub(crate) mod reactor;
+pub(crate) mod remote;
+pub(crate) mod task;
+pub(crate) mod timers;
+
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::VecDeque;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::ptr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corosensei::{CoroutineResult, Yielder};
+
+use crate::fiber::stack::StackPool;
+use crate::greenlet::JoinError;
+use reactor::Reactor;
+use remote::{Remote, RemoteMsg, RemoteWaker};
+use task::{Fiber, Header, ResultSlot, State, Task, TaskRef, Wake};
+use timers::{TimerAction, TimerKey, Timers};
+
+/// Greenlet runs between two non-blocking epoll polls while greenlets keep
+/// being ready: bounds how long IO can be starved by busy greenlets without
+/// paying a syscall per pass (tokio uses the same figure). Timers and the
+/// remote queue are checked after every pass.
+const TICK_BUDGET: u32 = 61;
+
+/// The unwind payload that delivers `kill`.
+pub(crate) struct KillSignal;
+
+/// The unwind payload that delivers an expired `with_timeout` scope.
+pub(crate) struct TimeoutSignal {
+    pub(crate) id: u64,
+}
+
+thread_local! {
+    /// This thread's hub; null before first use, `DEAD` after teardown.
+    static HUB: Cell<*const Hub> = const { Cell::new(ptr::null()) };
+    /// The header of the greenlet running on this thread; null in root
+    /// context. Plain `const` TLS: also read by the stack-overflow reporter
+    /// inside its signal handler.
+    static CURRENT: Cell<*const Header> = const { Cell::new(ptr::null()) };
+    /// Owns the hub; its destructor tears the hub down at thread exit.
+    static OWNER: HubOwner = const { HubOwner };
+}
+
+const DEAD: *const Hub = 1 as *const Hub;
+
+struct HubOwner;
+
+impl Drop for HubOwner {
+    fn drop(&mut self) {
+        let hub = HUB.with(|h| h.replace(DEAD));
+        if !hub.is_null() && hub != DEAD {
+            // SAFETY: `hub` came from `Box::into_raw` in `Hub::init` and is
+            // freed only here, once; `HUB` no longer hands it out.
+            drop(unsafe { Box::from_raw(hub as *mut Hub) });
+        }
+    }
+}
+
+/// The header of the greenlet running on this thread, if any.
+#[inline]
+pub(crate) fn current_header() -> *const Header {
+    CURRENT.with(|c| c.get())
+}
+
+/// Wait slots: tasks parked on something another thread may wake.
+#[derive(Default)]
+struct WaitSlots {
+    slots: Vec<Option<(TaskRef, u64)>>,
+    free: Vec<usize>,
+    used: usize,
+    generation: u64,
+}
+
+pub(crate) struct Hub {
+    ready: UnsafeCell<VecDeque<TaskRef>>,
+    /// The running greenlet's task (moved in and out by `run_task`).
+    current: UnsafeCell<Option<TaskRef>>,
+    root: TaskRef,
+    timers: RefCell<Timers>,
+    reactor: Reactor,
+    remote: Arc<Remote>,
+    waits: RefCell<WaitSlots>,
+    next_id: Cell<u64>,
+    ticks: Cell<u32>,
+    in_loop: Cell<bool>,
+    pub(crate) monitor: crate::monitor::HubProbe,
+    altstack: Option<(*mut u8, usize)>,
+    /// Declared last: dropped after every greenlet that borrowed a stack.
+    stacks: StackPool,
+}
+
+impl Hub {
+    /// This thread's hub, created on first use.
+    #[inline]
+    pub(crate) fn current() -> &'static Hub {
+        let p = HUB.with(|h| h.get());
+        if p.is_null() || p == DEAD {
+            return Hub::init();
+        }
+        // SAFETY: a non-null, non-DEAD pointer is the live hub of this
+        // thread, freed only by the thread's TLS destructor; `Hub` is !Sync
+        // and the reference never leaves this thread.
+        unsafe { &*p }
+    }
+
+    #[cold]
+    fn init() -> &'static Hub {
+        if HUB.with(|h| h.get()) == DEAD {
+            panic!("greenlet: the hub of this thread was used after the thread's teardown began");
+        }
+        crate::fiber::overflow::install();
+        let (reactor, waker) = Reactor::new().unwrap_or_else(|e| {
+            panic!("greenlet: cannot create this thread's hub (epoll/eventfd): {e}")
+        });
+        let altstack = crate::sys::ensure_altstack(crate::fiber::overflow::ALTSTACK_SIZE)
+            .ok()
+            .flatten();
+        let root = Rc::new(Task {
+            hdr: Header::new(0, None, 0, 0),
+            slot: (),
+        });
+        root.hdr.state.set(State::Running);
+        let hub = Box::new(Hub {
+            ready: UnsafeCell::new(VecDeque::with_capacity(64)),
+            current: UnsafeCell::new(None),
+            root,
+            timers: RefCell::new(Timers::default()),
+            reactor,
+            remote: Arc::new(Remote::new(waker)),
+            waits: RefCell::new(WaitSlots::default()),
+            next_id: Cell::new(1),
+            ticks: Cell::new(0),
+            in_loop: Cell::new(false),
+            monitor: crate::monitor::HubProbe::new(),
+            altstack,
+            stacks: StackPool::new(),
+        });
+        let p = Box::into_raw(hub);
+        HUB.with(|h| h.set(p));
+        // Register the owner so the hub is torn down at thread exit.
+        OWNER.with(|_| {});
+        // SAFETY: just created; see `current`.
+        unsafe { &*p }
+    }
+
+    /// The running task: the current greenlet, or the root.
+    pub(crate) fn current_task(&self) -> TaskRef {
+        // SAFETY: `current` is only written by `run_task`, never while this
+        // shared borrow is alive (no switch happens inside this function).
+        match unsafe { &*self.current.get() } {
+            Some(t) => t.clone(),
+            None => self.root.clone(),
+        }
+    }
+
+    /// Whether the caller runs in root context.
+    #[inline]
+    pub(crate) fn in_root(&self) -> bool {
+        current_header().is_null()
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    pub(crate) fn timers(&self) -> std::cell::RefMut<'_, Timers> {
+        self.timers.borrow_mut()
+    }
+
+    #[inline]
+    fn push_ready(&self, task: TaskRef) {
+        // SAFETY: no reference into `ready` outlives a single push/pop.
+        unsafe { (*self.ready.get()).push_back(task) }
+    }
+
+    #[inline]
+    fn pop_ready(&self) -> Option<TaskRef> {
+        // SAFETY: as in `push_ready`.
+        unsafe { (*self.ready.get()).pop_front() }
+    }
+
+    #[inline]
+    fn ready_len(&self) -> usize {
+        // SAFETY: as in `push_ready`.
+        unsafe { (*self.ready.get()).len() }
+    }
+
+    /// Makes a parked task ready, exactly once: returns false (and does
+    /// nothing) when it is not parked.
+    #[inline]
+    pub(crate) fn unpark(&self, task: &TaskRef, wake: Wake) -> bool {
+        let hdr = &task.hdr;
+        if hdr.state.get() != State::Parked {
+            return false;
+        }
+        hdr.wake.set(wake);
+        hdr.state.set(State::Ready);
+        if !hdr.is_root() {
+            self.push_ready(task.clone());
+        }
+        true
+    }
+
+    /// Parks the running task until it is unparked and returns why, without
+    /// delivering kills or timeouts (see [`park`]).
+    pub(crate) fn park_raw(&self) -> Wake {
+        let cur = current_header();
+        if cur.is_null() {
+            let root = &self.root.hdr;
+            root.state.set(State::Parked);
+            let guard = RootUnpark(root);
+            self.run_until_root_ready();
+            drop(guard);
+            root.wake.get()
+        } else {
+            // SAFETY: CURRENT points at the header of the task that is
+            // running this code; `run_task` keeps it alive.
+            let hdr = unsafe { &*cur };
+            hdr.state.set(State::Parked);
+            suspend(hdr);
+            hdr.wake.get()
+        }
+    }
+
+    /// Lets the other ready greenlets run, then continues.
+    pub(crate) fn yield_now(&self) {
+        let cur = current_header();
+        if cur.is_null() {
+            self.run_round();
+        } else {
+            // SAFETY: as in `park_raw`.
+            let hdr = unsafe { &*cur };
+            hdr.state.set(State::Ready);
+            suspend(hdr);
+        }
+    }
+
+    /// Spawns a task running `f` on a stack of `stack_size` bytes; it becomes
+    /// ready now, or after `delay`.
+    pub(crate) fn spawn<F, T>(
+        &self,
+        f: F,
+        name: Option<Box<str>>,
+        stack_size: usize,
+        delay: Option<Duration>,
+    ) -> io::Result<Rc<Task<ResultSlot<T>>>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let stack = self.stacks.get(stack_size)?;
+        let task = Rc::new(Task {
+            hdr: Header::new(self.next_id(), name, stack.guard_lo(), stack_size),
+            slot: UnsafeCell::new(None),
+        });
+        self.monitor.spawned(task.hdr.id, task.hdr.name.as_deref());
+        let hdr: *const Header = &task.hdr;
+        let slot: *const ResultSlot<T> = &task.slot;
+        let fiber = Fiber::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
+            // SAFETY: the task owns this fiber, so it outlives the closure;
+            // only this closure writes the slot, and nobody reads it before
+            // the task is finished.
+            unsafe {
+                (*hdr).yielder.set(yielder);
+                *(*hdr).keepalive.get() = Some(Hub::current().current_task());
+                let result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
+                *(*slot).get() = Some(result);
+            }
+        });
+        // SAFETY: the task is not shared with the hub yet.
+        unsafe { *task.hdr.fiber.get() = Some(fiber) };
+        match delay {
+            None => self.push_ready(task.clone()),
+            Some(d) => {
+                task.hdr.state.set(State::Delayed);
+                let key = self
+                    .timers
+                    .borrow_mut()
+                    .insert(deadline_after(d), TimerAction::Start(task.clone()));
+                task.hdr.start_timer.set(Some(key));
+            }
+        }
+        Ok(task)
+    }
+
+    /// Finishes a task that never started (killed before its first run).
+    pub(crate) fn finish_unstarted(&self, task: &TaskRef) {
+        let hdr = &task.hdr;
+        if let Some(key) = hdr.start_timer.take() {
+            self.timers.borrow_mut().remove(key);
+        }
+        // SAFETY: the task is not running (it never started), so nobody
+        // borrows its fiber; dropping an unstarted fiber only drops the
+        // closure.
+        let fiber = unsafe { (*hdr.fiber.get()).take() };
+        hdr.state.set(State::Finished);
+        hdr.killed.set(true);
+        drop(fiber);
+        hdr.notify_watchers(self);
+    }
+
+    /// Whether a started-or-not task has begun running.
+    pub(crate) fn has_started(&self, hdr: &Header) -> bool {
+        // SAFETY: called only for tasks that are not running, so no mutable
+        // borrow of the fiber is alive.
+        match unsafe { &*hdr.fiber.get() } {
+            Some(f) => f.started(),
+            None => true,
+        }
+    }
+
+    /// Runs one ready task until it parks, yields or finishes.
+    #[inline]
+    fn run_task(&self, task: TaskRef) {
+        let raw: *const Task<dyn task::Slot> = Rc::as_ptr(&task);
+        // SAFETY: `task` (moved into `current` below) keeps it alive.
+        let hdr = unsafe { &(*raw).hdr };
+        if hdr.state.get() != State::Ready {
+            return; // killed before it ran, or a stale entry
+        }
+        hdr.state.set(State::Running);
+        CURRENT.with(|c| c.set(hdr));
+        self.monitor.switched(hdr);
+        // SAFETY: `current` is only touched by this function and read by
+        // `current_task`, never concurrently.
+        unsafe { *self.current.get() = Some(task) };
+        // SAFETY: only `run_task` resumes fibers, and the loop never runs
+        // inside a greenlet, so this is the only live borrow of the fiber.
+        let fiber = unsafe { (*hdr.fiber.get()).as_mut() }.expect("ready task without a fiber");
+        let result = fiber.resume(());
+        CURRENT.with(|c| c.set(ptr::null()));
+        self.monitor.left();
+        // SAFETY: as above.
+        let task = unsafe { (*self.current.get()).take() }.expect("current task vanished");
+        match result {
+            CoroutineResult::Yield(()) => {
+                if hdr.state.get() == State::Ready {
+                    self.push_ready(task); // yield_now
+                }
+            }
+            CoroutineResult::Return(()) => self.finish(task),
+        }
+    }
+
+    #[cold]
+    fn finish(&self, task: TaskRef) {
+        let hdr = &task.hdr;
+        hdr.state.set(State::Finished);
+        // SAFETY: the fiber returned, nothing borrows it any more; dropping
+        // a finished fiber returns its stack to the pool.
+        drop(unsafe { (*hdr.fiber.get()).take() });
+        // SAFETY: only the fiber prologue and this function touch it.
+        let keepalive = unsafe { (*hdr.keepalive.get()).take() };
+        hdr.notify_watchers(self);
+        self.monitor.finished(hdr);
+        drop(keepalive);
+    }
+
+    /// Runs the loop until the root is unparked.
+    fn run_until_root_ready(&self) {
+        let _guard = LoopGuard::enter(self);
+        let root = &self.root.hdr;
+        loop {
+            if self.run_pass() {
+                return;
+            }
+            self.maintain(self.ready_len() == 0);
+            if root.state.get() == State::Ready {
+                return;
+            }
+        }
+    }
+
+    /// Runs the greenlets that are ready now once each; greenlets made ready
+    /// meanwhile wait for the next pass. Returns early (true) as soon as the
+    /// root is unparked.
+    #[inline]
+    fn run_pass(&self) -> bool {
+        let root = &self.root.hdr;
+        for _ in 0..self.ready_len() {
+            let Some(task) = self.pop_ready() else { break };
+            self.run_task(task);
+            self.ticks.set(self.ticks.get().wrapping_add(1));
+            if root.state.get() == State::Ready {
+                return true;
+            }
+        }
+        root.state.get() == State::Ready
+    }
+
+    /// Root `yield_now`: one pass, then one non-blocking maintenance pass
+    /// that also polls epoll.
+    fn run_round(&self) {
+        let _guard = LoopGuard::enter(self);
+        self.run_pass();
+        self.ticks.set(TICK_BUDGET);
+        self.maintain(false);
+    }
+
+    /// Between passes: fire due timers, drain the remote queue, and poll
+    /// epoll. Without `may_block` epoll is polled (with timeout 0) only
+    /// every [`TICK_BUDGET`] greenlet runs, so tight yield loops stay cheap;
+    /// with it, the hub sleeps until the next timer, an fd event or a
+    /// remote wake-up.
+    fn maintain(&self, may_block: bool) {
+        self.fire_timers();
+        self.drain_remote();
+        if !may_block || self.ready_len() > 0 || self.root.hdr.state.get() == State::Ready {
+            if self.ticks.get() >= TICK_BUDGET {
+                self.ticks.set(0);
+                if self.reactor.has_waiters() {
+                    self.reactor.poll(Some(Duration::ZERO));
+                    self.drain_remote();
+                }
+            }
+            return;
+        }
+        self.ticks.set(0);
+        if self.stacks.needs_trim() {
+            self.stacks.trim();
+        }
+        let timeout = self
+            .timers
+            .borrow()
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        if timeout.is_none() && !self.can_be_woken() {
+            self.would_block_forever();
+        }
+        let timeout = if self.remote.prepare_sleep() {
+            timeout
+        } else {
+            Some(Duration::ZERO)
+        };
+        self.reactor.poll(timeout);
+        self.remote.end_sleep();
+        self.drain_remote();
+        self.fire_timers();
+    }
+
+    /// Whether anything outside the ready queue and the timers could still
+    /// wake a task: an fd wait, a cross-thread wait, or another thread that
+    /// holds this hub's remote handle.
+    fn can_be_woken(&self) -> bool {
+        self.reactor.has_waiters()
+            || self.waits.borrow().used > 0
+            || Arc::strong_count(&self.remote) > 1
+    }
+
+    #[cold]
+    fn would_block_forever(&self) -> ! {
+        panic!(
+            "greenlet: this operation would block forever: the root is waiting, but no greenlet \
+             is ready, no timer is pending, and no I/O or cross-thread wake-up is registered \
+             (a deadlock: greenlets waiting on each other or on something nobody will set)"
+        );
+    }
+
+    fn fire_timers(&self) {
+        if self.timers.borrow().is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        loop {
+            let action = self.timers.borrow_mut().pop_expired(now);
+            match action {
+                None => break,
+                Some(TimerAction::Wake(t)) => {
+                    self.unpark(&t, Wake::TimedOut);
+                }
+                Some(TimerAction::Timeout { task, depth, id }) => {
+                    task.hdr.set_timeout(depth, id);
+                    self.unpark(&task, Wake::Interrupted);
+                }
+                Some(TimerAction::Start(t)) => {
+                    t.hdr.start_timer.set(None);
+                    if t.hdr.state.get() == State::Delayed {
+                        t.hdr.state.set(State::Ready);
+                        self.push_ready(t);
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain_remote(&self) {
+        while let Some(msg) = self.remote.pop() {
+            match msg {
+                RemoteMsg::Run(f) => f(),
+                RemoteMsg::Wake { key, generation } => {
+                    let task = {
+                        let waits = self.waits.borrow();
+                        match waits.slots.get(key) {
+                            Some(Some((t, g))) if *g == generation => Some(t.clone()),
+                            _ => None,
+                        }
+                    };
+                    if let Some(t) = task {
+                        self.unpark(&t, Wake::Ready);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Registers the running task for a wake-up from any thread. The caller
+    /// must call [`Hub::cancel_remote`] with the returned waker once it stops
+    /// waiting.
+    pub(crate) fn remote_waker(&self) -> RemoteWaker {
+        let task = self.current_task();
+        let mut w = self.waits.borrow_mut();
+        w.generation += 1;
+        let generation = w.generation;
+        let key = match w.free.pop() {
+            Some(k) => {
+                w.slots[k] = Some((task, generation));
+                k
+            }
+            None => {
+                w.slots.push(Some((task, generation)));
+                w.slots.len() - 1
+            }
+        };
+        w.used += 1;
+        RemoteWaker {
+            remote: self.remote.clone(),
+            key,
+            generation,
+        }
+    }
+
+    /// Releases a wait slot made by [`Hub::remote_waker`].
+    pub(crate) fn cancel_remote(&self, waker: &RemoteWaker) {
+        let mut w = self.waits.borrow_mut();
+        if let Some(slot) = w.slots.get_mut(waker.key)
+            && matches!(slot, Some((_, g)) if *g == waker.generation)
+        {
+            *slot = None;
+            w.free.push(waker.key);
+            w.used -= 1;
+        }
+    }
+
+    /// A `Send` handle to this hub's remote queue.
+    pub(crate) fn remote(&self) -> &Arc<Remote> {
+        &self.remote
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        // Unstarted greenlets are dropped (their closures with them); parked
+        // ones keep themselves alive and are leaked, never unwound here: the
+        // thread's other TLS may already be gone.
+        let ready = std::mem::take(self.ready.get_mut());
+        drop(ready);
+        let timers = self.timers.get_mut().clear();
+        drop(timers);
+        self.waits.get_mut().slots.clear();
+        if let Some((base, len)) = self.altstack.take() {
+            // SAFETY: installed by this hub on this thread in `init`.
+            unsafe { crate::sys::free_altstack(base, len) };
+        }
+    }
+}
+
+/// Suspends the running greenlet back into the loop.
+#[inline]
+fn suspend(hdr: &Header) {
+    let y = hdr.yielder.get();
+    // SAFETY: `yielder` was set by the fiber prologue and points into this
+    // fiber's own stack, which is live: we are running on it.
+    unsafe { (*y).suspend(()) };
+}
+
+/// Resets the root to `Running` when its park ends, even by unwinding.
+struct RootUnpark<'a>(&'a Header);
+
+impl Drop for RootUnpark<'_> {
+    fn drop(&mut self) {
+        self.0.state.set(State::Running);
+    }
+}
+
+/// Marks the loop as running; refuses re-entry.
+struct LoopGuard<'a>(&'a Hub);
+
+impl<'a> LoopGuard<'a> {
+    fn enter(hub: &'a Hub) -> LoopGuard<'a> {
+        if hub.in_loop.replace(true) {
+            panic!(
+                "greenlet: a blocking call was made from inside the hub loop (for example from a \
+                 destructor the hub ran); this is not supported"
+            );
+        }
+        LoopGuard(hub)
+    }
+}
+
+impl Drop for LoopGuard<'_> {
+    fn drop(&mut self) {
+        self.0.in_loop.set(false);
+    }
+}
+
+/// `now + d`, saturating far in the future instead of overflowing.
+pub(crate) fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+/// Parks the running task and delivers a pending kill or expired timeout by
+/// unwinding (never while already unwinding).
+pub(crate) fn park() -> Wake {
+    let hub = Hub::current();
+    let wake = hub.park_raw();
+    deliver_interrupts();
+    wake
+}
+
+/// Unwinds the running task if a kill or an expired `with_timeout` is
+/// pending for it.
+pub(crate) fn deliver_interrupts() {
+    let cur = current_header();
+    let hdr: &Header = if cur.is_null() {
+        &Hub::current().root.hdr
+    } else {
+        // SAFETY: as in `park_raw`.
+        unsafe { &*cur }
+    };
+    if hdr.kill.get() || hdr.timeout.get().is_some() {
+        deliver_slow(hdr);
+    }
+}
+
+#[cold]
+fn deliver_slow(hdr: &Header) {
+    if std::thread::panicking() {
+        return;
+    }
+    if hdr.kill.replace(false) {
+        hdr.killed.set(true);
+        resume_unwind(Box::new(KillSignal));
+    }
+    if let Some((_, id)) = hdr.timeout.take() {
+        resume_unwind(Box::new(TimeoutSignal { id }));
+    }
+}
+
+/// A timer that is removed when dropped (also when its waiter unwinds).
+pub(crate) struct TimerGuard(pub(crate) Option<TimerKey>);
+
+impl TimerGuard {
+    /// Whether the timer already fired (it is no longer armed).
+    pub(crate) fn fired(&self, hub: &Hub) -> bool {
+        match self.0 {
+            Some(k) => !hub.timers.borrow().contains(k),
+            None => true,
+        }
+    }
+}
+
+impl Drop for TimerGuard {
+    fn drop(&mut self) {
+        if let Some(k) = self.0.take() {
+            Hub::current().timers.borrow_mut().remove(k);
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The hub's door for other threads: a lock-free queue plus a `mio::Waker`.
+//!
+//! Another thread pushes a message and, only if the hub is (about to be)
+//! blocked in epoll, writes the eventfd. The hub announces that it is going
+//! to sleep by setting `sleeping` and then re-checks the queue; the sender
+//! pushes and then checks `sleeping`. Both sides put a `SeqCst` fence between
+//! their store and their load, so at least one of them sees the other: either
+//! the hub sees the message and does not block, or the sender sees `sleeping`
+//! and wakes it. No wake-up is lost, and an awake hub costs senders no
+//! syscall.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+
+use crossbeam_queue::SegQueue;
+
+/// A message for a hub from another thread.
+pub(crate) enum RemoteMsg {
+    /// Run this closure on the hub thread (in the loop, as a callback that
+    /// usually spawns a greenlet).
+    Run(Box<dyn FnOnce() + Send>),
+    /// Unpark the task registered in wait slot `key` if its generation is
+    /// still `generation`.
+    Wake { key: usize, generation: u64 },
+}
+
+pub(crate) struct Remote {
+    queue: SegQueue<RemoteMsg>,
+    waker: mio::Waker,
+    sleeping: AtomicBool,
+}
+
+impl Remote {
+    pub(crate) fn new(waker: mio::Waker) -> Remote {
+        Remote {
+            queue: SegQueue::new(),
+            waker,
+            sleeping: AtomicBool::new(false),
+        }
+    }
+
+    /// Sends a message; wakes the hub if it sleeps in epoll.
+    pub(crate) fn send(&self, msg: RemoteMsg) {
+        self.queue.push(msg);
+        fence(Ordering::SeqCst);
+        if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::AcqRel) {
+            // An eventfd write only fails if the counter would overflow, and
+            // then the hub is already woken.
+            let _ = self.waker.wake();
+        }
+    }
+
+    pub(crate) fn pop(&self) -> Option<RemoteMsg> {
+        self.queue.pop()
+    }
+
+    /// Hub side: announce sleep; returns whether it may block (nothing is
+    /// queued).
+    pub(crate) fn prepare_sleep(&self) -> bool {
+        self.sleeping.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.queue.is_empty()
+    }
+
+    /// Hub side: awake again.
+    pub(crate) fn end_sleep(&self) {
+        self.sleeping.store(false, Ordering::Relaxed);
+    }
+}
+
+/// A `Send + Sync` token that wakes one parked task of one hub from any
+/// thread. Waking after the waiter stopped waiting (its generation moved on)
+/// does nothing.
+#[derive(Clone)]
+pub(crate) struct RemoteWaker {
+    pub(crate) remote: Arc<Remote>,
+    pub(crate) key: usize,
+    pub(crate) generation: u64,
+}
+
+impl RemoteWaker {
+    pub(crate) fn wake(&self) {
+        self.remote.send(RemoteMsg::Wake {
+            key: self.key,
+            generation: self.generation,
+        });
+    }
+}

@@ -1,0 +1,115 @@
+//! gevent's programming model for Rust: plain blocking-style code running as
+//! stackful green threads ("greenlets") on a per-thread hub that waits in one
+//! epoll loop.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//!
+//! let start = Instant::now();
+//! let greenlets: Vec<_> = (1..=3)
+//!     .map(|i| {
+//!         greenlet::spawn(move || {
+//!             greenlet::sleep(Duration::from_millis(100 * i));
+//!             format!("task {i} done")
+//!         })
+//!     })
+//!     .collect();
+//! for result in greenlet::joinall(greenlets) {
+//!     println!("{}", result.unwrap());
+//! }
+//! // The three sleeps overlapped: about 300 ms in all, not 600 ms.
+//! assert!(start.elapsed() < Duration::from_millis(550));
+//! ```
+//!
+//! Output:
+//!
+//! ```text
+//! task 1 done
+//! task 2 done
+//! task 3 done
+//! ```
+//!
+//! # The model
+//!
+//! - Each OS thread has a **hub**, created on first use. It owns a ready
+//!   queue, timers, a `mio::Poll` and a cross-thread wake-up queue.
+//! - [`spawn`] creates a **greenlet**: a closure running on its own small
+//!   stack (256 KiB of address space by default, committed lazily). It
+//!   starts when the hub gets control.
+//! - Blocking calls ([`sleep`], [`Greenlet::join`], ...) **park** the calling
+//!   greenlet and switch to the next ready one. Called from ordinary code
+//!   outside any greenlet (the *root context*), they run the hub loop until
+//!   their condition holds, so no `run(main)` wrapper is needed, exactly as
+//!   in gevent.
+//! - A root wait that nothing can ever end panics with "this operation would
+//!   block forever" instead of hanging (gevent's `LoopExit`).
+//! - A panic in a greenlet is caught at its boundary and returned by
+//!   [`Greenlet::join`]; [`Greenlet::kill`] and [`with_timeout`] unwind the
+//!   target from its park point, so destructors run.
+//!
+//! Greenlets never move between threads, so closures need no `Send` bound
+//! and `Rc`/`RefCell` work as in single-threaded code.
+//!
+//! # gevent to greenlet
+//!
+//! | gevent | greenlet |
+//! |---|---|
+//! | `gevent.spawn(f)` | [`spawn`] |
+//! | `gevent.spawn_later(s, f)` | [`spawn_later`] |
+//! | `Greenlet(...)` with a name | [`Builder`] |
+//! | `g.join()`, `g.get()` | [`Greenlet::join`] |
+//! | `g.ready()`, `g.dead` | [`Greenlet::is_finished`] |
+//! | `g.kill()` | [`Greenlet::kill`] |
+//! | `gevent.joinall(gs)` | [`joinall`] |
+//! | `gevent.iwait(gs)` | [`iwait`] |
+//! | `gevent.sleep(s)` | [`sleep`] |
+//! | `gevent.sleep(0)` | [`yield_now`] |
+//! | `gevent.getcurrent()` | [`current`] |
+//! | `gevent.Timeout`, `with_timeout` | [`with_timeout`] |
+//! | monitor thread | [`monitor`] |
+//!
+//! # Platform
+//!
+//! | | |
+//! |---|---|
+//! | OS | Linux only (epoll; a build error elsewhere) |
+//! | Guard pages | `MADV_GUARD_INSTALL` on Linux 6.13+, `mprotect` before ([`stack::guard_kind`]) |
+//! | Panics | needs `panic = "unwind"` (the default); under `panic = "abort"`, kill and timeouts abort |
+//!
+//! # Environment
+//!
+//! - `GREENLET_STACK_SIZE`: default stack size (bytes, or `512K`, `1M`).
+//! - `GREENLET_MONITOR`: `1` (or a threshold in ms) starts the [`monitor`].
+//!
+//! # Stack overflow
+//!
+//! A greenlet that overflows its stack hits a guard page. The process then
+//! prints `greenlet 'name' overflowed its 256 KiB stack; raise it with
+//! Builder::stack_size or GREENLET_STACK_SIZE` and aborts: like a thread's
+//! stack overflow in std, it cannot be recovered from.
+
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![doc(test(attr(deny(warnings))))]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("greenlet supports only Linux");
+
+mod fiber;
+mod greenlet;
+mod hub;
+pub mod monitor;
+mod sys;
+mod time;
+
+pub use crate::greenlet::{
+    Builder, Current, Greenlet, GreenletId, Iwait, JoinError, current, iwait, joinall, spawn,
+    spawn_later,
+};
+pub use crate::time::{Elapsed, sleep, with_timeout, yield_now};
+
+/// Stacks: sizes and the guard-page mechanism in use.
+pub mod stack {
+    pub use crate::fiber::stack::{DEFAULT_STACK_SIZE, GuardKind, MIN_STACK_SIZE, guard_kind};
+}

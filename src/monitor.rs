@@ -1,0 +1,262 @@
+//! A watchdog that reports hubs blocked by a greenlet that does not yield.
+//!
+//! Green threads only take turns at park points. A greenlet that computes
+//! for a long time, or calls something that blocks the OS thread (std's
+//! `Mutex`, a blocking syscall the hub does not know about), stalls every
+//! other greenlet of its thread. The monitor is a background thread that
+//! samples each hub's switch counter; when a hub has been running the same
+//! greenlet for longer than the threshold (default 100 ms), it reports that
+//! once per episode, naming the greenlet.
+//!
+//! Opt in with the environment variable `GREENLET_MONITOR=1` (or a threshold
+//! in milliseconds, e.g. `GREENLET_MONITOR=250`), read when the first hub
+//! starts, or call [`start`] / [`start_with`]. The default reporter prints
+//! one line to stderr; [`start_with`] takes your own.
+//!
+//! Names are known for greenlets spawned with [`Builder::name`] while the
+//! monitor runs; others are reported by id.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use std::time::Duration;
+//! let reports = Arc::new(Mutex::new(Vec::new()));
+//! let r = reports.clone();
+//! greenlet::monitor::start_with(Duration::from_millis(20), move |rep| {
+//!     r.lock().unwrap().push(rep.greenlet_name.clone());
+//! });
+//! greenlet::Builder::new()
+//!     .name("hog")
+//!     .spawn(|| std::thread::sleep(Duration::from_millis(200))) // blocks the hub!
+//!     .unwrap()
+//!     .join()
+//!     .unwrap();
+//! assert!(reports.lock().unwrap().contains(&Some("hog".to_string())));
+//! ```
+//!
+//! [`Builder::name`]: crate::Builder::name
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use crate::hub::task::Header;
+
+/// Default threshold: a hub that has not switched for this long is reported.
+pub const DEFAULT_THRESHOLD: Duration = Duration::from_millis(100);
+
+/// One blocked-hub episode.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The name of the hub's OS thread, if it has one.
+    pub thread: Option<String>,
+    /// The id of the greenlet that was running.
+    pub greenlet_id: u64,
+    /// Its name, if known.
+    pub greenlet_name: Option<String>,
+    /// How long the hub had gone without switching when this was noticed.
+    pub blocked_for: Duration,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "greenlet monitor: the hub of thread ")?;
+        match &self.thread {
+            Some(t) => write!(f, "'{t}'")?,
+            None => write!(f, "<unnamed>")?,
+        }
+        write!(
+            f,
+            " has not switched for {} ms; greenlet ",
+            self.blocked_for.as_millis()
+        )?;
+        match &self.greenlet_name {
+            Some(n) => write!(f, "'{n}' (#{})", self.greenlet_id)?,
+            None => write!(f, "#{}", self.greenlet_id)?,
+        }
+        write!(
+            f,
+            " is running without yielding (CPU-bound work, or a call that blocks the OS thread)"
+        )
+    }
+}
+
+type Reporter = Box<dyn Fn(&Report) + Send + Sync>;
+
+struct Monitor {
+    threshold: Duration,
+    reporter: Reporter,
+    probes: Mutex<Vec<Weak<Probe>>>,
+}
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+static MONITOR: OnceLock<Monitor> = OnceLock::new();
+
+/// What one hub shares with the watchdog.
+struct Probe {
+    thread: Option<String>,
+    switches: AtomicU64,
+    /// Id of the running greenlet; 0 when none runs.
+    running: AtomicU64,
+    names: Mutex<HashMap<u64, String>>,
+}
+
+/// The hub's side of the monitor: costs one relaxed load per switch while
+/// the monitor is off.
+pub(crate) struct HubProbe {
+    probe: OnceLock<Arc<Probe>>,
+    switches: std::cell::Cell<u64>,
+}
+
+impl HubProbe {
+    pub(crate) fn new() -> HubProbe {
+        if std::env::var_os("GREENLET_MONITOR").is_some() && !ENABLED.load(Ordering::Relaxed) {
+            start_from_env();
+        }
+        HubProbe {
+            probe: OnceLock::new(),
+            switches: std::cell::Cell::new(0),
+        }
+    }
+
+    #[cold]
+    fn probe(&self) -> &Arc<Probe> {
+        self.probe.get_or_init(|| {
+            let p = Arc::new(Probe {
+                thread: std::thread::current().name().map(str::to_owned),
+                switches: AtomicU64::new(0),
+                running: AtomicU64::new(0),
+                names: Mutex::new(HashMap::new()),
+            });
+            if let Some(m) = MONITOR.get() {
+                m.probes.lock().unwrap().push(Arc::downgrade(&p));
+            }
+            p
+        })
+    }
+
+    /// A greenlet is being switched in.
+    #[inline]
+    pub(crate) fn switched(&self, hdr: &Header) {
+        if ENABLED.load(Ordering::Relaxed) {
+            self.switched_slow(hdr);
+        }
+    }
+
+    #[cold]
+    fn switched_slow(&self, hdr: &Header) {
+        let p = self.probe();
+        let n = self.switches.get() + 1;
+        self.switches.set(n);
+        p.switches.store(n, Ordering::Relaxed);
+        p.running.store(hdr.id, Ordering::Relaxed);
+    }
+
+    /// The running greenlet parked, yielded or finished.
+    #[inline]
+    pub(crate) fn left(&self) {
+        if ENABLED.load(Ordering::Relaxed) {
+            self.probe().running.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// A named greenlet was spawned.
+    pub(crate) fn spawned(&self, id: u64, name: Option<&str>) {
+        if let (true, Some(n)) = (ENABLED.load(Ordering::Relaxed), name) {
+            self.probe().names.lock().unwrap().insert(id, n.to_owned());
+        }
+    }
+
+    /// A greenlet finished.
+    pub(crate) fn finished(&self, hdr: &Header) {
+        if ENABLED.load(Ordering::Relaxed) && hdr.name.is_some() {
+            self.probe().names.lock().unwrap().remove(&hdr.id);
+        }
+    }
+}
+
+fn start_from_env() {
+    let threshold = std::env::var("GREENLET_MONITOR")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&ms| ms > 1)
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_THRESHOLD);
+    start(threshold);
+}
+
+/// Starts the monitor with a threshold, reporting to stderr. Only the first
+/// call in a process (or `GREENLET_MONITOR`) takes effect; returns whether
+/// this call started it.
+pub fn start(threshold: Duration) -> bool {
+    start_with(threshold, |r| eprintln!("{r}"))
+}
+
+/// Starts the monitor with a threshold and a reporter called on the
+/// watchdog thread once per blocked episode. Only the first call in a
+/// process takes effect; returns whether this call started it.
+pub fn start_with(threshold: Duration, reporter: impl Fn(&Report) + Send + Sync + 'static) -> bool {
+    let mut started = false;
+    MONITOR.get_or_init(|| {
+        started = true;
+        Monitor {
+            threshold: threshold.max(Duration::from_millis(1)),
+            reporter: Box::new(reporter),
+            probes: Mutex::new(Vec::new()),
+        }
+    });
+    if started {
+        ENABLED.store(true, Ordering::Relaxed);
+        std::thread::Builder::new()
+            .name("greenlet-monitor".into())
+            .spawn(watchdog)
+            .expect("greenlet::monitor: cannot start the watchdog thread");
+    }
+    started
+}
+
+/// Whether the monitor is running.
+pub fn is_running() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+fn watchdog() {
+    let m = MONITOR.get().expect("monitor set before its thread starts");
+    let tick = (m.threshold / 4).max(Duration::from_millis(1));
+    // Per probe: (last switch count seen, when it changed, last reported).
+    let mut seen: HashMap<usize, (u64, Instant, u64)> = HashMap::new();
+    loop {
+        std::thread::sleep(tick);
+        let now = Instant::now();
+        let probes: Vec<Arc<Probe>> = {
+            let mut list = m.probes.lock().unwrap();
+            list.retain(|w| w.strong_count() > 0);
+            list.iter().filter_map(Weak::upgrade).collect()
+        };
+        seen.retain(|k, _| probes.iter().any(|p| Arc::as_ptr(p) as usize == *k));
+        for p in &probes {
+            let key = Arc::as_ptr(p) as usize;
+            let switches = p.switches.load(Ordering::Relaxed);
+            let running = p.running.load(Ordering::Relaxed);
+            let entry = seen.entry(key).or_insert((switches, now, u64::MAX));
+            if entry.0 != switches || running == 0 {
+                *entry = (switches, now, entry.2);
+                continue;
+            }
+            let blocked_for = now - entry.1;
+            if blocked_for >= m.threshold && entry.2 != switches {
+                entry.2 = switches;
+                let report = Report {
+                    thread: p.thread.clone(),
+                    greenlet_id: running,
+                    greenlet_name: p.names.lock().unwrap().get(&running).cloned(),
+                    blocked_for,
+                };
+                (m.reporter)(&report);
+            }
+        }
+    }
+}

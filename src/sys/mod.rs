@@ -1,0 +1,250 @@
+//! Every raw libc call the runtime makes lives here, behind [`syscall!`].
+//!
+//! Code above this module never calls `libc::` directly: it calls the small,
+//! typed wrappers below, each of which states what it needs from its caller.
+
+use std::io;
+use std::ptr;
+
+/// Calls a libc function and turns a `-1` result into
+/// `io::Error::last_os_error()` (the mio idiom).
+macro_rules! syscall {
+    ($fn:ident ( $($arg:expr),* $(,)? )) => {{
+        #[allow(unused_unsafe)]
+        // SAFETY: each call site passes arguments that satisfy the libc
+        // function's contract; the wrapper functions document how.
+        let res = unsafe { libc::$fn($($arg),*) };
+        if res == -1 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(res)
+        }
+    }};
+}
+pub(crate) use syscall;
+
+/// `MADV_GUARD_INSTALL` (Linux 6.13+): turns pages into guard pages without
+/// splitting the mapping. Not yet in every libc crate release.
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// The system page size, read once.
+pub(crate) fn page_size() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    let cached = PAGE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let size = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => 4096,
+    };
+    PAGE.store(size, Ordering::Relaxed);
+    size
+}
+
+/// Reserves `len` bytes of private anonymous read/write memory without
+/// committing swap (`MAP_NORESERVE`): pages are committed on first touch.
+pub(crate) fn mmap_stack_region(len: usize) -> io::Result<*mut u8> {
+    // SAFETY: an anonymous mapping at a kernel-chosen address cannot alias
+    // any existing Rust object.
+    let ptr = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ptr.cast())
+    }
+}
+
+/// Unmaps a region returned by [`mmap_stack_region`].
+///
+/// # Safety
+/// `ptr..ptr+len` must be a region this crate mapped, with nothing in it still
+/// in use.
+pub(crate) unsafe fn munmap(ptr: *mut u8, len: usize) -> io::Result<()> {
+    syscall!(munmap(ptr.cast(), len)).map(drop)
+}
+
+/// Installs a guard page range with `MADV_GUARD_INSTALL`.
+///
+/// # Safety
+/// The range must lie inside a mapping this crate owns and hold no live data.
+pub(crate) unsafe fn madvise_guard_install(ptr: *mut u8, len: usize) -> io::Result<()> {
+    syscall!(madvise(ptr.cast(), len, MADV_GUARD_INSTALL)).map(drop)
+}
+
+/// Makes a range inaccessible with `mprotect(PROT_NONE)` (the guard-page
+/// fallback; splits the mapping).
+///
+/// # Safety
+/// The range must lie inside a mapping this crate owns and hold no live data.
+pub(crate) unsafe fn mprotect_none(ptr: *mut u8, len: usize) -> io::Result<()> {
+    syscall!(mprotect(ptr.cast(), len, libc::PROT_NONE)).map(drop)
+}
+
+/// Gives the pages of a range back to the kernel (`MADV_DONTNEED`); they read
+/// as zero when next touched.
+///
+/// # Safety
+/// The range must lie inside a mapping this crate owns and hold no live data.
+pub(crate) unsafe fn madvise_dontneed(ptr: *mut u8, len: usize) -> io::Result<()> {
+    syscall!(madvise(ptr.cast(), len, libc::MADV_DONTNEED)).map(drop)
+}
+
+/// Reads `vm.max_map_count`, for error messages.
+pub(crate) fn max_map_count() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+/// Writes bytes to stderr with the raw `write` syscall: no allocation, no
+/// locks, safe inside a signal handler.
+pub(crate) fn write_stderr_raw(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: the pointer and length come from a live slice.
+        let n = unsafe { libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len()) };
+        if n <= 0 {
+            return;
+        }
+        bytes = &bytes[n as usize..];
+    }
+}
+
+/// Aborts the process with `SIGABRT` (async-signal-safe).
+pub(crate) fn abort() -> ! {
+    // SAFETY: abort has no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// Signature of an `SA_SIGINFO` handler.
+pub(crate) type SigInfoHandler =
+    unsafe extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
+
+/// A saved `sigaction`, to chain to.
+pub(crate) type SavedAction = libc::sigaction;
+
+/// Installs `handler` for `signum` on the alternate stack and returns the
+/// previous action.
+pub(crate) fn install_fault_handler(
+    signum: libc::c_int,
+    handler: SigInfoHandler,
+) -> io::Result<SavedAction> {
+    // SAFETY: zeroed sigaction structs are valid "empty" values.
+    let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    new.sa_sigaction = handler as usize;
+    new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    // SAFETY: sa_mask is a valid sigset_t inside `new`.
+    unsafe { libc::sigemptyset(&mut new.sa_mask) };
+    syscall!(sigaction(signum, &new, &mut old))?;
+    Ok(old)
+}
+
+/// Chains a fault to a previously installed action. For `SIG_DFL` (or
+/// `SIG_IGN`, which the kernel does not honour for faults) it restores the
+/// default action and returns, so the faulting instruction re-runs and the
+/// process dies with the original signal.
+///
+/// # Safety
+/// Must be called from the signal handler with the arguments it received.
+pub(crate) unsafe fn chain_fault(
+    prev: &SavedAction,
+    signum: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
+    let handler = prev.sa_sigaction;
+    if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
+        // SAFETY: a zeroed sigaction with SIG_DFL is the default action.
+        let mut dfl: libc::sigaction = unsafe { std::mem::zeroed() };
+        dfl.sa_sigaction = libc::SIG_DFL;
+        // SAFETY: valid sigaction pointer; sigaction is async-signal-safe.
+        unsafe { libc::sigaction(signum, &dfl, ptr::null_mut()) };
+    } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the previous handler was registered as an SA_SIGINFO
+        // handler with exactly this signature.
+        let f: SigInfoHandler = unsafe { std::mem::transmute(handler) };
+        // SAFETY: forwarding the kernel's own arguments.
+        unsafe { f(signum, info, ctx) };
+    } else {
+        // SAFETY: a plain handler registered without SA_SIGINFO.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+        f(signum);
+    }
+}
+
+/// Returns the fault address of a `SIGSEGV`/`SIGBUS`.
+///
+/// # Safety
+/// `info` must be the pointer the kernel passed to an `SA_SIGINFO` handler.
+pub(crate) unsafe fn fault_address(info: *mut libc::siginfo_t) -> usize {
+    // SAFETY: guaranteed by the caller.
+    unsafe { (*info).si_addr() as usize }
+}
+
+/// Makes sure the calling thread has an alternate signal stack of at least
+/// `size` bytes, so the overflow reporter can run when a stack is exhausted.
+/// Returns the region this call mapped (to free with [`free_altstack`]), or
+/// `None` when the thread already had one.
+pub(crate) fn ensure_altstack(size: usize) -> io::Result<Option<(*mut u8, usize)>> {
+    // SAFETY: zeroed stack_t is a valid out-parameter.
+    let mut old: libc::stack_t = unsafe { std::mem::zeroed() };
+    syscall!(sigaltstack(ptr::null(), &mut old))?;
+    if old.ss_flags & libc::SS_DISABLE == 0 && old.ss_size >= size {
+        return Ok(None);
+    }
+    let page = page_size();
+    let len = size + page;
+    let base = mmap_stack_region(len)?;
+    // SAFETY: the first page of the fresh mapping becomes its guard.
+    if let Err(e) = unsafe { mprotect_none(base, page) } {
+        // SAFETY: we mapped it just above and nothing uses it.
+        let _ = unsafe { munmap(base, len) };
+        return Err(e);
+    }
+    let st = libc::stack_t {
+        // SAFETY: in bounds of the mapping.
+        ss_sp: unsafe { base.add(page) }.cast(),
+        ss_flags: 0,
+        ss_size: size,
+    };
+    syscall!(sigaltstack(&st, ptr::null_mut()))?;
+    Ok(Some((base, len)))
+}
+
+/// Disables and unmaps an alternate signal stack made by [`ensure_altstack`].
+///
+/// # Safety
+/// Must be called on the thread that installed it, with its exact region.
+pub(crate) unsafe fn free_altstack(base: *mut u8, len: usize) {
+    let st = libc::stack_t {
+        ss_sp: ptr::null_mut(),
+        ss_flags: libc::SS_DISABLE,
+        ss_size: 0,
+    };
+    // SAFETY: disabling the altstack of the current thread.
+    unsafe { libc::sigaltstack(&st, ptr::null_mut()) };
+    // SAFETY: guaranteed by the caller.
+    let _ = unsafe { munmap(base, len) };
+}
+
+/// The calling thread's CPU time (user + system), for the monitor's reports.
+pub(crate) fn thread_cpu_time() -> std::time::Duration {
+    // SAFETY: zeroed timespec is a valid out-parameter.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}

@@ -1,0 +1,142 @@
+//! Time: `sleep`, `yield_now`, and `with_timeout`.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::time::Duration;
+
+use crate::hub::task::Wake;
+use crate::hub::timers::TimerAction;
+use crate::hub::{self, Hub, TimeoutSignal, TimerGuard, deadline_after};
+
+/// Parks the calling greenlet for `dur`; other greenlets run meanwhile
+/// (gevent's `sleep`). In root context the hub runs until `dur` has passed.
+/// A zero duration is [`yield_now`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let t = Instant::now();
+/// let gs: Vec<_> = (0..100)
+///     .map(|_| greenlet::spawn(|| greenlet::sleep(Duration::from_millis(50))))
+///     .collect();
+/// greenlet::joinall(gs);
+/// assert!(t.elapsed() < Duration::from_millis(500)); // concurrently, not 5 s
+/// ```
+pub fn sleep(dur: Duration) {
+    if dur.is_zero() {
+        yield_now();
+        return;
+    }
+    let hub = Hub::current();
+    let key = hub
+        .timers()
+        .insert(deadline_after(dur), TimerAction::Wake(hub.current_task()));
+    let guard = TimerGuard(Some(key));
+    loop {
+        if hub::park() == Wake::TimedOut || guard.fired(hub) {
+            break;
+        }
+    }
+    std::mem::forget(guard);
+}
+
+/// Lets every other ready greenlet run once, then continues (gevent's
+/// `sleep(0)`). Also lets the hub fire due timers and poll IO, so a
+/// CPU-bound greenlet that calls it now and then keeps the rest responsive.
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// let gs: Vec<_> = ["a", "b"]
+///     .into_iter()
+///     .map(|name| {
+///         let log = log.clone();
+///         greenlet::spawn(move || for i in 0..2 {
+///             log.borrow_mut().push(format!("{name}{i}"));
+///             greenlet::yield_now();
+///         })
+///     })
+///     .collect();
+/// greenlet::joinall(gs);
+/// assert_eq!(*log.borrow(), ["a0", "b0", "a1", "b1"]);
+/// ```
+pub fn yield_now() {
+    Hub::current().yield_now();
+    hub::deliver_interrupts();
+}
+
+/// The error of [`with_timeout`]: the deadline passed before the closure
+/// finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Elapsed(());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+/// Runs `f`, abandoning it if it takes longer than `dur` (gevent's
+/// `Timeout`, asyncio's `wait_for`).
+///
+/// If the time runs out while `f` is parked (sleeping, waiting on IO, a
+/// queue, a join...), `f` unwinds from that point, running its destructors,
+/// and `with_timeout` returns `Err(Elapsed)`. A closure that never parks
+/// cannot be interrupted; if it finishes after the deadline without having
+/// parked, its value is returned. Scopes nest: an inner `with_timeout`
+/// does not catch the outer one's expiry, and the outermost expired scope
+/// wins. Panics inside `f` propagate unchanged.
+///
+/// Needs `panic = "unwind"` (the default): under `panic = "abort"` an
+/// expired timeout aborts the process.
+///
+/// # Errors
+/// [`Elapsed`] if `dur` passed first.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let r = greenlet::with_timeout(Duration::from_millis(10), || {
+///     greenlet::sleep(Duration::from_secs(3600));
+///     "finished"
+/// });
+/// assert!(r.is_err());
+/// assert_eq!(greenlet::with_timeout(Duration::from_secs(1), || 5), Ok(5));
+/// ```
+pub fn with_timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
+    let hub = Hub::current();
+    let task = hub.current_task();
+    let hdr = &task.hdr;
+    let depth = hdr.timeout_depth.get();
+    let id = hub.next_id();
+    hdr.timeout_depth.set(depth + 1);
+    let key = hub.timers().insert(
+        deadline_after(dur),
+        TimerAction::Timeout {
+            task: task.clone(),
+            depth,
+            id,
+        },
+    );
+    let result = catch_unwind(AssertUnwindSafe(f));
+    hdr.timeout_depth.set(depth);
+    hub.timers().remove(key);
+    if matches!(hdr.timeout.get(), Some((_, pending)) if pending == id) {
+        // Expired, but `f` finished before it parked again: it made it.
+        hdr.timeout.set(None);
+    }
+    match result {
+        Ok(v) => Ok(v),
+        Err(payload) => match payload.downcast_ref::<TimeoutSignal>() {
+            Some(sig) if sig.id == id => Err(Elapsed(())),
+            _ => resume_unwind(payload),
+        },
+    }
+}
