@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::fiber::stack::{DEFAULT_STACK_SIZE, normalize_size};
-use crate::hub::task::{Collector, Header, ResultSlot, State, Task, TaskRef, Wake, Watcher};
+use crate::hub::task::{Collector, Header, ResultSlot, State, TaskRef, Wake, Watcher};
 use crate::hub::{self, Hub, KillSignal};
 
 /// A handle to a spawned greenlet: join it, kill it, or ask after it.
@@ -22,7 +22,7 @@ use crate::hub::{self, Hub, KillSignal};
 ///
 /// ```compile_fail
 /// let g = greenlet::spawn(|| 1);
-/// std::thread::spawn(move || g.join()); // error: `Rc<...>` cannot be sent between threads
+/// std::thread::spawn(move || g.join()); // error: `Greenlet` cannot be sent between threads
 /// ```
 ///
 /// # Examples
@@ -32,7 +32,10 @@ use crate::hub::{self, Hub, KillSignal};
 /// assert_eq!(g.join().unwrap(), 42);
 /// ```
 pub struct Greenlet<T> {
-    task: Rc<Task<ResultSlot<T>>>,
+    /// Invariant: created by `Hub::spawn::<_, T>`, so its slot is a
+    /// `ResultSlot<T>`.
+    task: TaskRef,
+    _result: std::marker::PhantomData<T>,
 }
 
 /// A greenlet's unique id on its thread's hub (the root is 0).
@@ -242,7 +245,7 @@ impl Builder {
         let size = normalize_size(self.stack_size.unwrap_or_else(default_stack_size));
         let name = self.name.map(String::into_boxed_str);
         let task = Hub::current().spawn(f, name, size, delay)?;
-        Ok(Greenlet { task })
+        Ok(Greenlet::new(task))
     }
 }
 
@@ -268,7 +271,7 @@ where
 {
     let size = default_stack_size_normalized();
     match Hub::current().spawn(f, None, size, None) {
-        Ok(task) => Greenlet { task },
+        Ok(task) => Greenlet::new(task),
         Err(e) => panic!("greenlet::spawn: cannot spawn a greenlet: {e}"),
     }
 }
@@ -306,14 +309,13 @@ where
 fn wait_finished(task: &TaskRef) {
     let hub = Hub::current();
     loop {
-        if task.hdr.is_finished() {
+        if task.is_finished() {
             return;
         }
-        if task.hdr.state.get() == State::Running {
+        if task.state.get() == State::Running {
             panic!("greenlet: a greenlet cannot wait for itself to finish (it would wait forever)");
         }
-        task.hdr
-            .watchers
+        task.watchers
             .borrow_mut()
             .push(Watcher::Task(hub.current_task()));
         hub::park();
@@ -321,8 +323,16 @@ fn wait_finished(task: &TaskRef) {
 }
 
 impl<T: 'static> Greenlet<T> {
-    fn task_ref(&self) -> TaskRef {
-        self.task.clone()
+    fn new(task: TaskRef) -> Greenlet<T> {
+        Greenlet {
+            task,
+            _result: std::marker::PhantomData,
+        }
+    }
+
+    fn slot(&self) -> &ResultSlot<T> {
+        // SAFETY: the invariant on `task`.
+        unsafe { self.task.slot::<ResultSlot<T>>() }
     }
 
     /// Waits for the greenlet to finish and returns its value.
@@ -338,25 +348,25 @@ impl<T: 'static> Greenlet<T> {
     /// Panics if a greenlet joins itself, or (root context) if nothing could
     /// ever finish it ("this operation would block forever").
     pub fn join(self) -> Result<T, JoinError> {
-        wait_finished(&self.task_ref());
+        wait_finished(&self.task);
         // SAFETY: the task is finished, so its fiber is gone and nobody
         // else touches the slot; `join` consumes the only typed handle.
-        unsafe { (*self.task.slot.get()).take() }.unwrap_or_else(|| Err(JoinError::killed()))
+        unsafe { (*self.slot().get()).take() }.unwrap_or_else(|| Err(JoinError::killed()))
     }
 
     /// Whether the greenlet has finished (returned, panicked or was killed).
     pub fn is_finished(&self) -> bool {
-        self.task.hdr.is_finished()
+        self.task.is_finished()
     }
 
     /// The greenlet's id.
     pub fn id(&self) -> GreenletId {
-        GreenletId(self.task.hdr.id)
+        GreenletId(self.task.id)
     }
 
     /// The greenlet's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.task.hdr.name.as_deref()
+        self.task.name.as_deref()
     }
 
     /// Kills the greenlet and waits until it is dead.
@@ -373,7 +383,7 @@ impl<T: 'static> Greenlet<T> {
     /// next park after that, and `kill` keeps waiting.
     pub fn kill(&self) {
         let hub = Hub::current();
-        let hdr: &Header = &self.task.hdr;
+        let hdr: &Header = &self.task;
         match hdr.state.get() {
             State::Finished => {}
             State::Running => {
@@ -387,25 +397,25 @@ impl<T: 'static> Greenlet<T> {
             State::Ready if !hub.has_started(hdr) => self.kill_unstarted(hub),
             State::Ready | State::Parked => {
                 hdr.kill.set(true);
-                hub.unpark(&self.task_ref(), Wake::Interrupted);
-                wait_finished(&self.task_ref());
+                hub.unpark(&self.task, Wake::Interrupted);
+                wait_finished(&self.task);
             }
         }
     }
 
     fn kill_unstarted(&self, hub: &Hub) {
         // SAFETY: the task never ran, so nothing else touches its slot.
-        unsafe { *self.task.slot.get() = Some(Err(JoinError::killed())) };
-        hub.finish_unstarted(&self.task_ref());
+        unsafe { *self.slot().get() = Some(Err(JoinError::killed())) };
+        hub.finish_unstarted(&self.task);
     }
 }
 
 impl<T> fmt::Debug for Greenlet<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Greenlet")
-            .field("id", &self.task.hdr.id)
-            .field("name", &self.task.hdr.name)
-            .field("finished", &self.task.hdr.is_finished())
+            .field("id", &self.task.id)
+            .field("name", &self.task.name)
+            .field("finished", &self.task.is_finished())
             .finish()
     }
 }
@@ -457,7 +467,6 @@ pub fn iwait<T: 'static>(greenlets: impl IntoIterator<Item = Greenlet<T>>) -> Iw
             collector.done.borrow_mut().push_back(i);
         } else {
             g.task
-                .hdr
                 .watchers
                 .borrow_mut()
                 .push(Watcher::Collect(collector.clone(), i));
@@ -518,12 +527,12 @@ pub struct Current {
 impl Current {
     /// Its id.
     pub fn id(&self) -> GreenletId {
-        GreenletId(self.task.hdr.id)
+        GreenletId(self.task.id)
     }
 
     /// Its name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.task.hdr.name.as_deref()
+        self.task.name.as_deref()
     }
 }
 
@@ -536,8 +545,8 @@ impl fmt::Debug for Current {
 impl fmt::Display for Current {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.name() {
-            Some(n) => write!(f, "<Greenlet \"{n}\" #{}>", self.task.hdr.id),
-            None => write!(f, "<Greenlet #{}>", self.task.hdr.id),
+            Some(n) => write!(f, "<Greenlet \"{n}\" #{}>", self.task.id),
+            None => write!(f, "<Greenlet #{}>", self.task.id),
         }
     }
 }

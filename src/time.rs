@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::hub::task::Wake;
 use crate::hub::timers::TimerAction;
-use crate::hub::{self, Hub, TimeoutSignal, TimerGuard, deadline_after};
+use crate::hub::{self, Hub, TimeoutSignal, deadline_after};
 
 /// Parks the calling greenlet for `dur`; other greenlets run meanwhile
 /// (gevent's `sleep`). In root context the hub runs until `dur` has passed.
@@ -28,17 +28,8 @@ pub fn sleep(dur: Duration) {
         yield_now();
         return;
     }
-    let hub = Hub::current();
-    let key = hub
-        .timers()
-        .insert(deadline_after(dur), TimerAction::Wake(hub.current_task()));
-    let guard = TimerGuard(Some(key));
-    loop {
-        if hub::park() == Wake::TimedOut || guard.fired(hub) {
-            break;
-        }
-    }
-    std::mem::forget(guard);
+    let deadline = deadline_after(dur);
+    while hub::park_until(Some(deadline)) != Wake::TimedOut {}
 }
 
 /// Lets every other ready greenlet run once, then continues (gevent's
@@ -64,9 +55,9 @@ pub fn sleep(dur: Duration) {
 /// greenlet::joinall(gs);
 /// assert_eq!(*log.borrow(), ["a0", "b0", "a1", "b1"]);
 /// ```
+#[inline]
 pub fn yield_now() {
-    Hub::current().yield_now();
-    hub::deliver_interrupts();
+    hub::yield_now();
 }
 
 /// The error of [`with_timeout`]: the deadline passed before the closure
@@ -113,7 +104,7 @@ impl std::error::Error for Elapsed {}
 pub fn with_timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     let hub = Hub::current();
     let task = hub.current_task();
-    let hdr = &task.hdr;
+    let hdr: &crate::hub::task::Header = &task;
     let depth = hdr.timeout_depth.get();
     let id = hub.next_id();
     hdr.timeout_depth.set(depth + 1);

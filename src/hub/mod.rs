@@ -24,7 +24,6 @@ use std::collections::VecDeque;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +33,7 @@ use crate::fiber::stack::StackPool;
 use crate::greenlet::JoinError;
 use reactor::Reactor;
 use remote::{Remote, RemoteMsg, RemoteWaker};
-use task::{Fiber, Header, ResultSlot, State, Task, TaskRef, Wake};
+use task::{Fiber, Header, ResultSlot, State, TaskRef, Wake};
 use timers::{TimerAction, TimerKey, Timers};
 
 /// Greenlet runs between two non-blocking epoll polls while greenlets keep
@@ -94,11 +93,9 @@ struct WaitSlots {
 
 pub(crate) struct Hub {
     ready: UnsafeCell<VecDeque<TaskRef>>,
-    /// The running greenlet's task (moved in and out by `run_task`).
-    current: UnsafeCell<Option<TaskRef>>,
     root: TaskRef,
     timers: RefCell<Timers>,
-    reactor: Reactor,
+    pub(crate) reactor: Reactor,
     remote: Arc<Remote>,
     waits: RefCell<WaitSlots>,
     next_id: Cell<u64>,
@@ -124,6 +121,18 @@ impl Hub {
         unsafe { &*p }
     }
 
+    /// This thread's hub if it exists (never creates one).
+    #[inline]
+    pub(crate) fn try_current() -> Option<&'static Hub> {
+        let p = HUB.with(|h| h.get());
+        if p.is_null() || p == DEAD {
+            None
+        } else {
+            // SAFETY: as in `current`.
+            Some(unsafe { &*p })
+        }
+    }
+
     #[cold]
     fn init() -> &'static Hub {
         if HUB.with(|h| h.get()) == DEAD {
@@ -136,14 +145,10 @@ impl Hub {
         let altstack = crate::sys::ensure_altstack(crate::fiber::overflow::ALTSTACK_SIZE)
             .ok()
             .flatten();
-        let root = Rc::new(Task {
-            hdr: Header::new(0, None, 0, 0),
-            slot: (),
-        });
-        root.hdr.state.set(State::Running);
+        let root = TaskRef::new(Header::new(0, None, 0, 0), ());
+        root.state.set(State::Running);
         let hub = Box::new(Hub {
             ready: UnsafeCell::new(VecDeque::with_capacity(64)),
-            current: UnsafeCell::new(None),
             root,
             timers: RefCell::new(Timers::default()),
             reactor,
@@ -166,11 +171,13 @@ impl Hub {
 
     /// The running task: the current greenlet, or the root.
     pub(crate) fn current_task(&self) -> TaskRef {
-        // SAFETY: `current` is only written by `run_task`, never while this
-        // shared borrow is alive (no switch happens inside this function).
-        match unsafe { &*self.current.get() } {
-            Some(t) => t.clone(),
-            None => self.root.clone(),
+        let cur = current_header();
+        if cur.is_null() {
+            self.root.clone()
+        } else {
+            // SAFETY: CURRENT points at the running task's header, which
+            // `run_task` keeps alive.
+            unsafe { TaskRef::from_header(cur) }
         }
     }
 
@@ -212,7 +219,7 @@ impl Hub {
     /// nothing) when it is not parked.
     #[inline]
     pub(crate) fn unpark(&self, task: &TaskRef, wake: Wake) -> bool {
-        let hdr = &task.hdr;
+        let hdr: &Header = task;
         if hdr.state.get() != State::Parked {
             return false;
         }
@@ -229,7 +236,7 @@ impl Hub {
     pub(crate) fn park_raw(&self) -> Wake {
         let cur = current_header();
         if cur.is_null() {
-            let root = &self.root.hdr;
+            let root: &Header = &self.root;
             root.state.set(State::Parked);
             let guard = RootUnpark(root);
             self.run_until_root_ready();
@@ -245,18 +252,6 @@ impl Hub {
         }
     }
 
-    /// Lets the other ready greenlets run, then continues.
-    pub(crate) fn yield_now(&self) {
-        let cur = current_header();
-        if cur.is_null() {
-            self.run_round();
-        } else {
-            // SAFETY: as in `park_raw`.
-            let hdr = unsafe { &*cur };
-            hdr.state.set(State::Ready);
-            suspend(hdr);
-        }
-    }
 
     /// Spawns a task running `f` on a stack of `stack_size` bytes; it becomes
     /// ready now, or after `delay`.
@@ -266,19 +261,20 @@ impl Hub {
         name: Option<Box<str>>,
         stack_size: usize,
         delay: Option<Duration>,
-    ) -> io::Result<Rc<Task<ResultSlot<T>>>>
+    ) -> io::Result<TaskRef>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
         let stack = self.stacks.get(stack_size)?;
-        let task = Rc::new(Task {
-            hdr: Header::new(self.next_id(), name, stack.guard_lo(), stack_size),
-            slot: UnsafeCell::new(None),
-        });
-        self.monitor.spawned(task.hdr.id, task.hdr.name.as_deref());
-        let hdr: *const Header = &task.hdr;
-        let slot: *const ResultSlot<T> = &task.slot;
+        let task = TaskRef::new(
+            Header::new(self.next_id(), name, stack.guard_lo(), stack_size),
+            ResultSlot::<T>::new(None),
+        );
+        self.monitor.spawned(task.id, task.name.as_deref());
+        let hdr: *const Header = task.as_ptr();
+        // SAFETY: created just above with this slot type.
+        let slot: *const ResultSlot<T> = unsafe { task.slot::<ResultSlot<T>>() };
         let fiber = Fiber::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
             // SAFETY: the task owns this fiber, so it outlives the closure;
             // only this closure writes the slot, and nobody reads it before
@@ -291,16 +287,16 @@ impl Hub {
             }
         });
         // SAFETY: the task is not shared with the hub yet.
-        unsafe { *task.hdr.fiber.get() = Some(fiber) };
+        unsafe { *task.fiber.get() = Some(fiber) };
         match delay {
             None => self.push_ready(task.clone()),
             Some(d) => {
-                task.hdr.state.set(State::Delayed);
+                task.state.set(State::Delayed);
                 let key = self
                     .timers
                     .borrow_mut()
                     .insert(deadline_after(d), TimerAction::Start(task.clone()));
-                task.hdr.start_timer.set(Some(key));
+                task.start_timer.set(Some(key));
             }
         }
         Ok(task)
@@ -308,7 +304,7 @@ impl Hub {
 
     /// Finishes a task that never started (killed before its first run).
     pub(crate) fn finish_unstarted(&self, task: &TaskRef) {
-        let hdr = &task.hdr;
+        let hdr: &Header = task;
         if let Some(key) = hdr.start_timer.take() {
             self.timers.borrow_mut().remove(key);
         }
@@ -335,26 +331,19 @@ impl Hub {
     /// Runs one ready task until it parks, yields or finishes.
     #[inline]
     fn run_task(&self, task: TaskRef) {
-        let raw: *const Task<dyn task::Slot> = Rc::as_ptr(&task);
-        // SAFETY: `task` (moved into `current` below) keeps it alive.
-        let hdr = unsafe { &(*raw).hdr };
+        let hdr: &Header = &task;
         if hdr.state.get() != State::Ready {
             return; // killed before it ran, or a stale entry
         }
         hdr.state.set(State::Running);
         CURRENT.with(|c| c.set(hdr));
         self.monitor.switched(hdr);
-        // SAFETY: `current` is only touched by this function and read by
-        // `current_task`, never concurrently.
-        unsafe { *self.current.get() = Some(task) };
         // SAFETY: only `run_task` resumes fibers, and the loop never runs
         // inside a greenlet, so this is the only live borrow of the fiber.
         let fiber = unsafe { (*hdr.fiber.get()).as_mut() }.expect("ready task without a fiber");
         let result = fiber.resume(());
         CURRENT.with(|c| c.set(ptr::null()));
         self.monitor.left();
-        // SAFETY: as above.
-        let task = unsafe { (*self.current.get()).take() }.expect("current task vanished");
         match result {
             CoroutineResult::Yield(()) => {
                 if hdr.state.get() == State::Ready {
@@ -367,7 +356,7 @@ impl Hub {
 
     #[cold]
     fn finish(&self, task: TaskRef) {
-        let hdr = &task.hdr;
+        let hdr: &Header = &task;
         hdr.state.set(State::Finished);
         // SAFETY: the fiber returned, nothing borrows it any more; dropping
         // a finished fiber returns its stack to the pool.
@@ -382,7 +371,7 @@ impl Hub {
     /// Runs the loop until the root is unparked.
     fn run_until_root_ready(&self) {
         let _guard = LoopGuard::enter(self);
-        let root = &self.root.hdr;
+        let root: &Header = &self.root;
         loop {
             if self.run_pass() {
                 return;
@@ -399,7 +388,7 @@ impl Hub {
     /// root is unparked.
     #[inline]
     fn run_pass(&self) -> bool {
-        let root = &self.root.hdr;
+        let root: &Header = &self.root;
         for _ in 0..self.ready_len() {
             let Some(task) = self.pop_ready() else { break };
             self.run_task(task);
@@ -428,11 +417,11 @@ impl Hub {
     fn maintain(&self, may_block: bool) {
         self.fire_timers();
         self.drain_remote();
-        if !may_block || self.ready_len() > 0 || self.root.hdr.state.get() == State::Ready {
+        if !may_block || self.ready_len() > 0 || self.root.state.get() == State::Ready {
             if self.ticks.get() >= TICK_BUDGET {
                 self.ticks.set(0);
                 if self.reactor.has_waiters() {
-                    self.reactor.poll(Some(Duration::ZERO));
+                    self.reactor.poll(self, Some(Duration::ZERO));
                     self.drain_remote();
                 }
             }
@@ -455,7 +444,7 @@ impl Hub {
         } else {
             Some(Duration::ZERO)
         };
-        self.reactor.poll(timeout);
+        self.reactor.poll(self, timeout);
         self.remote.end_sleep();
         self.drain_remote();
         self.fire_timers();
@@ -479,10 +468,14 @@ impl Hub {
         );
     }
 
+    #[inline]
     fn fire_timers(&self) {
-        if self.timers.borrow().is_empty() {
-            return;
+        if !self.timers.borrow().is_empty() {
+            self.fire_timers_slow();
         }
+    }
+
+    fn fire_timers_slow(&self) {
         let now = Instant::now();
         loop {
             let action = self.timers.borrow_mut().pop_expired(now);
@@ -492,13 +485,13 @@ impl Hub {
                     self.unpark(&t, Wake::TimedOut);
                 }
                 Some(TimerAction::Timeout { task, depth, id }) => {
-                    task.hdr.set_timeout(depth, id);
+                    task.set_timeout(depth, id);
                     self.unpark(&task, Wake::Interrupted);
                 }
                 Some(TimerAction::Start(t)) => {
-                    t.hdr.start_timer.set(None);
-                    if t.hdr.state.get() == State::Delayed {
-                        t.hdr.state.set(State::Ready);
+                    t.start_timer.set(None);
+                    if t.state.get() == State::Delayed {
+                        t.state.set(State::Ready);
                         self.push_ready(t);
                     }
                 }
@@ -506,22 +499,19 @@ impl Hub {
         }
     }
 
+    #[inline]
     fn drain_remote(&self) {
+        if self.remote.take_pending() {
+            self.drain_remote_slow();
+        }
+    }
+
+    #[cold]
+    fn drain_remote_slow(&self) {
         while let Some(msg) = self.remote.pop() {
             match msg {
                 RemoteMsg::Run(f) => f(),
-                RemoteMsg::Wake { key, generation } => {
-                    let task = {
-                        let waits = self.waits.borrow();
-                        match waits.slots.get(key) {
-                            Some(Some((t, g))) if *g == generation => Some(t.clone()),
-                            _ => None,
-                        }
-                    };
-                    if let Some(t) = task {
-                        self.unpark(&t, Wake::Ready);
-                    }
-                }
+                RemoteMsg::Wake { key, generation } => self.wake_slot(key, generation),
             }
         }
     }
@@ -549,6 +539,21 @@ impl Hub {
             remote: self.remote.clone(),
             key,
             generation,
+        }
+    }
+
+    /// Unparks the task waiting in slot `key` if the slot still belongs to
+    /// wait `generation`.
+    pub(crate) fn wake_slot(&self, key: usize, generation: u64) {
+        let task = {
+            let waits = self.waits.borrow();
+            match waits.slots.get(key) {
+                Some(Some((t, g))) if *g == generation => Some(t.clone()),
+                _ => None,
+            }
+        };
+        if let Some(t) = task {
+            self.unpark(&t, Wake::Ready);
         }
     }
 
@@ -633,6 +638,27 @@ pub(crate) fn deadline_after(d: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
+/// Lets the other ready greenlets run, then continues; delivers a pending
+/// kill or timeout. Kept small and inline: the greenlet side of a switch
+/// should return straight into user code.
+#[inline]
+pub(crate) fn yield_now() {
+    let cur = current_header();
+    if cur.is_null() {
+        Hub::current().run_round();
+        deliver_interrupts();
+    } else {
+        // SAFETY: CURRENT points at the running greenlet's header, kept
+        // alive by `run_task`.
+        let hdr = unsafe { &*cur };
+        hdr.state.set(State::Ready);
+        suspend(hdr);
+        if hdr.kill.get() || hdr.timeout.get().is_some() {
+            deliver_slow(hdr);
+        }
+    }
+}
+
 /// Parks the running task and delivers a pending kill or expired timeout by
 /// unwinding (never while already unwinding).
 pub(crate) fn park() -> Wake {
@@ -642,12 +668,35 @@ pub(crate) fn park() -> Wake {
     wake
 }
 
+/// Parks the running task until it is unparked or `deadline` passes
+/// (`None`: no deadline). Returns `Wake::TimedOut` if the deadline passed
+/// (the timer is cleaned up either way, also when the park unwinds). Like
+/// every park, it may return spuriously with `Wake::Ready`: callers re-check
+/// their condition in a loop.
+pub(crate) fn park_until(deadline: Option<Instant>) -> Wake {
+    let hub = Hub::current();
+    let Some(deadline) = deadline else {
+        return park();
+    };
+    let guard = TimerGuard(Some(
+        hub.timers()
+            .insert(deadline, TimerAction::Wake(hub.current_task())),
+    ));
+    let wake = park();
+    if wake == Wake::TimedOut || guard.fired(hub) {
+        std::mem::forget(guard);
+        Wake::TimedOut
+    } else {
+        wake
+    }
+}
+
 /// Unwinds the running task if a kill or an expired `with_timeout` is
 /// pending for it.
 pub(crate) fn deliver_interrupts() {
     let cur = current_header();
     let hdr: &Header = if cur.is_null() {
-        &Hub::current().root.hdr
+        &Hub::current().root
     } else {
         // SAFETY: as in `park_raw`.
         unsafe { &*cur }

@@ -1,20 +1,72 @@
-//! The hub's epoll side: a `mio::Poll`, its event buffer, and the waker
-//! token through which other threads interrupt a blocked poll.
+//! The hub's epoll side: a `mio::Poll`, its event buffer, the waker token
+//! through which other threads interrupt a blocked poll, and the readiness
+//! state of every registered fd.
+//!
+//! Each registered source owns one slot of a slab; its mio `Token` is the
+//! slot index plus a generation, so a late event for a reused slot is
+//! ignored. Registration is edge-triggered for both directions, once per
+//! fd. An event sets readiness bits and wakes every task waiting in that
+//! direction; a task clears its direction's bit when its syscall says
+//! `WouldBlock`, then parks. Events are only processed by the loop, which
+//! never runs between a greenlet's failed syscall and its park, so no edge is
+//! lost in between.
 
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use mio::{Events, Poll, Token};
+use mio::event::Source;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::hub::task::{TaskRef, Wake};
+use crate::hub::{Hub, park_until};
 
 /// The token of the cross-thread `mio::Waker`.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
 
+/// Which half of a socket a task waits on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+const READABLE: u8 = 1;
+const WRITABLE: u8 = 2;
+const READ_CLOSED: u8 = 4;
+const WRITE_CLOSED: u8 = 8;
+const ERROR: u8 = 16;
+
+impl Direction {
+    /// Readiness bits that end a wait in this direction.
+    fn mask(self) -> u8 {
+        match self {
+            Direction::Read => READABLE | READ_CLOSED | ERROR,
+            Direction::Write => WRITABLE | WRITE_CLOSED | ERROR,
+        }
+    }
+}
+
+#[derive(Default)]
+struct IoSlot {
+    generation: u32,
+    in_use: bool,
+    readiness: u8,
+    readers: Vec<TaskRef>,
+    writers: Vec<TaskRef>,
+}
+
 pub(crate) struct Reactor {
     poll: RefCell<Poll>,
     events: RefCell<Events>,
-    /// Greenlets (or the root) currently waiting for fd readiness.
+    slots: RefCell<Vec<IoSlot>>,
+    free: RefCell<Vec<usize>>,
+    /// Tasks currently waiting for fd readiness.
     io_waiters: Cell<usize>,
+}
+
+fn token(key: usize, generation: u32) -> Token {
+    Token(key | ((generation as usize) << 32))
 }
 
 impl Reactor {
@@ -25,6 +77,8 @@ impl Reactor {
             Reactor {
                 poll: RefCell::new(poll),
                 events: RefCell::new(Events::with_capacity(1024)),
+                slots: RefCell::new(Vec::new()),
+                free: RefCell::new(Vec::new()),
                 io_waiters: Cell::new(0),
             },
             waker,
@@ -38,17 +92,245 @@ impl Reactor {
 
     /// Waits for events up to `timeout` (`None`: forever) and dispatches
     /// them. Interrupted waits (`EINTR`) return normally.
-    pub(crate) fn poll(&self, timeout: Option<Duration>) {
+    pub(crate) fn poll(&self, hub: &Hub, timeout: Option<Duration>) {
         let mut events = self.events.borrow_mut();
         match self.poll.borrow_mut().poll(&mut events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return,
             Err(e) => panic!("greenlet: epoll_wait failed: {e}"),
         }
+        let mut slots = self.slots.borrow_mut();
         for ev in events.iter() {
             if ev.token() == WAKER_TOKEN {
-                // The remote queue is drained by the loop right after.
+                continue; // the loop drains the remote queue right after
+            }
+            let key = ev.token().0 & 0xffff_ffff;
+            let generation = (ev.token().0 >> 32) as u32;
+            let Some(slot) = slots.get_mut(key) else {
                 continue;
+            };
+            if !slot.in_use || slot.generation != generation {
+                continue;
+            }
+            let mut bits = 0;
+            if ev.is_readable() {
+                bits |= READABLE;
+            }
+            if ev.is_writable() {
+                bits |= WRITABLE;
+            }
+            if ev.is_read_closed() {
+                bits |= READ_CLOSED;
+            }
+            if ev.is_write_closed() {
+                bits |= WRITE_CLOSED;
+            }
+            if ev.is_error() {
+                bits |= ERROR;
+            }
+            slot.readiness |= bits;
+            if bits & Direction::Read.mask() != 0 {
+                for t in slot.readers.drain(..) {
+                    hub.unpark(&t, Wake::Ready);
+                }
+            }
+            if bits & Direction::Write.mask() != 0 {
+                for t in slot.writers.drain(..) {
+                    hub.unpark(&t, Wake::Ready);
+                }
+            }
+        }
+    }
+}
+
+/// A source registered with this thread's hub. Deregister it (with the
+/// source) before closing the fd; dropping a `Registration` frees its slot
+/// and wakes any task still waiting on it.
+///
+/// Not `Send`: it belongs to the hub of the thread that made it.
+pub(crate) struct Registration {
+    key: usize,
+    generation: u32,
+    _not_send: std::marker::PhantomData<*const ()>,
+}
+
+impl Registration {
+    /// Registers `source` for read and write readiness (edge-triggered).
+    pub(crate) fn new(source: &mut impl Source) -> io::Result<Registration> {
+        let hub = Hub::current();
+        let r = &hub.reactor;
+        let (key, generation) = {
+            let mut slots = r.slots.borrow_mut();
+            let key = match r.free.borrow_mut().pop() {
+                Some(k) => k,
+                None => {
+                    slots.push(IoSlot::default());
+                    slots.len() - 1
+                }
+            };
+            let slot = &mut slots[key];
+            slot.generation = slot.generation.wrapping_add(1);
+            slot.in_use = true;
+            slot.readiness = 0;
+            (key, slot.generation)
+        };
+        let res = r.poll.borrow().registry().register(
+            source,
+            token(key, generation),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        let reg = Registration {
+            key,
+            generation,
+            _not_send: std::marker::PhantomData,
+        };
+        res.map(|()| reg)
+    }
+
+    /// Removes `source` from epoll. Call before the fd closes, so a dup of
+    /// it (`try_clone`) does not keep delivering events to this slot.
+    pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
+        Hub::current()
+            .reactor
+            .poll
+            .borrow()
+            .registry()
+            .deregister(source)
+    }
+
+    fn with_slot<R>(&self, f: impl FnOnce(&mut IoSlot) -> R) -> Option<R> {
+        let hub = Hub::current();
+        let mut slots = hub.reactor.slots.borrow_mut();
+        match slots.get_mut(self.key) {
+            Some(s) if s.in_use && s.generation == self.generation => Some(f(s)),
+            _ => None,
+        }
+    }
+
+    /// Forgets the readiness of `dir` after a syscall said `WouldBlock`.
+    pub(crate) fn clear_readiness(&self, dir: Direction) {
+        self.with_slot(|s| s.readiness &= !dir.mask());
+    }
+
+    /// Parks the running task until `dir` is ready (or closed, or in error)
+    /// or `deadline` passes. Returns at once if readiness is already known.
+    ///
+    /// # Errors
+    /// `TimedOut` when the deadline passed first. Kills and `with_timeout`
+    /// unwind out of it as from any park, leaving no registration behind.
+    pub(crate) fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+        let hub = Hub::current();
+        let me = hub.current_task();
+        let registered = self.with_slot(|s| {
+            if s.readiness & dir.mask() != 0 {
+                return false;
+            }
+            match dir {
+                Direction::Read => s.readers.push(me.clone()),
+                Direction::Write => s.writers.push(me.clone()),
+            }
+            true
+        });
+        if registered != Some(true) {
+            return Ok(());
+        }
+        let r = &hub.reactor;
+        r.io_waiters.set(r.io_waiters.get() + 1);
+        let _cleanup = WaitCleanup {
+            reg: self,
+            dir,
+            me: &me,
+        };
+        loop {
+            let wake = park_until(deadline);
+            let still_waiting = self
+                .with_slot(|s| {
+                    let list = match dir {
+                        Direction::Read => &s.readers,
+                        Direction::Write => &s.writers,
+                    };
+                    list.iter().any(|t| t.as_ptr() == me.as_ptr())
+                })
+                .unwrap_or(false);
+            if !still_waiting {
+                return Ok(());
+            }
+            if wake == Wake::TimedOut {
+                return Err(io::Error::from(io::ErrorKind::TimedOut));
+            }
+        }
+    }
+
+    /// Runs `op` until it does not return `WouldBlock`, parking for `dir`
+    /// readiness in between: the one would-block loop every socket call
+    /// goes through.
+    ///
+    /// # Errors
+    /// `op`'s error, or `TimedOut` if `deadline` passed.
+    pub(crate) fn do_io<R>(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        loop {
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.clear_readiness(dir);
+                    self.wait(dir, deadline)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+}
+
+/// Takes a waiting task off its slot's list however the wait ends.
+struct WaitCleanup<'a> {
+    reg: &'a Registration,
+    dir: Direction,
+    me: &'a TaskRef,
+}
+
+impl Drop for WaitCleanup<'_> {
+    fn drop(&mut self) {
+        let me = self.me.as_ptr();
+        self.reg.with_slot(|s| {
+            let list = match self.dir {
+                Direction::Read => &mut s.readers,
+                Direction::Write => &mut s.writers,
+            };
+            list.retain(|t| t.as_ptr() != me);
+        });
+        let r = &Hub::current().reactor;
+        r.io_waiters.set(r.io_waiters.get() - 1);
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let Some(hub) = Hub::try_current() else {
+            return;
+        };
+        let r = &hub.reactor;
+        let waiters = {
+            let mut slots = r.slots.borrow_mut();
+            match slots.get_mut(self.key) {
+                Some(s) if s.in_use && s.generation == self.generation => {
+                    s.in_use = false;
+                    s.readiness = 0;
+                    let mut w = std::mem::take(&mut s.readers);
+                    w.append(&mut s.writers);
+                    Some(w)
+                }
+                _ => None,
+            }
+        };
+        if let Some(waiters) = waiters {
+            r.free.borrow_mut().push(self.key);
+            for t in waiters {
+                hub.unpark(&t, Wake::Ready);
             }
         }
     }

@@ -28,6 +28,10 @@ pub(crate) struct Remote {
     queue: SegQueue<RemoteMsg>,
     waker: mio::Waker,
     sleeping: AtomicBool,
+    /// Set after every push, so the hub can check for messages between
+    /// passes with one relaxed load instead of `SegQueue::pop`'s `SeqCst`
+    /// fence.
+    pending: AtomicBool,
 }
 
 impl Remote {
@@ -36,18 +40,28 @@ impl Remote {
             queue: SegQueue::new(),
             waker,
             sleeping: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
         }
     }
 
     /// Sends a message; wakes the hub if it sleeps in epoll.
     pub(crate) fn send(&self, msg: RemoteMsg) {
         self.queue.push(msg);
+        self.pending.store(true, Ordering::Release);
         fence(Ordering::SeqCst);
         if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::AcqRel) {
             // An eventfd write only fails if the counter would overflow, and
             // then the hub is already woken.
             let _ = self.waker.wake();
         }
+    }
+
+    /// Hub side: whether messages may be queued (cheap). Clears the flag:
+    /// the caller must then drain the queue with [`Remote::pop`]. A message
+    /// pushed during the drain sets the flag again.
+    #[inline]
+    pub(crate) fn take_pending(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) && self.pending.swap(false, Ordering::Acquire)
     }
 
     pub(crate) fn pop(&self) -> Option<RemoteMsg> {
@@ -79,10 +93,25 @@ pub(crate) struct RemoteWaker {
 }
 
 impl RemoteWaker {
+    /// Wakes the waiter: directly when called on the waiter's own hub
+    /// thread, through the remote queue otherwise.
     pub(crate) fn wake(&self) {
+        if let Some(hub) = crate::hub::Hub::try_current()
+            && Arc::ptr_eq(hub.remote(), &self.remote)
+        {
+            hub.wake_slot(self.key, self.generation);
+            return;
+        }
         self.remote.send(RemoteMsg::Wake {
             key: self.key,
             generation: self.generation,
         });
+    }
+
+    /// Whether two wakers wake the same wait.
+    pub(crate) fn same_as(&self, other: &RemoteWaker) -> bool {
+        self.key == other.key
+            && self.generation == other.generation
+            && Arc::ptr_eq(&self.remote, &other.remote)
     }
 }

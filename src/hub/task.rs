@@ -1,11 +1,17 @@
 //! The per-greenlet record the hub schedules.
 //!
-//! A `Task<S>` is one allocation: the untyped [`Header`] the hub works with,
-//! followed by the typed result slot `S` that only the `Greenlet<T>` handle
-//! reads. The hub holds tasks as `Rc<Task<dyn Slot>>` ([`TaskRef`]), so the
-//! scheduler is not generic while `join` stays typed and allocation-free.
+//! A task is one allocation, a `#[repr(C)]` [`TaskCell<S>`]: the untyped
+//! [`Header`] the hub works with, followed by the typed result slot `S` that
+//! only the `Greenlet<T>` handle reads. The hub holds tasks through
+//! [`TaskRef`], a thin, non-atomic, intrusively counted pointer to the
+//! header (like `Rc`, but one word wide and without the vtable look-ups an
+//! `Rc<dyn ..>` needs for every field access): the scheduler is not generic,
+//! `join` stays typed and allocation-free, and the ready queue holds single
+//! words.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::rc::Rc;
 
 use corosensei::{Coroutine, Yielder};
@@ -18,12 +24,108 @@ use crate::greenlet::JoinError;
 /// with `()`, returns `()`. Why it was resumed lives in [`Header::wake`].
 pub(crate) type Fiber = Coroutine<(), (), (), PooledStack>;
 
-/// Marker for a task's typed result slot (object-safe, no methods).
-pub(crate) trait Slot {}
-impl<T> Slot for T {}
+/// A counted pointer to a task's header.
+///
+/// # Invariant
+/// Points at the `hdr` field (offset 0) of a live, heap-allocated
+/// `TaskCell<S>` whose `refs` counts the live `TaskRef`s; the last one to
+/// drop frees the cell through `hdr.free`, which knows `S`. Not `Send`: the
+/// count is not atomic and tasks never leave their thread.
+pub(crate) struct TaskRef {
+    ptr: NonNull<Header>,
+    _not_send: PhantomData<*const Header>,
+}
 
-/// A shared handle to a task, as the hub stores it.
-pub(crate) type TaskRef = Rc<Task<dyn Slot>>;
+impl TaskRef {
+    /// Allocates a task cell and returns the first reference to it.
+    pub(crate) fn new<S>(hdr: Header, slot: S) -> TaskRef {
+        unsafe fn free<S>(p: NonNull<Header>) {
+            // SAFETY: `p` came from `Box::into_raw` of a `TaskCell<S>` below
+            // (the header is at offset 0) and the count just reached zero.
+            drop(unsafe { Box::from_raw(p.as_ptr().cast::<TaskCell<S>>()) });
+        }
+        let mut hdr = hdr;
+        hdr.refs.set(1);
+        hdr.free = free::<S>;
+        let cell = Box::into_raw(Box::new(TaskCell { hdr, slot }));
+        TaskRef {
+            // SAFETY: Box pointers are non-null; `hdr` is at offset 0 of a
+            // `#[repr(C)]` struct.
+            ptr: unsafe { NonNull::new_unchecked(cell.cast::<Header>()) },
+            _not_send: PhantomData,
+        }
+    }
+
+    /// A new reference to the task whose header is at `hdr`.
+    ///
+    /// # Safety
+    /// `hdr` must point at the header of a live task.
+    #[inline]
+    pub(crate) unsafe fn from_header(hdr: *const Header) -> TaskRef {
+        // SAFETY: guaranteed by the caller.
+        let h = unsafe { &*hdr };
+        h.refs.set(h.refs.get() + 1);
+        TaskRef {
+            // SAFETY: a live header is not null.
+            ptr: unsafe { NonNull::new_unchecked(hdr as *mut Header) },
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The typed result slot.
+    ///
+    /// # Safety
+    /// The task must have been created with `TaskRef::new::<S>`.
+    #[inline]
+    pub(crate) unsafe fn slot<S>(&self) -> &S {
+        // SAFETY: guaranteed by the caller; the cell lives while `self` does.
+        unsafe { &(*self.ptr.as_ptr().cast::<TaskCell<S>>()).slot }
+    }
+
+    #[inline]
+    pub(crate) fn as_ptr(&self) -> *const Header {
+        self.ptr.as_ptr()
+    }
+}
+
+impl Clone for TaskRef {
+    #[inline]
+    fn clone(&self) -> TaskRef {
+        // SAFETY: `self` keeps the task alive.
+        unsafe { TaskRef::from_header(self.ptr.as_ptr()) }
+    }
+}
+
+impl Drop for TaskRef {
+    #[inline]
+    fn drop(&mut self) {
+        let h: &Header = self;
+        let n = h.refs.get() - 1;
+        h.refs.set(n);
+        if n == 0 {
+            let free = h.free;
+            // SAFETY: this was the last reference (see the invariant).
+            unsafe { free(self.ptr) };
+        }
+    }
+}
+
+impl std::ops::Deref for TaskRef {
+    type Target = Header;
+
+    #[inline]
+    fn deref(&self) -> &Header {
+        // SAFETY: the invariant keeps the header alive while `self` lives.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+/// A task: header plus typed result slot, in one allocation.
+#[repr(C)]
+pub(crate) struct TaskCell<S> {
+    pub(crate) hdr: Header,
+    pub(crate) slot: S,
+}
 
 /// Where the task is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +172,10 @@ pub(crate) struct Collector {
 
 /// The untyped part of a task.
 pub(crate) struct Header {
+    /// Live `TaskRef`s.
+    refs: Cell<usize>,
+    /// Frees the whole `TaskCell<S>`.
+    free: unsafe fn(NonNull<Header>),
     pub(crate) id: u64,
     pub(crate) name: Option<Box<str>>,
     /// Lowest address of the stack slot (its guard page); 0 for the root.
@@ -100,18 +206,15 @@ pub(crate) struct Header {
     pub(crate) keepalive: UnsafeCell<Option<TaskRef>>,
 }
 
-/// A task: header plus typed result slot.
-pub(crate) struct Task<S: ?Sized> {
-    pub(crate) hdr: Header,
-    pub(crate) slot: S,
-}
-
 /// The typed result slot of a `Greenlet<T>`.
 pub(crate) type ResultSlot<T> = UnsafeCell<Option<Result<T, JoinError>>>;
 
 impl Header {
     pub(crate) fn new(id: u64, name: Option<Box<str>>, stack_lo: usize, stack_size: usize) -> Self {
+        unsafe fn never(_: NonNull<Header>) {}
         Header {
+            refs: Cell::new(0),
+            free: never,
             id,
             name,
             stack_lo,
