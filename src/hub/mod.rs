@@ -61,7 +61,7 @@ thread_local! {
     static OWNER: HubOwner = const { HubOwner };
 }
 
-const DEAD: *const Hub = 1 as *const Hub;
+const DEAD: *const Hub = std::ptr::dangling::<Hub>();
 
 struct HubOwner;
 
@@ -251,7 +251,6 @@ impl Hub {
             hdr.wake.get()
         }
     }
-
 
     /// Spawns a task running `f` on a stack of `stack_size` bytes; it becomes
     /// ready now, or after `delay`.

@@ -21,7 +21,6 @@ macro_rules! syscall {
         }
     }};
 }
-pub(crate) use syscall;
 
 /// `MADV_GUARD_INSTALL` (Linux 6.13+): turns pages into guard pages without
 /// splitting the mapping. Not yet in every libc crate release.
@@ -81,6 +80,56 @@ pub(crate) unsafe fn munmap(ptr: *mut u8, len: usize) -> io::Result<()> {
 /// The range must lie inside a mapping this crate owns and hold no live data.
 pub(crate) unsafe fn madvise_guard_install(ptr: *mut u8, len: usize) -> io::Result<()> {
     syscall!(madvise(ptr.cast(), len, MADV_GUARD_INSTALL)).map(drop)
+}
+
+/// `MADV_POPULATE_WRITE` (Linux 5.14+): fault pages in, writable, without
+/// touching them one by one.
+pub(crate) const MADV_POPULATE_WRITE: libc::c_int = 23;
+
+/// `MADV_GUARD_INSTALL`, for [`process_madvise_self`].
+pub(crate) const MADV_GUARD: libc::c_int = MADV_GUARD_INSTALL;
+
+/// `PIDFD_SELF_THREAD` (Linux 6.14+): "the calling thread" for pidfd
+/// syscalls; its memory map is the process's, and it stays right across
+/// `fork`.
+const PIDFD_SELF_THREAD: libc::c_int = -10000;
+
+/// Applies `advice` to many page ranges of this process in one syscall
+/// (`process_madvise` on `PIDFD_SELF_THREAD`, which accepts any advice since
+/// Linux 6.13/6.14). Returns the bytes advised; callers fall back to
+/// [`madvise_guard_install`] and friends when it fails or comes up short.
+///
+/// # Safety
+/// Every range must lie inside a mapping this crate owns and hold no live
+/// data that `advice` could destroy.
+pub(crate) unsafe fn process_madvise_self(
+    ranges: &[(usize, usize)],
+    advice: libc::c_int,
+) -> io::Result<usize> {
+    let iov: Vec<libc::iovec> = ranges
+        .iter()
+        .map(|&(start, len)| libc::iovec {
+            iov_base: start as *mut libc::c_void,
+            iov_len: len,
+        })
+        .collect();
+    // SAFETY: `iov` is a live array of `iov.len()` iovecs; the ranges satisfy
+    // the caller's contract.
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_process_madvise,
+            PIDFD_SELF_THREAD,
+            iov.as_ptr(),
+            iov.len(),
+            advice,
+            0,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// Makes a range inaccessible with `mprotect(PROT_NONE)` (the guard-page
@@ -238,13 +287,4 @@ pub(crate) unsafe fn free_altstack(base: *mut u8, len: usize) {
     unsafe { libc::sigaltstack(&st, ptr::null_mut()) };
     // SAFETY: guaranteed by the caller.
     let _ = unsafe { munmap(base, len) };
-}
-
-/// The calling thread's CPU time (user + system), for the monitor's reports.
-pub(crate) fn thread_cpu_time() -> std::time::Duration {
-    // SAFETY: zeroed timespec is a valid out-parameter.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
