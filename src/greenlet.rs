@@ -32,10 +32,10 @@ use crate::hub::{self, Hub, KillSignal};
 /// assert_eq!(g.join().unwrap(), 42);
 /// ```
 pub struct Greenlet<T> {
-    /// Invariant: created by `Hub::spawn::<_, T>`, so its slot is a
-    /// `ResultSlot<T>`.
     task: TaskRef,
-    _result: std::marker::PhantomData<T>,
+    /// Invariant: points at the `ResultSlot<T>` inside `task`'s allocation,
+    /// which `task` keeps alive.
+    slot: *const ResultSlot<T>,
 }
 
 /// A greenlet's unique id on its thread's hub (the root is 0).
@@ -244,8 +244,7 @@ impl Builder {
     {
         let size = normalize_size(self.stack_size.unwrap_or_else(default_stack_size));
         let name = self.name.map(String::into_boxed_str);
-        let task = Hub::current().spawn(f, name, size, delay)?;
-        Ok(Greenlet::new(task))
+        Ok(Greenlet::new(Hub::current().spawn(f, name, size, delay)?))
     }
 }
 
@@ -323,16 +322,13 @@ fn wait_finished(task: &TaskRef) {
 }
 
 impl<T: 'static> Greenlet<T> {
-    fn new(task: TaskRef) -> Greenlet<T> {
-        Greenlet {
-            task,
-            _result: std::marker::PhantomData,
-        }
+    fn new((task, slot): (TaskRef, *const ResultSlot<T>)) -> Greenlet<T> {
+        Greenlet { task, slot }
     }
 
     fn slot(&self) -> &ResultSlot<T> {
-        // SAFETY: the invariant on `task`.
-        unsafe { self.task.slot::<ResultSlot<T>>() }
+        // SAFETY: the invariant on `slot`.
+        unsafe { &*self.slot }
     }
 
     /// Waits for the greenlet to finish and returns its value.

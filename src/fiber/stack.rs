@@ -190,13 +190,63 @@ struct SizeClass {
     dirty: Vec<usize>,
     /// Trimmed or never-used stacks with their guard installed.
     clean: Vec<usize>,
-    /// The uncarved rest of the newest slab: `next..end`.
-    next: usize,
-    end: usize,
-    /// The newest slab's guards are all installed already.
-    guarded: bool,
-    /// Stacks from `next` on up to here have their top page populated.
-    populated_to: usize,
+    /// Never-used, guarded slots of batch-guarded slabs, taken from the
+    /// last range: `(next, end, populated_to)`, where slots below
+    /// `populated_to` have their top page pre-faulted.
+    fresh: Vec<(usize, usize, usize)>,
+    /// Slots left in `fresh`.
+    fresh_count: usize,
+    /// The uncarved rest of a slab whose guards go in one by one (old
+    /// kernels, the `mprotect` fallback): `(next, end)`.
+    unguarded: (usize, usize),
+    /// Stacks promised to greenlets that have not started yet.
+    reserved: usize,
+}
+
+impl SizeClass {
+    fn new(size: usize) -> SizeClass {
+        SizeClass {
+            size,
+            dirty: Vec::new(),
+            clean: Vec::new(),
+            fresh: Vec::new(),
+            fresh_count: 0,
+            unguarded: (0, 0),
+            reserved: 0,
+        }
+    }
+
+    /// Stacks that can be handed out without mapping anything.
+    fn available(&self) -> usize {
+        self.dirty.len() + self.clean.len() + self.fresh_count
+    }
+
+    /// Takes a never-used guarded slot, pre-faulting the top pages of the
+    /// next [`POPULATE_BATCH`] slots of its slab in one syscall when it
+    /// crosses into unpopulated ones.
+    fn take_fresh(&mut self) -> usize {
+        let page = sys::page_size();
+        let size = self.size;
+        let (next, end, populated_to) = self
+            .fresh
+            .last_mut()
+            .expect("greenlet: stack reservation without capacity");
+        let lo = *next;
+        if lo >= *populated_to {
+            let n = POPULATE_BATCH.min((*end - lo) / size);
+            let tops: Vec<(usize, usize)> = (1..=n).map(|i| (lo + i * size - page, page)).collect();
+            // SAFETY: the top pages of unused slots of our slab. Failure is
+            // harmless: the pages then fault in on first touch.
+            let _ = unsafe { sys::process_madvise_self(&tops, sys::MADV_POPULATE_WRITE) };
+            *populated_to = lo + n * size;
+        }
+        *next += size;
+        if *next >= *end {
+            self.fresh.pop();
+        }
+        self.fresh_count -= 1;
+        lo
+    }
 }
 
 /// A per-thread pool of stacks, one free list per size.
@@ -213,40 +263,70 @@ impl StackPool {
         }
     }
 
-    /// Takes a stack of `size` bytes (already normalized) from the pool.
-    pub(crate) fn get(&self, size: usize) -> io::Result<PooledStack> {
-        let mut classes = self.classes.borrow_mut();
-        let idx = match classes.iter().position(|c| c.size == size) {
+    fn class_index(classes: &mut Vec<SizeClass>, size: usize) -> usize {
+        match classes.iter().position(|c| c.size == size) {
             Some(i) => i,
             None => {
-                classes.push(SizeClass {
-                    size,
-                    dirty: Vec::new(),
-                    clean: Vec::new(),
-                    next: 0,
-                    end: 0,
-                    guarded: false,
-                    populated_to: 0,
-                });
+                classes.push(SizeClass::new(size));
                 classes.len() - 1
             }
-        };
+        }
+    }
+
+    /// Promises one stack of `size` bytes (already normalized) to a greenlet
+    /// that will start later: makes sure a guarded slot exists, without
+    /// touching its memory. Spawning reserves; the first run [`take`]s.
+    ///
+    /// # Errors
+    /// When no slab can be mapped, or (with the `mprotect` fallback) when
+    /// `vm.max_map_count` is reached; the message names the limit.
+    ///
+    /// [`take`]: StackPool::take
+    pub(crate) fn reserve(&self, size: usize) -> io::Result<()> {
+        let mut classes = self.classes.borrow_mut();
+        let idx = Self::class_index(&mut classes, size);
         let class = &mut classes[idx];
+        if class.available() <= class.reserved {
+            self.grow(class)?;
+        }
+        class.reserved += 1;
+        Ok(())
+    }
+
+    /// Gives back a reservation that will not be used (a greenlet killed
+    /// before it started).
+    pub(crate) fn unreserve(&self, size: usize) {
+        let mut classes = self.classes.borrow_mut();
+        if let Some(c) = classes.iter_mut().find(|c| c.size == size) {
+            c.reserved -= 1;
+        }
+    }
+
+    /// Takes a reserved stack: the most recently released one (its pages
+    /// are hot), else a trimmed one, else a fresh slot.
+    pub(crate) fn take(&self, size: usize) -> PooledStack {
+        let mut classes = self.classes.borrow_mut();
+        let class = classes
+            .iter_mut()
+            .find(|c| c.size == size)
+            .expect("greenlet: stack taken without a reservation");
+        class.reserved -= 1;
         let lo = match class.dirty.pop().or_else(|| class.clean.pop()) {
             Some(lo) => lo,
-            None => self.carve(class)?,
+            None => class.take_fresh(),
         };
-        Ok(PooledStack {
+        PooledStack {
             lo,
             size,
             pool: self,
-        })
+        }
     }
 
+    /// Adds capacity for at least one more stack.
     #[cold]
-    fn carve(&self, class: &mut SizeClass) -> io::Result<usize> {
+    fn grow(&self, class: &mut SizeClass) -> io::Result<()> {
         let page = sys::page_size();
-        if class.next == class.end {
+        if class.unguarded.0 == class.unguarded.1 {
             let slots = (SLAB_BYTES / class.size).max(1);
             let len = slots * class.size;
             let base = sys::mmap_stack_region(len).map_err(|e| {
@@ -256,28 +336,21 @@ impl StackPool {
                 )
             })? as usize;
             self.slabs.borrow_mut().push((base, len));
-            class.next = base;
-            class.end = base + len;
-            class.populated_to = base;
-            class.guarded = batch_guards(base, slots, class.size);
+            if batch_guards(base, slots, class.size) {
+                class.fresh.push((base, base + len, base));
+                class.fresh_count += slots;
+                return Ok(());
+            }
+            class.unguarded = (base, base + len);
         }
-        let lo = class.next;
-        if !class.guarded {
-            // SAFETY: `lo` starts an unused slot of a slab we mapped.
-            unsafe { install_guard(lo as *mut u8, page) }?;
-        }
-        if lo >= class.populated_to {
-            let n = POPULATE_BATCH.min((class.end - lo) / class.size);
-            let tops: Vec<(usize, usize)> = (1..=n)
-                .map(|i| (lo + i * class.size - page, page))
-                .collect();
-            // SAFETY: the top pages of unused slots of our slab. Failure is
-            // harmless: the pages then fault in on first touch.
-            let _ = unsafe { sys::process_madvise_self(&tops, sys::MADV_POPULATE_WRITE) };
-            class.populated_to = lo + n * class.size;
-        }
-        class.next += class.size;
-        Ok(lo)
+        // Old kernel, or the mprotect fallback: guard one slot now, so a
+        // failure surfaces at spawn, and keep it ready.
+        let lo = class.unguarded.0;
+        // SAFETY: `lo` starts an unused slot of a slab we mapped.
+        unsafe { install_guard(lo as *mut u8, page) }?;
+        class.unguarded.0 += class.size;
+        class.clean.push(lo);
+        Ok(())
     }
 
     fn release(&self, lo: usize, size: usize) {

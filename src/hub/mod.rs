@@ -145,7 +145,7 @@ impl Hub {
         let altstack = crate::sys::ensure_altstack(crate::fiber::overflow::ALTSTACK_SIZE)
             .ok()
             .flatten();
-        let root = TaskRef::new(Header::new(0, None, 0, 0), ());
+        let root = TaskRef::new(Header::new(0, None, 0), ());
         root.state.set(State::Running);
         let hub = Box::new(Hub {
             ready: UnsafeCell::new(VecDeque::with_capacity(64)),
@@ -260,33 +260,23 @@ impl Hub {
         name: Option<Box<str>>,
         stack_size: usize,
         delay: Option<Duration>,
-    ) -> io::Result<TaskRef>
+    ) -> io::Result<(TaskRef, *const ResultSlot<T>)>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let stack = self.stacks.get(stack_size)?;
+        self.stacks.reserve(stack_size)?;
         let task = TaskRef::new(
-            Header::new(self.next_id(), name, stack.guard_lo(), stack_size),
-            ResultSlot::<T>::new(None),
+            Header::new(self.next_id(), name, stack_size),
+            Payload {
+                slot: ResultSlot::<T>::new(None),
+                f: UnsafeCell::new(Some(f)),
+            },
         );
+        task.launch.set(Some(launch::<F, T>));
         self.monitor.spawned(task.id, task.name.as_deref());
-        let hdr: *const Header = task.as_ptr();
-        // SAFETY: created just above with this slot type.
-        let slot: *const ResultSlot<T> = unsafe { task.slot::<ResultSlot<T>>() };
-        let fiber = Fiber::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
-            // SAFETY: the task owns this fiber, so it outlives the closure;
-            // only this closure writes the slot, and nobody reads it before
-            // the task is finished.
-            unsafe {
-                (*hdr).yielder.set(yielder);
-                *(*hdr).keepalive.get() = Some(Hub::current().current_task());
-                let result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
-                *(*slot).get() = Some(result);
-            }
-        });
-        // SAFETY: the task is not shared with the hub yet.
-        unsafe { *task.fiber.get() = Some(fiber) };
+        // SAFETY: created just above with this payload type.
+        let slot: *const ResultSlot<T> = unsafe { &task.slot::<Payload<F, T>>().slot };
         match delay {
             None => self.push_ready(task.clone()),
             Some(d) => {
@@ -298,33 +288,29 @@ impl Hub {
                 task.start_timer.set(Some(key));
             }
         }
-        Ok(task)
+        Ok((task, slot))
     }
 
-    /// Finishes a task that never started (killed before its first run).
+    /// Finishes a task that never started (killed before its first run):
+    /// drops its closure and gives back its stack reservation.
     pub(crate) fn finish_unstarted(&self, task: &TaskRef) {
         let hdr: &Header = task;
         if let Some(key) = hdr.start_timer.take() {
             self.timers.borrow_mut().remove(key);
         }
-        // SAFETY: the task is not running (it never started), so nobody
-        // borrows its fiber; dropping an unstarted fiber only drops the
-        // closure.
-        let fiber = unsafe { (*hdr.fiber.get()).take() };
         hdr.state.set(State::Finished);
         hdr.killed.set(true);
-        drop(fiber);
+        if let Some(launch) = hdr.launch.take() {
+            // SAFETY: `launch` was set by `spawn` for this task's payload
+            // type; `None` asks it to discard.
+            unsafe { launch(task, None) };
+        }
         hdr.notify_watchers(self);
     }
 
-    /// Whether a started-or-not task has begun running.
+    /// Whether a task has begun running.
     pub(crate) fn has_started(&self, hdr: &Header) -> bool {
-        // SAFETY: called only for tasks that are not running, so no mutable
-        // borrow of the fiber is alive.
-        match unsafe { &*hdr.fiber.get() } {
-            Some(f) => f.started(),
-            None => true,
-        }
+        hdr.launch.get().is_none()
     }
 
     /// Runs one ready task until it parks, yields or finishes.
@@ -339,7 +325,10 @@ impl Hub {
         self.monitor.switched(hdr);
         // SAFETY: only `run_task` resumes fibers, and the loop never runs
         // inside a greenlet, so this is the only live borrow of the fiber.
-        let fiber = unsafe { (*hdr.fiber.get()).as_mut() }.expect("ready task without a fiber");
+        let fiber = match unsafe { (*hdr.fiber.get()).as_mut() } {
+            Some(f) => f,
+            None => self.launch(&task),
+        };
         let result = fiber.resume(());
         CURRENT.with(|c| c.set(ptr::null()));
         self.monitor.left();
@@ -351,6 +340,18 @@ impl Hub {
             }
             CoroutineResult::Return(()) => self.finish(task),
         }
+    }
+
+    /// Creates a task's fiber at its first run.
+    #[cold]
+    #[allow(clippy::mut_from_ref)]
+    fn launch(&self, task: &TaskRef) -> &mut Fiber {
+        let launch = task.launch.take().expect("ready task without a fiber");
+        // SAFETY: `launch` was set by `spawn` for this task's payload type.
+        let fiber = unsafe { launch(task, Some(self)) }.expect("launch made no fiber");
+        // SAFETY: the fiber slot is empty and only `run_task` touches it; the
+        // returned borrow ends before the task can run again.
+        unsafe { (*task.fiber.get()).insert(fiber) }
     }
 
     #[cold]
@@ -589,6 +590,55 @@ impl Drop for Hub {
             unsafe { crate::sys::free_altstack(base, len) };
         }
     }
+}
+
+/// A task's typed payload: its result slot, and its closure until the first
+/// run moves it onto the stack.
+pub(crate) struct Payload<F, T> {
+    pub(crate) slot: ResultSlot<T>,
+    f: UnsafeCell<Option<F>>,
+}
+
+/// [`task::Launch`] for closures of type `F` returning `T`.
+///
+/// # Safety
+/// `task` must have been created by `Hub::spawn::<F, T>`; with `Some(hub)`
+/// it must be that hub's task, about to run for the first time.
+unsafe fn launch<F, T>(task: &TaskRef, hub: Option<&Hub>) -> Option<Fiber>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    // SAFETY: guaranteed by the caller.
+    let payload = unsafe { task.slot::<Payload<F, T>>() };
+    // SAFETY: only `launch` touches the closure cell, once.
+    let f = unsafe { (*payload.f.get()).take() };
+    let Some(hub) = hub else {
+        drop(f);
+        if let Some(h) = Hub::try_current() {
+            h.stacks.unreserve(task.stack_size);
+        }
+        return None;
+    };
+    let f = f?;
+    let stack = hub.stacks.take(task.stack_size);
+    task.stack_lo.set(stack.guard_lo());
+    let hdr: *const Header = task.as_ptr();
+    let slot: *const ResultSlot<T> = &payload.slot;
+    Some(Fiber::with_stack(
+        stack,
+        move |yielder: &Yielder<(), ()>, ()| {
+            // SAFETY: the task owns this fiber, so it outlives the closure; only
+            // this closure writes the slot, and nobody reads it before the task
+            // is finished.
+            unsafe {
+                (*hdr).yielder.set(yielder);
+                *(*hdr).keepalive.get() = Some(Hub::current().current_task());
+                let result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
+                *(*slot).get() = Some(result);
+            }
+        },
+    ))
 }
 
 /// Suspends the running greenlet back into the loop.

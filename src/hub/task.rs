@@ -170,6 +170,9 @@ pub(crate) struct Collector {
     pub(crate) waiter: RefCell<Option<TaskRef>>,
 }
 
+/// See [`Header::launch`].
+pub(crate) type Launch = unsafe fn(&TaskRef, Option<&crate::hub::Hub>) -> Option<Fiber>;
+
 /// The untyped part of a task.
 pub(crate) struct Header {
     /// Live `TaskRef`s.
@@ -178,8 +181,9 @@ pub(crate) struct Header {
     free: unsafe fn(NonNull<Header>),
     pub(crate) id: u64,
     pub(crate) name: Option<Box<str>>,
-    /// Lowest address of the stack slot (its guard page); 0 for the root.
-    pub(crate) stack_lo: usize,
+    /// Lowest address of the stack slot (its guard page); 0 for the root
+    /// and until the first run.
+    pub(crate) stack_lo: Cell<usize>,
     /// Stack size in bytes including the guard page; 0 for the root.
     pub(crate) stack_size: usize,
     pub(crate) state: Cell<State>,
@@ -197,8 +201,14 @@ pub(crate) struct Header {
     pub(crate) start_timer: Cell<Option<TimerKey>>,
     /// Who waits for this task to finish. Empty for most tasks.
     pub(crate) watchers: RefCell<Vec<Watcher>>,
-    /// The fiber; `None` for the root, and once finished.
+    /// The fiber; `None` for the root, before the first run, and once
+    /// finished.
     pub(crate) fiber: UnsafeCell<Option<Fiber>>,
+    /// Creates the fiber at the first run (`Some(hub)`: takes the reserved
+    /// stack and moves the closure onto it), or drops the closure and the
+    /// stack reservation of a task killed before it started (`None`).
+    /// Monomorphized per closure type; set by `Hub::spawn`.
+    pub(crate) launch: Cell<Option<Launch>>,
     /// The fiber's yielder while it runs (points into its own stack).
     pub(crate) yielder: Cell<*const Yielder<(), ()>>,
     /// The task holds itself alive from its first run until it finishes, so
@@ -210,14 +220,14 @@ pub(crate) struct Header {
 pub(crate) type ResultSlot<T> = UnsafeCell<Option<Result<T, JoinError>>>;
 
 impl Header {
-    pub(crate) fn new(id: u64, name: Option<Box<str>>, stack_lo: usize, stack_size: usize) -> Self {
+    pub(crate) fn new(id: u64, name: Option<Box<str>>, stack_size: usize) -> Self {
         unsafe fn never(_: NonNull<Header>) {}
         Header {
             refs: Cell::new(0),
             free: never,
             id,
             name,
-            stack_lo,
+            stack_lo: Cell::new(0),
             stack_size,
             state: Cell::new(State::Ready),
             wake: Cell::new(Wake::Ready),
@@ -228,6 +238,7 @@ impl Header {
             start_timer: Cell::new(None),
             watchers: RefCell::new(Vec::new()),
             fiber: UnsafeCell::new(None),
+            launch: Cell::new(None),
             yielder: Cell::new(std::ptr::null()),
             keepalive: UnsafeCell::new(None),
         }
