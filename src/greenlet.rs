@@ -56,21 +56,43 @@ impl fmt::Display for GreenletId {
 }
 
 /// Why [`Greenlet::join`] has no value: the greenlet panicked or was killed.
+///
+/// `Send + Sync`, so it converts into `Box<dyn Error + Send + Sync>`.
 pub struct JoinError {
     repr: Repr,
 }
 
 enum Repr {
-    Panic(Box<dyn Any + Send + 'static>),
+    Panic {
+        payload: SyncPayload,
+        /// The message of a `&str`/`String` payload, read at creation.
+        message: Option<String>,
+    },
     Killed,
 }
+
+/// A panic payload that can be shared between threads because nothing
+/// reads it through a shared reference.
+struct SyncPayload(Box<dyn Any + Send + 'static>);
+
+// SAFETY: the payload is only reachable by value (`into_panic`,
+// `try_into_panic`), never through `&SyncPayload`, so a `&JoinError` on
+// another thread gives no access to the non-`Sync` payload.
+unsafe impl Sync for SyncPayload {}
 
 impl JoinError {
     pub(crate) fn from_payload(payload: Box<dyn Any + Send + 'static>) -> JoinError {
         let repr = if payload.is::<KillSignal>() {
             Repr::Killed
         } else {
-            Repr::Panic(payload)
+            let message = payload
+                .downcast_ref::<&'static str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned());
+            Repr::Panic {
+                payload: SyncPayload(payload),
+                message,
+            }
         };
         JoinError { repr }
     }
@@ -81,7 +103,7 @@ impl JoinError {
 
     /// Whether the greenlet panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self.repr, Repr::Panic(_))
+        matches!(self.repr, Repr::Panic { .. })
     }
 
     /// Whether the greenlet was killed.
@@ -92,10 +114,7 @@ impl JoinError {
     /// The panic message, when the payload is a string (as `panic!` makes).
     pub fn panic_message(&self) -> Option<&str> {
         match &self.repr {
-            Repr::Panic(p) => p
-                .downcast_ref::<&'static str>()
-                .copied()
-                .or_else(|| p.downcast_ref::<String>().map(String::as_str)),
+            Repr::Panic { message, .. } => message.as_deref(),
             Repr::Killed => None,
         }
     }
@@ -106,7 +125,7 @@ impl JoinError {
     /// Returns `Err(self)` when the greenlet was killed.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
-            Repr::Panic(p) => Ok(p),
+            Repr::Panic { payload, .. } => Ok(payload.0),
             Repr::Killed => Err(self),
         }
     }
@@ -124,7 +143,7 @@ impl JoinError {
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Panic(_) => match self.panic_message() {
+            Repr::Panic { .. } => match self.panic_message() {
                 Some(m) => f.debug_tuple("JoinError::Panic").field(&m).finish(),
                 None => f.write_str("JoinError::Panic(..)"),
             },
@@ -136,7 +155,7 @@ impl fmt::Debug for JoinError {
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.repr {
-            Repr::Panic(_) => match self.panic_message() {
+            Repr::Panic { .. } => match self.panic_message() {
                 Some(m) => write!(f, "greenlet panicked: {m}"),
                 None => f.write_str("greenlet panicked"),
             },
@@ -214,9 +233,10 @@ impl Builder {
     /// Spawns the greenlet; it runs when the hub next gets control.
     ///
     /// # Errors
-    /// Fails when no stack can be had: address space exhausted, or, on
-    /// kernels without `MADV_GUARD_INSTALL`, `vm.max_map_count` reached (the
-    /// message names the limit).
+    /// Fails when no stack can be had: a size larger than the address space
+    /// (`InvalidInput`), address space exhausted, or, on kernels without
+    /// `MADV_GUARD_INSTALL`, `vm.max_map_count` reached (the message names
+    /// the limit).
     pub fn spawn<F, T>(self, f: F) -> io::Result<Greenlet<T>>
     where
         F: FnOnce() -> T + 'static,
@@ -242,7 +262,7 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let size = normalize_size(self.stack_size.unwrap_or_else(default_stack_size));
+        let size = normalize_size(self.stack_size.unwrap_or_else(default_stack_size))?;
         let name = self.name.map(String::into_boxed_str);
         Ok(Greenlet::new(Hub::current().spawn(f, name, size, delay)?))
     }
@@ -277,7 +297,10 @@ where
 
 fn default_stack_size_normalized() -> usize {
     static SIZE: OnceLock<usize> = OnceLock::new();
-    *SIZE.get_or_init(|| normalize_size(default_stack_size()))
+    *SIZE.get_or_init(|| {
+        normalize_size(default_stack_size())
+            .unwrap_or_else(|e| panic!("greenlet: GREENLET_STACK_SIZE: {e}"))
+    })
 }
 
 /// Spawns a greenlet that starts after `delay` (gevent's `spawn_later`).
@@ -495,6 +518,17 @@ impl<T: 'static> Iterator for Iwait<T> {
             if let Some(i) = next {
                 self.remaining -= 1;
                 return self.pending[i].take();
+            }
+            if self
+                .pending
+                .iter()
+                .flatten()
+                .any(|g| g.task.state.get() == State::Running)
+            {
+                panic!(
+                    "greenlet: a greenlet cannot wait for itself to finish (iwait over a set \
+                     that contains the caller would wait forever)"
+                );
             }
             *self.collector.waiter.borrow_mut() = Some(hub.current_task());
             let _clear = ClearWaiter(&self.collector);

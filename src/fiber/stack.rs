@@ -136,9 +136,21 @@ fn batch_guards(base: usize, slots: usize, size: usize) -> bool {
 }
 
 /// Rounds a requested stack size to whole pages, at least [`MIN_STACK_SIZE`].
-pub(crate) fn normalize_size(size: usize) -> usize {
+///
+/// # Errors
+/// `InvalidInput` when the rounded size does not fit in the address space.
+pub(crate) fn normalize_size(size: usize) -> io::Result<usize> {
     let page = sys::page_size();
-    size.max(MIN_STACK_SIZE).div_ceil(page) * page
+    size.max(MIN_STACK_SIZE)
+        .div_ceil(page)
+        .checked_mul(page)
+        .filter(|&s| s <= isize::MAX as usize)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("greenlet stack size of {size} bytes is larger than the address space"),
+            )
+        })
 }
 
 /// A stack slot taken from the pool; it goes back to the pool on drop.

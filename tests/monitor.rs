@@ -1,0 +1,126 @@
+//! The blocked-hub monitor.
+//!
+//! The monitor is process-wide and starts once, so every test here shares
+//! one instance (threshold [`THRESHOLD`]) and picks its own reports out by
+//! greenlet name.
+
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use greenlet::monitor::{self, Report};
+
+const THRESHOLD: Duration = Duration::from_millis(50);
+
+/// Starts the shared monitor (once) and returns its report log.
+fn reports() -> &'static Mutex<Vec<Report>> {
+    static REPORTS: OnceLock<&'static Mutex<Vec<Report>>> = OnceLock::new();
+    REPORTS.get_or_init(|| {
+        let log: &'static Mutex<Vec<Report>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        assert!(
+            monitor::start_with(THRESHOLD, move |r| log.lock().unwrap().push(r.clone())),
+            "the monitor was already running"
+        );
+        log
+    })
+}
+
+/// The reports about the greenlet called `name`.
+fn reports_for(name: &str) -> Vec<Report> {
+    reports()
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.greenlet_name.as_deref() == Some(name))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_greenlet_that_blocks_the_thread_is_reported_once_per_episode() {
+    reports();
+    assert!(monitor::is_running());
+    let name = "hog-blocks-twice";
+    let g = greenlet::Builder::new()
+        .name(name)
+        .spawn(|| {
+            // Two episodes of blocking the OS thread, separated by a switch.
+            std::thread::sleep(Duration::from_millis(300));
+            greenlet::yield_now();
+            std::thread::sleep(Duration::from_millis(300));
+        })
+        .unwrap();
+    let id = g.id().as_u64();
+    g.join().unwrap();
+    // Let the watchdog finish its last tick.
+    std::thread::sleep(THRESHOLD);
+    let mine = reports_for(name);
+    assert_eq!(
+        mine.len(),
+        2,
+        "expected one report per blocked episode, got {mine:#?}"
+    );
+    let thread = std::thread::current().name().map(str::to_owned);
+    for r in &mine {
+        assert_eq!(r.greenlet_id, id);
+        assert!(r.blocked_for >= THRESHOLD, "{r:?}");
+        assert!(r.blocked_for < Duration::from_millis(300), "{r:?}");
+        assert_eq!(r.thread, thread, "the report names the hub's thread");
+        let shown = r.to_string();
+        assert!(shown.contains(name), "{shown}");
+    }
+}
+
+#[test]
+fn a_hub_that_keeps_switching_is_not_reported() {
+    reports();
+    let names = ["busy-a", "busy-b"];
+    let gs: Vec<_> = names
+        .iter()
+        .map(|&name| {
+            greenlet::Builder::new()
+                .name(name)
+                .spawn(|| {
+                    // CPU-bound, but yielding every millisecond or so.
+                    let t = Instant::now();
+                    while t.elapsed() < Duration::from_millis(300) {
+                        let step = Instant::now();
+                        while step.elapsed() < Duration::from_micros(500) {
+                            std::hint::spin_loop();
+                        }
+                        greenlet::yield_now();
+                    }
+                })
+                .unwrap()
+        })
+        .collect();
+    greenlet::joinall(gs);
+    // Also sleeping greenlets: an idle hub is not blocked either.
+    greenlet::Builder::new()
+        .name("sleepy")
+        .spawn(|| greenlet::sleep(Duration::from_millis(200)))
+        .unwrap()
+        .join()
+        .unwrap();
+    std::thread::sleep(THRESHOLD);
+    for name in names.into_iter().chain(["sleepy"]) {
+        let mine = reports_for(name);
+        assert!(mine.is_empty(), "{name} was reported: {mine:#?}");
+    }
+}
+
+#[test]
+fn the_root_blocking_is_not_blamed_on_a_greenlet() {
+    reports();
+    // A greenlet runs and parks; then the root blocks the thread. No
+    // greenlet is running, so nobody is reported.
+    let g = greenlet::Builder::new()
+        .name("parked-while-root-blocks")
+        .spawn(|| greenlet::sleep(Duration::from_millis(300)))
+        .unwrap();
+    greenlet::yield_now();
+    std::thread::sleep(Duration::from_millis(200));
+    g.join().unwrap();
+    std::thread::sleep(THRESHOLD);
+    let mine = reports_for("parked-while-root-blocks");
+    assert!(mine.is_empty(), "{mine:#?}");
+}

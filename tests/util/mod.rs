@@ -1,0 +1,190 @@
+//! Helpers shared by the integration tests.
+//!
+//! Each test file pulls this in with `mod util;` and uses only part of it.
+#![allow(dead_code)]
+
+use std::cell::{Cell, RefCell};
+use std::fmt::Debug;
+use std::process::{Command, Output};
+use std::rc::Rc;
+use std::time::Duration;
+
+use greenlet::JoinError;
+
+/// A value that sets a flag when dropped: proves that destructors ran.
+pub struct DropFlag(Rc<Cell<bool>>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+/// A [`DropFlag`] and a way to ask whether it was dropped.
+pub fn drop_flag() -> (DropFlag, Rc<Cell<bool>>) {
+    let flag = Rc::new(Cell::new(false));
+    (DropFlag(flag.clone()), flag)
+}
+
+/// A shared, append-only log of events, cheap to clone into greenlets.
+pub struct Log<T>(Rc<RefCell<Vec<T>>>);
+
+impl<T> Clone for Log<T> {
+    fn clone(&self) -> Self {
+        Log(self.0.clone())
+    }
+}
+
+impl<T> Default for Log<T> {
+    fn default() -> Self {
+        Log(Rc::new(RefCell::new(Vec::new())))
+    }
+}
+
+impl<T: Clone> Log<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&self, v: T) {
+        self.0.borrow_mut().push(v);
+    }
+
+    pub fn snapshot(&self) -> Vec<T> {
+        self.0.borrow().clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.borrow().len()
+    }
+}
+
+/// Asserts that a join result says "killed".
+#[track_caller]
+pub fn assert_killed<T: Debug>(r: Result<T, JoinError>) {
+    match r {
+        Err(e) => {
+            assert!(e.is_killed(), "expected a killed greenlet, got {e:?}");
+            assert!(
+                !e.is_panic(),
+                "a killed greenlet must not count as panicked: {e:?}"
+            );
+            assert_eq!(e.panic_message(), None);
+        }
+        Ok(v) => panic!("expected a killed greenlet, got Ok({v:?})"),
+    }
+}
+
+/// Asserts that a join result is a panic whose message contains `needle`.
+#[track_caller]
+pub fn assert_panicked_with<T: Debug>(r: Result<T, JoinError>, needle: &str) -> JoinError {
+    match r {
+        Err(e) => {
+            assert!(e.is_panic(), "expected a panicked greenlet, got {e:?}");
+            assert!(
+                !e.is_killed(),
+                "a panicked greenlet must not count as killed: {e:?}"
+            );
+            let msg = e
+                .panic_message()
+                .unwrap_or_else(|| panic!("no message in {e:?}"));
+            assert!(
+                msg.contains(needle),
+                "panic message {msg:?} does not contain {needle:?}"
+            );
+            e
+        }
+        Ok(v) => panic!("expected a panicked greenlet, got Ok({v:?})"),
+    }
+}
+
+/// The message of a panic payload caught with `catch_unwind`.
+#[track_caller]
+pub fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        panic!("the panic payload is not a string")
+    }
+}
+
+/// Asserts `lo <= d < hi`, with a readable message.
+#[track_caller]
+pub fn assert_between(what: &str, d: Duration, lo: Duration, hi: Duration) {
+    assert!(
+        d >= lo && d < hi,
+        "{what}: took {d:?}, expected at least {lo:?} and under {hi:?}"
+    );
+}
+
+/// CPU time (user + system) consumed so far by the calling OS thread.
+pub fn thread_cpu_time() -> Duration {
+    // SAFETY: an all-zero rusage is a valid out-parameter.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_THREAD with a valid out-pointer.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    assert_eq!(rc, 0, "getrusage: {}", std::io::Error::last_os_error());
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// The environment variable that tells a re-executed test binary which
+/// child scenario to run.
+pub const CHILD_ENV: &str = "GREENLET_TEST_CHILD";
+
+/// The child scenario this process was started for, if any.
+pub fn child_mode() -> Option<String> {
+    std::env::var(CHILD_ENV).ok()
+}
+
+/// Re-runs this test binary with only the test `test_name` (exact match)
+/// and `GREENLET_TEST_CHILD=mode`, plus `env`, and returns its output.
+/// The test must check [`child_mode`] first and run the scenario.
+#[track_caller]
+pub fn run_child(test_name: &str, mode: &str, env: &[(&str, &str)]) -> Output {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = Command::new(exe);
+    cmd.args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, mode)
+        .env_remove("GREENLET_MONITOR")
+        .env("RUST_BACKTRACE", "0");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("cannot re-run the test binary")
+}
+
+/// Describes a child's output for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Asserts that the child was killed by `signal`.
+#[track_caller]
+pub fn assert_died_by_signal(out: &Output, signal: i32) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(signal),
+        "expected the child to die by signal {signal}\n{}",
+        describe(out)
+    );
+}
+
+/// Asserts that the child exited successfully and ran exactly one test.
+#[track_caller]
+pub fn assert_child_passed(out: &Output) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the child test failed or did not run\n{}",
+        describe(out)
+    );
+}
