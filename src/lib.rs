@@ -100,6 +100,7 @@ mod fiber;
 mod greenlet;
 mod hub;
 pub mod monitor;
+pub mod sync;
 mod sys;
 mod time;
 
