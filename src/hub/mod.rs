@@ -520,6 +520,19 @@ impl Hub {
     /// must call [`Hub::cancel_remote`] with the returned waker once it stops
     /// waiting.
     pub(crate) fn remote_waker(&self) -> RemoteWaker {
+        let (key, generation) = self.register_wait();
+        RemoteWaker {
+            remote: self.remote.clone(),
+            key,
+            generation,
+        }
+    }
+
+    /// Registers the running task in a wait slot and returns the slot's
+    /// `(key, generation)`, for waiters that reach the remote queue
+    /// themselves (see [`Hub::remote`]); [`Hub::wake_slot`] or a
+    /// `RemoteMsg::Wake` wakes it, [`Hub::cancel_wait`] releases it.
+    pub(crate) fn register_wait(&self) -> (usize, u64) {
         let task = self.current_task();
         let mut w = self.waits.borrow_mut();
         w.generation += 1;
@@ -535,11 +548,7 @@ impl Hub {
             }
         };
         w.used += 1;
-        RemoteWaker {
-            remote: self.remote.clone(),
-            key,
-            generation,
-        }
+        (key, generation)
     }
 
     /// Unparks the task waiting in slot `key` if the slot still belongs to
@@ -559,12 +568,17 @@ impl Hub {
 
     /// Releases a wait slot made by [`Hub::remote_waker`].
     pub(crate) fn cancel_remote(&self, waker: &RemoteWaker) {
+        self.cancel_wait(waker.key, waker.generation);
+    }
+
+    /// Releases a wait slot made by [`Hub::register_wait`].
+    pub(crate) fn cancel_wait(&self, key: usize, generation: u64) {
         let mut w = self.waits.borrow_mut();
-        if let Some(slot) = w.slots.get_mut(waker.key)
-            && matches!(slot, Some((_, g)) if *g == waker.generation)
+        if let Some(slot) = w.slots.get_mut(key)
+            && matches!(slot, Some((_, g)) if *g == generation)
         {
             *slot = None;
-            w.free.push(waker.key);
+            w.free.push(key);
             w.used -= 1;
         }
     }
@@ -584,6 +598,14 @@ impl Drop for Hub {
         drop(ready);
         let timers = self.timers.get_mut().clear();
         drop(timers);
+        // A greenlet leaked while registered in a wait slot may still be
+        // linked into a sync primitive that other threads use, through a
+        // node on its stack that points at this hub's remote queue: keep
+        // both alive for good.
+        if self.waits.get_mut().used > 0 {
+            std::mem::forget(self.remote.clone());
+            self.stacks.leak();
+        }
         self.waits.get_mut().slots.clear();
         if let Some((base, len)) = self.altstack.take() {
             // SAFETY: installed by this hub on this thread in `init`.

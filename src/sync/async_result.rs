@@ -1,10 +1,11 @@
 //! `AsyncResult<T>`: a one-shot value greenlets can wait for.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::wait_queue::{WaitList, Waited, drop_payload, lock, wait};
+use super::lock::Lock;
+use super::wait_queue::{WaitList, Waited, drop_payload, wait};
 use super::{TimedOut, deadline};
 
 /// A value that is set once and waited for by any number of greenlets
@@ -46,7 +47,7 @@ pub struct AsyncResult<T> {
 
 struct Inner<T> {
     value: OnceLock<T>,
-    waiters: Mutex<WaitList<()>>,
+    waiters: Lock<WaitList<()>>,
 }
 
 fn list(w: &mut WaitList<()>) -> &mut WaitList<()> {
@@ -66,7 +67,7 @@ impl<T> AsyncResult<T> {
         AsyncResult {
             inner: Arc::new(Inner {
                 value: OnceLock::new(),
-                waiters: Mutex::new(WaitList::new()),
+                waiters: Lock::new(WaitList::new()),
             }),
         }
     }
@@ -85,7 +86,7 @@ impl<T> AsyncResult<T> {
     /// assert_eq!(r.get(), 1);
     /// ```
     pub fn set(&self, value: T) -> Result<(), T> {
-        let mut waiters = lock(&self.inner.waiters);
+        let mut waiters = self.inner.waiters.lock();
         self.inner.value.set(value)?;
         waiters.notify_all();
         Ok(())
@@ -164,7 +165,7 @@ impl<T> AsyncResult<T> {
         if let Some(v) = self.inner.value.get() {
             return Ok(v);
         }
-        let waiters = lock(&self.inner.waiters);
+        let waiters = self.inner.waiters.lock();
         if let Some(v) = self.inner.value.get() {
             return Ok(v);
         }

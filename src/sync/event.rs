@@ -2,10 +2,11 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::wait_queue::{WaitList, Waited, drop_payload, lock, wait};
+use super::lock::Lock;
+use super::wait_queue::{WaitList, Waited, drop_payload, wait};
 use super::{TimedOut, deadline};
 
 /// A flag that greenlets wait for until it is set (gevent's
@@ -56,7 +57,7 @@ pub struct Event {
 #[derive(Default)]
 struct Inner {
     flag: AtomicBool,
-    waiters: Mutex<WaitList<()>>,
+    waiters: Lock<WaitList<()>>,
 }
 
 fn list(w: &mut WaitList<()>) -> &mut WaitList<()> {
@@ -87,7 +88,7 @@ impl Event {
     /// e.wait(); // returns at once
     /// ```
     pub fn set(&self) {
-        let mut waiters = lock(&self.inner.waiters);
+        let mut waiters = self.inner.waiters.lock();
         self.inner.flag.store(true, Ordering::Release);
         waiters.notify_all();
     }
@@ -103,7 +104,7 @@ impl Event {
     /// assert!(!e.is_set());
     /// ```
     pub fn clear(&self) {
-        let _waiters = lock(&self.inner.waiters);
+        let _waiters = self.inner.waiters.lock();
         self.inner.flag.store(false, Ordering::Release);
     }
 
@@ -166,7 +167,7 @@ impl Event {
         if self.is_set() {
             return Ok(());
         }
-        let waiters = lock(&self.inner.waiters);
+        let waiters = self.inner.waiters.lock();
         if self.is_set() {
             return Ok(());
         }

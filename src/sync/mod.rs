@@ -32,7 +32,7 @@
 //! # The waiting protocol
 //!
 //! Every primitive uses one waiter-list implementation and the same steps.
-//! Under the primitive's internal lock (a `std::sync::Mutex` held for a few
+//! Under the primitive's internal lock (a spin lock held for a few
 //! instructions, never across a park) the waiter checks its condition; if it
 //! must wait it *registers*: it links a node naming itself at the back of
 //! the list, releases the lock and *parks*. A notifier, under the same lock,
@@ -72,6 +72,7 @@
 
 mod async_result;
 mod event;
+mod lock;
 mod mutex;
 mod queue;
 mod semaphore;

@@ -4,10 +4,10 @@ use std::cell::UnsafeCell;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::Mutex as StdMutex;
 use std::time::{Duration, Instant};
 
-use super::wait_queue::{WaitList, Waited, lock, wait};
+use super::lock::Lock;
+use super::wait_queue::{WaitList, Waited, wait};
 use super::{TimedOut, deadline};
 
 /// A mutual-exclusion lock that parks the waiting greenlet instead of
@@ -57,7 +57,7 @@ use super::{TimedOut, deadline};
 /// assert_eq!(*log.lock(), [0, 0, 1, 1, 2, 2]);
 /// ```
 pub struct Mutex<T: ?Sized> {
-    state: StdMutex<State>,
+    state: Lock<State>,
     data: UnsafeCell<T>,
 }
 
@@ -103,7 +103,7 @@ impl<T> Mutex<T> {
     /// ```
     pub const fn new(value: T) -> Mutex<T> {
         Mutex {
-            state: StdMutex::new(State {
+            state: Lock::new(State {
                 locked: false,
                 waiters: WaitList::new(),
             }),
@@ -156,7 +156,7 @@ impl<T: ?Sized> Mutex<T> {
     /// assert!(m.try_lock().is_none());
     /// ```
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        let mut s = lock(&self.state);
+        let mut s = self.state.lock();
         if !s.locked {
             debug_assert!(s.waiters.is_empty());
             s.locked = true;
@@ -184,7 +184,7 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     fn lock_until(&self, deadline: Option<Instant>) -> Result<MutexGuard<'_, T>, TimedOut> {
-        let mut s = lock(&self.state);
+        let mut s = self.state.lock();
         if !s.locked {
             s.locked = true;
             return Ok(self.guard());
@@ -208,7 +208,7 @@ impl<T: ?Sized> Mutex<T> {
     /// assert!(!m.is_locked());
     /// ```
     pub fn is_locked(&self) -> bool {
-        lock(&self.state).locked
+        self.state.lock().locked
     }
 
     /// A mutable reference to the data; no locking needed, the borrow
@@ -300,7 +300,7 @@ impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
 
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        lock(&self.mutex.state).unlock();
+        self.mutex.state.lock().unlock();
     }
 }
 

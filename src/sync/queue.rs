@@ -3,11 +3,12 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::deadline;
-use super::wait_queue::{WaitList, Waited, drop_payload, lock, wait};
+use super::lock::Lock;
+use super::wait_queue::{WaitList, Waited, drop_payload, wait};
 
 /// A multi-producer, multi-consumer FIFO queue (gevent's
 /// `gevent.queue.Queue` and `JoinableQueue`, Go's channels).
@@ -70,7 +71,7 @@ use super::wait_queue::{WaitList, Waited, drop_payload, lock, wait};
 /// assert_eq!(consumer.join().unwrap(), 45);
 /// ```
 pub struct Queue<T> {
-    inner: Arc<Mutex<State<T>>>,
+    inner: Arc<Lock<State<T>>>,
 }
 
 struct State<T> {
@@ -199,7 +200,7 @@ impl<T> Queue<T> {
 
     fn with_cap(cap: usize) -> Queue<T> {
         Queue {
-            inner: Arc::new(Mutex::new(State {
+            inner: Arc::new(Lock::new(State {
                 items: VecDeque::new(),
                 cap,
                 closed: false,
@@ -249,7 +250,7 @@ impl<T> Queue<T> {
     /// assert_eq!(q.try_put(3), Err(TryPutError::Closed(3)));
     /// ```
     pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
-        let mut s = lock(&self.inner);
+        let mut s = self.inner.lock();
         if s.closed {
             return Err(TryPutError::Closed(item));
         }
@@ -279,7 +280,7 @@ impl<T> Queue<T> {
     }
 
     fn put_until(&self, item: T, deadline: Option<Instant>) -> Result<(), PutTimeoutError<T>> {
-        let mut s = lock(&self.inner);
+        let mut s = self.inner.lock();
         if s.closed {
             return Err(PutTimeoutError::Closed(item));
         }
@@ -342,7 +343,7 @@ impl<T> Queue<T> {
     /// assert_eq!(q.try_get(), Err(TryGetError::Closed));
     /// ```
     pub fn try_get(&self) -> Result<T, TryGetError> {
-        let mut s = lock(&self.inner);
+        let mut s = self.inner.lock();
         match s.try_get() {
             Some(item) => Ok(item),
             None if s.closed => Err(TryGetError::Closed),
@@ -371,7 +372,7 @@ impl<T> Queue<T> {
     }
 
     fn get_until(&self, deadline: Option<Instant>) -> Result<T, GetTimeoutError> {
-        let mut s = lock(&self.inner);
+        let mut s = self.inner.lock();
         if let Some(item) = s.try_get() {
             return Ok(item);
         }
@@ -402,7 +403,7 @@ impl<T> Queue<T> {
     /// assert_eq!(q.iter().collect::<Vec<_>>(), [1]);
     /// ```
     pub fn close(&self) {
-        let mut s = lock(&self.inner);
+        let mut s = self.inner.lock();
         if !s.closed {
             s.closed = true;
             s.getters.notify_all();
@@ -419,7 +420,7 @@ impl<T> Queue<T> {
     /// assert!(!q.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        lock(&self.inner).closed
+        self.inner.lock().closed
     }
 
     /// Items in the queue (not counting putters still waiting to add
@@ -433,7 +434,7 @@ impl<T> Queue<T> {
     /// assert_eq!(q.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        lock(&self.inner).items.len()
+        self.inner.lock().items.len()
     }
 
     /// Whether the queue holds no items.
@@ -457,7 +458,7 @@ impl<T> Queue<T> {
     /// assert_eq!(Queue::<u8>::new().capacity(), None);
     /// ```
     pub fn capacity(&self) -> Option<usize> {
-        let cap = lock(&self.inner).cap;
+        let cap = self.inner.lock().cap;
         (cap != usize::MAX).then_some(cap)
     }
 
@@ -480,7 +481,7 @@ impl<T> Queue<T> {
     /// # let _ = job;
     /// ```
     pub fn task_done(&self) {
-        let mut s = lock(&self.inner);
+        let mut s = self.inner.lock();
         assert!(
             s.unfinished > 0,
             "Queue::task_done called more times than items were put"
@@ -518,7 +519,7 @@ impl<T> Queue<T> {
     /// worker.join().unwrap();
     /// ```
     pub fn join(&self) {
-        let s = lock(&self.inner);
+        let s = self.inner.lock();
         if s.unfinished == 0 {
             return;
         }
@@ -558,7 +559,7 @@ impl<T> Default for Queue<T> {
 
 impl<T> fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = lock(&self.inner);
+        let s = self.inner.lock();
         f.debug_struct("Queue")
             .field("len", &s.items.len())
             .field("capacity", &(s.cap != usize::MAX).then_some(s.cap))

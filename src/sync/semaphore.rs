@@ -1,10 +1,10 @@
 //! `Semaphore`: a counted set of permits, handed out FIFO.
 
 use std::fmt;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::wait_queue::{WaitList, Waited, lock, wait};
+use super::lock::Lock;
+use super::wait_queue::{WaitList, Waited, wait};
 use super::{TimedOut, deadline};
 
 /// A counting semaphore (gevent's `gevent.lock.Semaphore`): at most `n`
@@ -54,7 +54,7 @@ use super::{TimedOut, deadline};
 /// assert_eq!(peak.get(), 2);
 /// ```
 pub struct Semaphore {
-    state: Mutex<State>,
+    state: Lock<State>,
 }
 
 struct State {
@@ -96,7 +96,7 @@ impl Semaphore {
     /// ```
     pub const fn new(permits: usize) -> Semaphore {
         Semaphore {
-            state: Mutex::new(State {
+            state: Lock::new(State {
                 permits,
                 waiters: WaitList::new(),
             }),
@@ -136,7 +136,7 @@ impl Semaphore {
     /// assert!(s.try_acquire().is_none());
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        let mut s = lock(&self.state);
+        let mut s = self.state.lock();
         if s.permits > 0 && s.waiters.is_empty() {
             s.permits -= 1;
             Some(SemaphorePermit { sem: self })
@@ -165,7 +165,7 @@ impl Semaphore {
     }
 
     fn acquire_until(&self, deadline: Option<Instant>) -> Result<SemaphorePermit<'_>, TimedOut> {
-        let mut s = lock(&self.state);
+        let mut s = self.state.lock();
         if s.permits > 0 && s.waiters.is_empty() {
             s.permits -= 1;
             return Ok(SemaphorePermit { sem: self });
@@ -187,7 +187,7 @@ impl Semaphore {
     /// assert_eq!(s.available_permits(), 1);
     /// ```
     pub fn available_permits(&self) -> usize {
-        lock(&self.state).permits
+        self.state.lock().permits
     }
 
     /// Adds `n` permits, waking waiters first (gevent's `release` called
@@ -204,13 +204,13 @@ impl Semaphore {
     /// assert_eq!(s.available_permits(), 2);
     /// ```
     pub fn add_permits(&self, n: usize) {
-        lock(&self.state).release(n);
+        self.state.lock().release(n);
     }
 }
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = lock(&self.state);
+        let s = self.state.lock();
         f.debug_struct("Semaphore")
             .field("permits", &s.permits)
             .field("waiters", &s.waiters.len())
@@ -255,7 +255,7 @@ impl SemaphorePermit<'_> {
 
 impl Drop for SemaphorePermit<'_> {
     fn drop(&mut self) {
-        lock(&self.sem.state).release(1);
+        self.sem.state.lock().release(1);
     }
 }
 

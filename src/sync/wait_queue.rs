@@ -2,95 +2,110 @@
 //! parks on, and the waiting protocol that goes with it.
 //!
 //! A [`WaitList`] lives inside a primitive's state, behind the primitive's
-//! `std::sync::Mutex` (held for a few instructions, never across a park).
-//! It is a FIFO doubly linked list threaded through a slab of nodes, so
-//! registering, waking the first waiter and removing any waiter are O(1)
-//! and, once the slab has grown to the peak number of waiters, allocate
-//! nothing.
+//! [`Lock`] (held for a few instructions, never across a park). It is an
+//! intrusive FIFO doubly linked list of nodes that their waiters own, so
+//! registering, waking the first waiter and removing any waiter are O(1).
 //!
 //! # Protocol
 //!
 //! A waiter, holding the primitive's lock, checks its condition; when it
-//! must wait it takes a [`RemoteWaker`] from its hub, links a node holding
-//! that waker (and, for a bounded queue's putter, its item), releases the
-//! lock and parks ([`wait`]). A notifier, holding the same lock, unlinks the
-//! first node, marks it *notified*, optionally deposits a payload in it (an
-//! item, a permit) and wakes its waker: directly when the waiter belongs to
-//! the notifier's own hub, through the waiter's hub remote queue otherwise.
-//! Because the notification is recorded in the node under the lock, the
-//! waiter never loses it: whatever wakes it (its wake-up, a spurious
-//! unpark, its timer), it re-takes the lock and looks at its node.
+//! must wait it registers in a wait slot of its hub, links a node naming
+//! that slot (and, for a bounded queue's putter, holding its item), releases
+//! the lock and parks ([`wait`]). A notifier, holding the same lock, unlinks
+//! the first node, optionally deposits a payload in it (an item, a permit),
+//! marks it *notified* with a release store and wakes the waiter: directly
+//! when the waiter belongs to the notifier's own hub, through the waiter's
+//! hub remote queue otherwise. From that store on the node is the waiter's
+//! alone. Woken for whatever reason (its wake-up, a spurious unpark, its
+//! timer), the waiter reads the mark with an acquire load: notified means
+//! done, with no second trip through the lock; otherwise it parks again,
+//! and only a timeout makes it take the lock to unlink itself (re-checking
+//! the mark under the lock, so a notification that raced the timeout is
+//! taken, not lost).
 //!
-//! The node belongs to its waiter from `push` until the waiter removes it,
-//! however its wait ends: returned normally, timed out, killed or unwound by
-//! an expired `with_timeout` (a drop guard). A waiter that dies holding a
-//! payload meant for it gives it to the primitive's `abandon` hook, which
-//! passes it on (to the next waiter, or back into the primitive), so no
-//! permit or item is ever lost with a dying waiter.
+//! The node belongs to its waiter from registration until the waiter frees
+//! it, however its wait ends: returned normally, timed out, killed or
+//! unwound by an expired `with_timeout` (a drop guard). A waiter that dies
+//! holding a payload meant for it gives it to the primitive's `abandon`
+//! hook, which passes it on (to the next waiter, or back into the
+//! primitive), so no permit or item is ever lost with a dying waiter.
+//!
+//! # Memory
+//!
+//! A node lives in its waiter's [`wait`] frame: a parked greenlet's stack
+//! does not move, so the list's raw links stay valid, and a wait allocates
+//! nothing. The frame cannot be left while the node is linked (the drop
+//! guard unlinks it first, also when unwinding). The node names its
+//! waiter's hub by a raw pointer to that hub's remote queue. Both stay
+//! valid while the node is linked: its waiter is then registered in a wait
+//! slot, so its hub is alive, or the hub was torn down with the waiter
+//! leaked in it, and then the hub kept its stacks mapped and its remote
+//! queue alive for good (see `Hub`'s `Drop`). A cross-thread notifier turns the pointer
+//! into an owned `Arc` before it marks the node, so the queue outlives its
+//! send; the same-hub path takes no reference count at all.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::cell::UnsafeCell;
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::hub::remote::RemoteWaker;
-use crate::hub::task::Wake;
+use super::lock::{Lock, LockGuard};
+use crate::hub::remote::{Remote, RemoteMsg};
+use crate::hub::task::{Header, TaskRef, Wake};
 use crate::hub::{self, Hub};
 
-/// Locks a primitive's state. The state is valid after any panic (every
-/// update is completed before user code can run), so poisoning is ignored.
-#[inline]
-pub(crate) fn lock<S>(m: &Mutex<S>) -> MutexGuard<'_, S> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-const NIL: u32 = u32::MAX;
-
-/// Names one waiter's node; valid until that waiter removes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct WaitKey(u32);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum NodeState {
-    /// On the free list.
-    Vacant,
-    /// Linked, waiting.
-    Waiting,
-    /// Unlinked by a notifier; its waiter has not collected it yet.
-    Notified,
-}
-
+/// One waiter.
+///
+/// # Invariant
+/// While linked (`notified` false), every field but `notified` is read and
+/// written only under the lock of the list that links it. Once `notified`
+/// is stored true (under that lock, by the notifier that unlinked it), only
+/// the waiter touches the node, and frees it.
 struct Node<P> {
-    prev: u32,
-    /// Next waiter when linked; next free node when vacant.
-    next: u32,
-    state: NodeState,
-    waker: Option<RemoteWaker>,
-    payload: Option<P>,
+    prev: *mut Node<P>,
+    next: *mut Node<P>,
+    notified: AtomicBool,
+    payload: UnsafeCell<Option<P>>,
+    /// The waiter's hub remote queue (see the module's `# Memory`).
+    remote: *const Remote,
+    /// The waiting task, for a notifier on its own hub. Alive while the
+    /// node is linked: a parked task keeps itself alive.
+    task: *const Header,
+    key: usize,
+    generation: u64,
 }
+
+/// Names a linked waiter; valid while the caller holds the list's lock and
+/// the waiter stays linked.
+pub(crate) struct WaitKey<P>(NonNull<Node<P>>);
+
+impl<P> Clone for WaitKey<P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P> Copy for WaitKey<P> {}
 
 /// A FIFO list of parked waiters, each with an optional payload `P`.
 pub(crate) struct WaitList<P> {
-    nodes: Vec<Node<P>>,
-    free: u32,
-    head: u32,
-    tail: u32,
+    head: *mut Node<P>,
+    tail: *mut Node<P>,
     len: usize,
 }
 
-/// A waiter's node, taken off the list.
-pub(crate) struct Removed<P> {
-    pub(crate) waker: RemoteWaker,
-    pub(crate) notified: bool,
-    pub(crate) payload: Option<P>,
-}
+// SAFETY: the list only holds pointers to nodes that are reached under the
+// lock that guards the list (see `Node`'s invariant); moving the list to
+// another thread moves payloads `P` with it.
+unsafe impl<P: Send> Send for WaitList<P> {}
 
 impl<P> WaitList<P> {
     /// An empty list (allocates nothing).
     pub(crate) const fn new() -> WaitList<P> {
         WaitList {
-            nodes: Vec::new(),
-            free: NIL,
-            head: NIL,
-            tail: NIL,
+            head: ptr::null_mut(),
+            tail: ptr::null_mut(),
             len: 0,
         }
     }
@@ -107,76 +122,90 @@ impl<P> WaitList<P> {
         self.len
     }
 
-    /// Links a new waiter at the back.
-    pub(crate) fn push(&mut self, waker: RemoteWaker, payload: Option<P>) -> WaitKey {
-        let node = Node {
-            prev: self.tail,
-            next: NIL,
-            state: NodeState::Waiting,
-            waker: Some(waker),
-            payload,
-        };
-        let i = if self.free != NIL {
-            let i = self.free;
-            self.free = self.nodes[i as usize].next;
-            self.nodes[i as usize] = node;
-            i
-        } else {
-            let i = u32::try_from(self.nodes.len())
-                .ok()
-                .filter(|&i| i != NIL)
-                .expect("greenlet::sync: more than 4 billion waiters on one primitive");
-            self.nodes.push(node);
-            i
-        };
-        if self.tail == NIL {
-            self.head = i;
-        } else {
-            self.nodes[self.tail as usize].next = i;
-        }
-        self.tail = i;
-        self.len += 1;
-        WaitKey(i)
-    }
-
     /// The first linked waiter.
     #[inline]
-    pub(crate) fn first(&self) -> Option<WaitKey> {
-        (self.head != NIL).then_some(WaitKey(self.head))
+    pub(crate) fn first(&self) -> Option<WaitKey<P>> {
+        NonNull::new(self.head).map(WaitKey)
     }
 
-    /// The payload slot of a waiter's node.
+    /// The payload slot of a linked waiter's node.
     #[inline]
-    pub(crate) fn payload_mut(&mut self, key: WaitKey) -> &mut Option<P> {
-        &mut self.nodes[key.0 as usize].payload
+    pub(crate) fn payload_mut(&mut self, key: WaitKey<P>) -> &mut Option<P> {
+        // SAFETY: `key` names a linked node and the caller holds the lock
+        // (it has `&mut self`), so by `Node`'s invariant nobody else
+        // touches the payload; the borrow ends before the lock does.
+        unsafe { &mut *(*key.0.as_ptr()).payload.get() }
     }
 
-    fn unlink(&mut self, i: u32) {
-        let (prev, next) = {
-            let n = &self.nodes[i as usize];
-            (n.prev, n.next)
-        };
-        if prev == NIL {
-            self.head = next;
-        } else {
-            self.nodes[prev as usize].next = next;
+    /// Links `node` at the back.
+    ///
+    /// # Safety
+    /// `node` is a live, unlinked node; the caller holds the lock.
+    unsafe fn link(&mut self, node: *mut Node<P>) {
+        // SAFETY: per the contract, `node` and the linked nodes are live and
+        // ours to touch under the lock.
+        unsafe {
+            (*node).prev = self.tail;
+            (*node).next = ptr::null_mut();
+            if self.tail.is_null() {
+                self.head = node;
+            } else {
+                (*self.tail).next = node;
+            }
         }
-        if next == NIL {
-            self.tail = prev;
-        } else {
-            self.nodes[next as usize].prev = prev;
+        self.tail = node;
+        self.len += 1;
+    }
+
+    /// Unlinks `node`.
+    ///
+    /// # Safety
+    /// `node` is linked in this list; the caller holds the lock.
+    unsafe fn unlink(&mut self, node: *mut Node<P>) {
+        // SAFETY: per the contract; its neighbours are linked too.
+        unsafe {
+            let (prev, next) = ((*node).prev, (*node).next);
+            if prev.is_null() {
+                self.head = next;
+            } else {
+                (*prev).next = next;
+            }
+            if next.is_null() {
+                self.tail = prev;
+            } else {
+                (*next).prev = prev;
+            }
         }
         self.len -= 1;
     }
 
-    /// Unlinks a linked waiter, marks it notified and wakes it.
-    pub(crate) fn notify(&mut self, key: WaitKey) {
-        debug_assert_eq!(self.nodes[key.0 as usize].state, NodeState::Waiting);
-        self.unlink(key.0);
-        let node = &mut self.nodes[key.0 as usize];
-        node.state = NodeState::Notified;
-        if let Some(w) = &node.waker {
-            w.wake();
+    /// Unlinks a linked waiter, marks it notified and wakes it. From here
+    /// on the node is its waiter's.
+    pub(crate) fn notify(&mut self, key: WaitKey<P>) {
+        let node = key.0.as_ptr();
+        // SAFETY: `key` names a linked node and `&mut self` means the caller
+        // holds the lock: by `Node`'s invariant it is ours until the store
+        // below; after it, only the copies taken before are used.
+        unsafe {
+            self.unlink(node);
+            let (remote, key, generation) = ((*node).remote, (*node).key, (*node).generation);
+            match Hub::try_current() {
+                Some(hub) if ptr::eq(Arc::as_ptr(hub.remote()), remote) => {
+                    // Same hub: the waiter is parked on this thread and
+                    // cannot run before we return to the loop, so its task
+                    // is alive and no slot look-up is needed.
+                    (*node).notified.store(true, Ordering::Release);
+                    hub.unpark(&TaskRef::from_header((*node).task), Wake::Ready);
+                }
+                _ => {
+                    // Another thread: own the queue before the waiter may
+                    // see the mark, return and tear its hub down.
+                    Arc::increment_strong_count(remote);
+                    let remote = Arc::from_raw(remote);
+                    (*node).notified.store(true, Ordering::Release);
+                    remote.send(RemoteMsg::Wake { key, generation });
+                }
+            }
         }
     }
 
@@ -199,30 +228,6 @@ impl<P> WaitList<P> {
     pub(crate) fn notify_all(&mut self) {
         while let Some(k) = self.first() {
             self.notify(k);
-        }
-    }
-
-    /// Whether a notifier has picked this waiter.
-    #[inline]
-    pub(crate) fn is_notified(&self, key: WaitKey) -> bool {
-        self.nodes[key.0 as usize].state == NodeState::Notified
-    }
-
-    /// Takes a waiter's node off the list (linked or notified) and frees it.
-    pub(crate) fn remove(&mut self, key: WaitKey) -> Removed<P> {
-        let state = self.nodes[key.0 as usize].state;
-        assert_ne!(state, NodeState::Vacant, "greenlet::sync: waiter removed twice");
-        if state == NodeState::Waiting {
-            self.unlink(key.0);
-        }
-        let node = &mut self.nodes[key.0 as usize];
-        node.state = NodeState::Vacant;
-        node.next = self.free;
-        self.free = key.0;
-        Removed {
-            waker: node.waker.take().expect("an occupied node has a waker"),
-            notified: state == NodeState::Notified,
-            payload: node.payload.take(),
         }
     }
 }
@@ -250,13 +255,13 @@ pub(crate) enum Waited<P> {
 /// out, re-checking its node after every wake-up. A deadline that has
 /// already passed returns at once, without registering.
 ///
-/// If the park unwinds (kill, expired `with_timeout`), a drop guard removes
+/// If the park unwinds (kill, expired `with_timeout`), a drop guard unlinks
 /// the node; if it had already been notified with a payload, `abandon`
 /// receives that payload under the lock to pass it on, and whatever it
 /// returns is dropped after the lock is released.
 pub(crate) fn wait<S, P>(
-    mutex: &Mutex<S>,
-    mut guard: MutexGuard<'_, S>,
+    lock: &Lock<S>,
+    mut guard: LockGuard<'_, S>,
     list: fn(&mut S) -> &mut WaitList<P>,
     payload: Option<P>,
     deadline: Option<Instant>,
@@ -269,53 +274,95 @@ pub(crate) fn wait<S, P>(
         return Waited::TimedOut(payload);
     }
     let hub = Hub::current();
-    let key = list(&mut guard).push(hub.remote_waker(), payload);
+    let (key, generation) = hub.register_wait();
+    let mut node = Node {
+        prev: ptr::null_mut(),
+        next: ptr::null_mut(),
+        notified: AtomicBool::new(false),
+        payload: UnsafeCell::new(payload),
+        remote: Arc::as_ptr(hub.remote()),
+        task: hub.current_task().as_ptr(),
+        key,
+        generation,
+    };
+    // From here on the node is reached only through this pointer (and the
+    // list's copies of it), and it does not move: `node` is never named
+    // again, and `reg` unlinks it before this frame can be left.
+    let node: *mut Node<P> = &mut node;
+    // SAFETY: a fresh node; we hold the lock.
+    unsafe { list(&mut guard).link(node) };
     drop(guard);
     let reg = Registration {
         hub,
-        mutex,
+        lock,
         list,
-        key,
+        node,
         abandon,
     };
     loop {
         let wake = hub::park_until(deadline);
-        let mut guard = lock(mutex);
-        let l = list(&mut guard);
-        let notified = l.is_notified(key);
-        if notified || wake == Wake::TimedOut {
-            let removed = l.remove(key);
+        // SAFETY: the node lives in this frame.
+        if unsafe { (*node).notified.load(Ordering::Acquire) } {
+            return Waited::Notified(reg.finish());
+        }
+        if wake == Wake::TimedOut {
+            let mut guard = lock.lock();
+            // SAFETY: as above; under the lock the mark is final.
+            if unsafe { (*node).notified.load(Ordering::Acquire) } {
+                drop(guard);
+                return Waited::Notified(reg.finish());
+            }
+            // SAFETY: not notified, so still linked; we hold the lock.
+            unsafe { list(&mut guard).unlink(node) };
             drop(guard);
-            std::mem::forget(reg);
-            hub.cancel_remote(&removed.waker);
-            return if notified {
-                Waited::Notified(removed.payload)
-            } else {
-                Waited::TimedOut(removed.payload)
-            };
+            return Waited::TimedOut(reg.finish());
         }
     }
 }
 
-/// Removes a waiter's node when its park unwinds.
+/// Unlinks a waiter's node if its park unwinds.
 struct Registration<'a, S, P> {
     hub: &'static Hub,
-    mutex: &'a Mutex<S>,
+    lock: &'a Lock<S>,
     list: fn(&mut S) -> &mut WaitList<P>,
-    key: WaitKey,
+    node: *mut Node<P>,
     abandon: fn(&mut S, P) -> Option<P>,
+}
+
+impl<S, P> Registration<'_, S, P> {
+    /// Releases the wait slot of a node that is no longer linked and
+    /// returns its payload.
+    fn finish(self) -> Option<P> {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the node is unlinked (notified, or unlinked by our
+        // caller), so it is ours alone.
+        let node = unsafe { &*this.node };
+        this.hub.cancel_wait(node.key, node.generation);
+        // SAFETY: as above.
+        unsafe { (*node.payload.get()).take() }
+    }
 }
 
 impl<S, P> Drop for Registration<'_, S, P> {
     fn drop(&mut self) {
-        let mut guard = lock(self.mutex);
-        let removed = (self.list)(&mut guard).remove(self.key);
-        let leftover = match removed.payload {
-            Some(p) if removed.notified => (self.abandon)(&mut guard, p),
+        let mut guard = self.lock.lock();
+        // SAFETY: the node is live (it is in the frame this guard guards);
+        // under the lock the mark is final, and an unmarked node is still
+        // linked.
+        let notified = unsafe { (*self.node).notified.load(Ordering::Acquire) };
+        if !notified {
+            // SAFETY: see above.
+            unsafe { (self.list)(&mut guard).unlink(self.node) };
+        }
+        // SAFETY: the node is unlinked now, so it is ours alone.
+        let node = unsafe { &*self.node };
+        // SAFETY: as above.
+        let leftover = match unsafe { (*node.payload.get()).take() } {
+            Some(p) if notified => (self.abandon)(&mut guard, p),
             other => other,
         };
         drop(guard);
-        self.hub.cancel_remote(&removed.waker);
+        self.hub.cancel_wait(node.key, node.generation);
         drop(leftover);
     }
 }
