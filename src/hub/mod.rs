@@ -283,6 +283,11 @@ impl Hub {
                 (*hdr).yielder.set(yielder);
                 *(*hdr).keepalive.get() = Some(Hub::current().current_task());
                 let result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
+                // Greenlet-local values die with the greenlet, on its own
+                // stack (their destructors may still park). A panicking
+                // destructor was reported by the panic hook; it does not
+                // change the result.
+                let _ = catch_unwind(AssertUnwindSafe(|| (*hdr).locals.clear()));
                 *(*slot).get() = Some(result);
             }
         });
