@@ -98,6 +98,9 @@ pub(crate) struct Hub {
     pub(crate) reactor: Reactor,
     remote: Arc<Remote>,
     waits: RefCell<WaitSlots>,
+    /// Tasks parked in a sync primitive's waiter list (`crate::sync`): another
+    /// thread may wake them through the remote queue.
+    sync_waits: Cell<usize>,
     next_id: Cell<u64>,
     ticks: Cell<u32>,
     in_loop: Cell<bool>,
@@ -154,6 +157,7 @@ impl Hub {
             reactor,
             remote: Arc::new(Remote::new(waker)),
             waits: RefCell::new(WaitSlots::default()),
+            sync_waits: Cell::new(0),
             next_id: Cell::new(1),
             ticks: Cell::new(0),
             in_loop: Cell::new(false),
@@ -233,15 +237,16 @@ impl Hub {
 
     /// Parks the running task until it is unparked and returns why, without
     /// delivering kills or timeouts (see [`park`]).
+    ///
+    /// Inlined, as are [`park`] and [`park_until`]: after a switch every
+    /// return up the call chain to the parking code mispredicts (the CPU's
+    /// return-stack buffer holds the other stack's addresses), so a shallow
+    /// chain makes the greenlet side of a switch cheaper.
+    #[inline]
     pub(crate) fn park_raw(&self) -> Wake {
         let cur = current_header();
         if cur.is_null() {
-            let root: &Header = &self.root;
-            root.state.set(State::Parked);
-            let guard = RootUnpark(root);
-            self.run_until_root_ready();
-            drop(guard);
-            root.wake.get()
+            self.park_root()
         } else {
             // SAFETY: CURRENT points at the header of the task that is
             // running this code; `run_task` keeps it alive.
@@ -250,6 +255,16 @@ impl Hub {
             suspend(hdr);
             hdr.wake.get()
         }
+    }
+
+    #[inline(never)]
+    fn park_root(&self) -> Wake {
+        let root: &Header = &self.root;
+        root.state.set(State::Parked);
+        let guard = RootUnpark(root);
+        self.run_until_root_ready();
+        drop(guard);
+        root.wake.get()
     }
 
 
@@ -461,6 +476,7 @@ impl Hub {
     fn can_be_woken(&self) -> bool {
         self.reactor.has_waiters()
             || self.waits.borrow().used > 0
+            || self.sync_waits.get() > 0
             || Arc::strong_count(&self.remote) > 1
     }
 
@@ -525,19 +541,6 @@ impl Hub {
     /// must call [`Hub::cancel_remote`] with the returned waker once it stops
     /// waiting.
     pub(crate) fn remote_waker(&self) -> RemoteWaker {
-        let (key, generation) = self.register_wait();
-        RemoteWaker {
-            remote: self.remote.clone(),
-            key,
-            generation,
-        }
-    }
-
-    /// Registers the running task in a wait slot and returns the slot's
-    /// `(key, generation)`, for waiters that reach the remote queue
-    /// themselves (see [`Hub::remote`]); [`Hub::wake_slot`] or a
-    /// `RemoteMsg::Wake` wakes it, [`Hub::cancel_wait`] releases it.
-    pub(crate) fn register_wait(&self) -> (usize, u64) {
         let task = self.current_task();
         let mut w = self.waits.borrow_mut();
         w.generation += 1;
@@ -553,7 +556,11 @@ impl Hub {
             }
         };
         w.used += 1;
-        (key, generation)
+        RemoteWaker {
+            remote: self.remote.clone(),
+            key,
+            generation,
+        }
     }
 
     /// Unparks the task waiting in slot `key` if the slot still belongs to
@@ -573,19 +580,28 @@ impl Hub {
 
     /// Releases a wait slot made by [`Hub::remote_waker`].
     pub(crate) fn cancel_remote(&self, waker: &RemoteWaker) {
-        self.cancel_wait(waker.key, waker.generation);
-    }
-
-    /// Releases a wait slot made by [`Hub::register_wait`].
-    pub(crate) fn cancel_wait(&self, key: usize, generation: u64) {
         let mut w = self.waits.borrow_mut();
-        if let Some(slot) = w.slots.get_mut(key)
-            && matches!(slot, Some((_, g)) if *g == generation)
+        if let Some(slot) = w.slots.get_mut(waker.key)
+            && matches!(slot, Some((_, g)) if *g == waker.generation)
         {
             *slot = None;
-            w.free.push(key);
+            w.free.push(waker.key);
             w.used -= 1;
         }
+    }
+
+    /// Counts a task of this hub entering a sync primitive's waiter list,
+    /// where another thread may wake it (with a `RemoteMsg::Run` through
+    /// [`Hub::remote`]); pair with [`Hub::end_sync_wait`].
+    #[inline]
+    pub(crate) fn begin_sync_wait(&self) {
+        self.sync_waits.set(self.sync_waits.get() + 1);
+    }
+
+    /// The task's sync wait (see [`Hub::begin_sync_wait`]) ended.
+    #[inline]
+    pub(crate) fn end_sync_wait(&self) {
+        self.sync_waits.set(self.sync_waits.get() - 1);
     }
 
     /// A `Send` handle to this hub's remote queue.
@@ -603,11 +619,10 @@ impl Drop for Hub {
         drop(ready);
         let timers = self.timers.get_mut().clear();
         drop(timers);
-        // A greenlet leaked while registered in a wait slot may still be
-        // linked into a sync primitive that other threads use, through a
-        // node on its stack that points at this hub's remote queue: keep
-        // both alive for good.
-        if self.waits.get_mut().used > 0 {
+        // A greenlet leaked in a sync wait stays linked into a primitive that
+        // other threads may use, through a node on its stack that points at
+        // this hub's remote queue: keep both alive for good.
+        if self.sync_waits.get() > 0 {
             std::mem::forget(self.remote.clone());
             self.stacks.leak();
         }
@@ -688,6 +703,7 @@ pub(crate) fn yield_now() {
 
 /// Parks the running task and delivers a pending kill or expired timeout by
 /// unwinding (never while already unwinding).
+#[inline]
 pub(crate) fn park() -> Wake {
     let hub = Hub::current();
     let wake = hub.park_raw();
@@ -700,6 +716,7 @@ pub(crate) fn park() -> Wake {
 /// (the timer is cleaned up either way, also when the park unwinds). Like
 /// every park, it may return spuriously with `Wake::Ready`: callers re-check
 /// their condition in a loop.
+#[inline]
 pub(crate) fn park_until(deadline: Option<Instant>) -> Wake {
     let hub = Hub::current();
     let Some(deadline) = deadline else {

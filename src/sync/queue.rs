@@ -225,6 +225,7 @@ impl<T> Queue<T> {
     /// q.put(1).unwrap();
     /// assert_eq!(q.get(), Ok(1));
     /// ```
+    #[inline]
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
         self.put_until(item, None).map_err(|e| match e {
             PutTimeoutError::Closed(item) | PutTimeoutError::Timeout(item) => PutError(item),
@@ -279,6 +280,7 @@ impl<T> Queue<T> {
         self.put_until(item, Some(deadline(timeout)))
     }
 
+    #[inline]
     fn put_until(&self, item: T, deadline: Option<Instant>) -> Result<(), PutTimeoutError<T>> {
         let mut s = self.inner.lock();
         if s.closed {
@@ -320,6 +322,7 @@ impl<T> Queue<T> {
     /// q.close();
     /// assert_eq!(q.get(), Err(GetError));
     /// ```
+    #[inline]
     pub fn get(&self) -> Result<T, GetError> {
         self.get_until(None).map_err(|_| GetError)
     }
@@ -371,6 +374,7 @@ impl<T> Queue<T> {
         self.get_until(Some(deadline(timeout)))
     }
 
+    #[inline]
     fn get_until(&self, deadline: Option<Instant>) -> Result<T, GetTimeoutError> {
         let mut s = self.inner.lock();
         if let Some(item) = s.try_get() {

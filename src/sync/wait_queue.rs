@@ -9,23 +9,30 @@
 //! # Protocol
 //!
 //! A waiter, holding the primitive's lock, checks its condition; when it
-//! must wait it registers in a wait slot of its hub, links a node naming
-//! that slot (and, for a bounded queue's putter, holding its item), releases
-//! the lock and parks ([`wait`]). A notifier, holding the same lock, unlinks
-//! the first node, optionally deposits a payload in it (an item, a permit),
-//! marks it *notified* with a release store and wakes the waiter: directly
-//! when the waiter belongs to the notifier's own hub, through the waiter's
-//! hub remote queue otherwise. From that store on the node is the waiter's
-//! alone. Woken for whatever reason (its wake-up, a spurious unpark, its
-//! timer), the waiter reads the mark with an acquire load: notified means
-//! done, with no second trip through the lock; otherwise it parks again,
-//! and only a timeout makes it take the lock to unlink itself (re-checking
-//! the mark under the lock, so a notification that raced the timeout is
-//! taken, not lost).
+//! must wait it links a node naming its task and its hub (and, for a bounded
+//! queue's putter, holding its item), releases the lock and parks
+//! ([`wait`]). A notifier, holding the same lock, unlinks the first node,
+//! optionally deposits a payload in it (an item, a permit) and marks it:
 //!
-//! The node belongs to its waiter from registration until the waiter frees
-//! it, however its wait ends: returned normally, timed out, killed or
-//! unwound by an expired `with_timeout` (a drop guard). A waiter that dies
+//! - on the waiter's own hub, the mark is *notified* and the notifier makes
+//!   the waiter's task ready directly: no reference counts, no remote
+//!   queue, and (the waiter being parked on this very thread) no race;
+//! - from any other thread, the mark is *pending* and the notifier sends the
+//!   waiter's hub a message that, run by that hub's loop, turns the mark to
+//!   *notified* and makes the task ready. A waiter never leaves its wait
+//!   while its node is pending (not even when unwinding), so the message
+//!   always finds the node alive.
+//!
+//! Marks are stored with release ordering, after the payload. Woken for
+//! whatever reason (its wake-up, a spurious unpark, its timer), the waiter
+//! reads its mark with an acquire load: notified means done, with no second
+//! trip through the lock; pending means "parked until the message comes";
+//! a clear mark means a spurious wake-up, and only a timeout then makes it
+//! take the lock to unlink itself (re-reading the mark under the lock, so a
+//! notification that raced the timeout is taken, not lost).
+//!
+//! However a wait ends (returned, timed out, killed, unwound by an expired
+//! `with_timeout`), a drop guard leaves the list cleanly. A waiter that dies
 //! holding a payload meant for it gives it to the primitive's `abandon`
 //! hook, which passes it on (to the next waiter, or back into the
 //! primitive), so no permit or item is ever lost with a dying waiter.
@@ -34,20 +41,18 @@
 //!
 //! A node lives in its waiter's [`wait`] frame: a parked greenlet's stack
 //! does not move, so the list's raw links stay valid, and a wait allocates
-//! nothing. The frame cannot be left while the node is linked (the drop
-//! guard unlinks it first, also when unwinding). The node names its
-//! waiter's hub by a raw pointer to that hub's remote queue. Both stay
-//! valid while the node is linked: its waiter is then registered in a wait
-//! slot, so its hub is alive, or the hub was torn down with the waiter
-//! leaked in it, and then the hub kept its stacks mapped and its remote
-//! queue alive for good (see `Hub`'s `Drop`). A cross-thread notifier turns the pointer
-//! into an owned `Arc` before it marks the node, so the queue outlives its
-//! send; the same-hub path takes no reference count at all.
-
+//! nothing (only a cross-thread wake-up allocates its message). The frame
+//! cannot be left while the node is linked or pending. The node names its
+//! waiter's hub by a raw pointer to that hub's remote queue; a cross-thread
+//! notifier turns it into an owned `Arc` under the lock, while the node is
+//! still linked. Both stay valid while a node is linked: its waiter counts
+//! as a sync wait of its hub, so the hub is alive, or was torn down with the
+//! waiter leaked in it, and then kept its stacks mapped and its remote queue
+//! alive for good (see `Hub`'s `Drop`).
 use std::cell::UnsafeCell;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Instant;
 
 use super::lock::{Lock, LockGuard};
@@ -55,25 +60,40 @@ use crate::hub::remote::{Remote, RemoteMsg};
 use crate::hub::task::{Header, TaskRef, Wake};
 use crate::hub::{self, Hub};
 
+/// Linked, waiting.
+const WAITING: u8 = 0;
+/// Unlinked by a notifier on another thread; its wake-up message is on the
+/// way to the waiter's hub.
+const PENDING: u8 = 1;
+/// Unlinked and woken: the node is its waiter's alone.
+const NOTIFIED: u8 = 2;
+
+/// The part of a node a cross-thread wake-up message touches (not generic,
+/// so the message needs no `P: 'static`).
+#[repr(C)]
+struct Waiter {
+    mark: AtomicU8,
+    /// The waiting task. Alive while the node is linked or pending: its
+    /// task is parked in this wait, and a parked task keeps itself alive.
+    task: *const Header,
+}
+
 /// One waiter.
 ///
 /// # Invariant
-/// While linked (`notified` false), every field but `notified` is read and
-/// written only under the lock of the list that links it. Once `notified`
-/// is stored true (under that lock, by the notifier that unlinked it), only
-/// the waiter touches the node, and frees it.
+/// While linked, every field but `waiter.mark` is read and written only
+/// under the lock of the list that links it. The notifier that unlinks it
+/// stores the mark last; from a `NOTIFIED` mark on only the waiter touches
+/// the node, and while it is `PENDING` only the wake-up message (on the
+/// waiter's thread) and the waiter.
+#[repr(C)]
 struct Node<P> {
+    waiter: Waiter,
     prev: *mut Node<P>,
     next: *mut Node<P>,
-    notified: AtomicBool,
     payload: UnsafeCell<Option<P>>,
     /// The waiter's hub remote queue (see the module's `# Memory`).
     remote: *const Remote,
-    /// The waiting task, for a notifier on its own hub. Alive while the
-    /// node is linked: a parked task keeps itself alive.
-    task: *const Header,
-    key: usize,
-    generation: u64,
 }
 
 /// Names a linked waiter; valid while the caller holds the list's lock and
@@ -141,6 +161,7 @@ impl<P> WaitList<P> {
     ///
     /// # Safety
     /// `node` is a live, unlinked node; the caller holds the lock.
+    #[inline]
     unsafe fn link(&mut self, node: *mut Node<P>) {
         // SAFETY: per the contract, `node` and the linked nodes are live and
         // ours to touch under the lock.
@@ -161,6 +182,7 @@ impl<P> WaitList<P> {
     ///
     /// # Safety
     /// `node` is linked in this list; the caller holds the lock.
+    #[inline]
     unsafe fn unlink(&mut self, node: *mut Node<P>) {
         // SAFETY: per the contract; its neighbours are linked too.
         unsafe {
@@ -179,31 +201,30 @@ impl<P> WaitList<P> {
         self.len -= 1;
     }
 
-    /// Unlinks a linked waiter, marks it notified and wakes it. From here
-    /// on the node is its waiter's.
+    /// Unlinks a linked waiter, marks it and wakes it (see the module docs).
+    #[inline]
     pub(crate) fn notify(&mut self, key: WaitKey<P>) {
         let node = key.0.as_ptr();
         // SAFETY: `key` names a linked node and `&mut self` means the caller
-        // holds the lock: by `Node`'s invariant it is ours until the store
-        // below; after it, only the copies taken before are used.
+        // holds the lock: by `Node`'s invariant it is ours until its mark is
+        // stored.
         unsafe {
             self.unlink(node);
-            let (remote, key, generation) = ((*node).remote, (*node).key, (*node).generation);
+            let remote = (*node).remote;
             match Hub::try_current() {
                 Some(hub) if ptr::eq(Arc::as_ptr(hub.remote()), remote) => {
-                    // Same hub: the waiter is parked on this thread and
-                    // cannot run before we return to the loop, so its task
-                    // is alive and no slot look-up is needed.
-                    (*node).notified.store(true, Ordering::Release);
-                    hub.unpark(&TaskRef::from_header((*node).task), Wake::Ready);
+                    // The waiter is parked on this thread: it cannot run
+                    // before we return to the loop, so its task is alive.
+                    (*node).waiter.mark.store(NOTIFIED, Ordering::Release);
+                    hub.unpark(&TaskRef::from_header((*node).waiter.task), Wake::Ready);
                 }
                 _ => {
-                    // Another thread: own the queue before the waiter may
-                    // see the mark, return and tear its hub down.
+                    // Own the queue first: the node names it only while it
+                    // is linked. The waiter cannot leave while pending.
                     Arc::increment_strong_count(remote);
                     let remote = Arc::from_raw(remote);
-                    (*node).notified.store(true, Ordering::Release);
-                    remote.send(RemoteMsg::Wake { key, generation });
+                    (*node).waiter.mark.store(PENDING, Ordering::Release);
+                    wake_remote(&remote, &(*node).waiter);
                 }
             }
         }
@@ -238,6 +259,25 @@ impl<P> Default for WaitList<P> {
     }
 }
 
+/// Sends the message that completes a cross-thread notification of
+/// `waiter`, whose mark is `PENDING`, on its own hub.
+#[cold]
+fn wake_remote(remote: &Remote, waiter: *const Waiter) {
+    let addr = waiter as usize;
+    remote.send(RemoteMsg::Run(Box::new(move || {
+        let waiter = addr as *const Waiter;
+        // SAFETY: this runs in the loop of the waiter's hub, on its thread.
+        // A pending waiter does not leave its wait (its frame, which holds
+        // the node, stays put) until the mark turns `NOTIFIED`, and while
+        // the loop runs this closure it cannot run at all.
+        unsafe {
+            let task = TaskRef::from_header((*waiter).task);
+            (*waiter).mark.store(NOTIFIED, Ordering::Release);
+            Hub::current().unpark(&task, Wake::Ready);
+        }
+    })));
+}
+
 /// How a [`wait`] ended.
 pub(crate) enum Waited<P> {
     /// A notifier picked this waiter; here is what it left in the node.
@@ -250,21 +290,22 @@ pub(crate) enum Waited<P> {
 ///
 /// The caller holds the primitive's lock (`guard`), has found that it must
 /// wait, and passes the list to wait on (`list` picks it out of the state),
-/// the payload its node starts with, and an optional deadline. Registers
-/// the running task, releases the lock, and parks until notified or timed
-/// out, re-checking its node after every wake-up. A deadline that has
-/// already passed returns at once, without registering.
+/// the payload its node starts with, and an optional deadline. Links the
+/// running task, releases the lock, and parks until notified or timed out,
+/// re-checking its node after every wake-up. A deadline that has already
+/// passed returns at once, without registering.
 ///
 /// If the park unwinds (kill, expired `with_timeout`), a drop guard unlinks
 /// the node; if it had already been notified with a payload, `abandon`
 /// receives that payload under the lock to pass it on, and whatever it
 /// returns is dropped after the lock is released.
+#[inline]
 pub(crate) fn wait<S, P>(
     lock: &Lock<S>,
     mut guard: LockGuard<'_, S>,
     list: fn(&mut S) -> &mut WaitList<P>,
     payload: Option<P>,
-    deadline: Option<Instant>,
+    mut deadline: Option<Instant>,
     abandon: fn(&mut S, P) -> Option<P>,
 ) -> Waited<P> {
     if let Some(d) = deadline
@@ -274,16 +315,15 @@ pub(crate) fn wait<S, P>(
         return Waited::TimedOut(payload);
     }
     let hub = Hub::current();
-    let (key, generation) = hub.register_wait();
     let mut node = Node {
+        waiter: Waiter {
+            mark: AtomicU8::new(WAITING),
+            task: current_task_ptr(hub),
+        },
         prev: ptr::null_mut(),
         next: ptr::null_mut(),
-        notified: AtomicBool::new(false),
         payload: UnsafeCell::new(payload),
         remote: Arc::as_ptr(hub.remote()),
-        task: hub.current_task().as_ptr(),
-        key,
-        generation,
     };
     // From here on the node is reached only through this pointer (and the
     // list's copies of it), and it does not move: `node` is never named
@@ -291,6 +331,7 @@ pub(crate) fn wait<S, P>(
     let node: *mut Node<P> = &mut node;
     // SAFETY: a fresh node; we hold the lock.
     unsafe { list(&mut guard).link(node) };
+    hub.begin_sync_wait();
     drop(guard);
     let reg = Registration {
         hub,
@@ -300,23 +341,53 @@ pub(crate) fn wait<S, P>(
         abandon,
     };
     loop {
-        let wake = hub::park_until(deadline);
+        let wake = match deadline {
+            None => hub::park(),
+            Some(_) => park_timed(deadline),
+        };
         // SAFETY: the node lives in this frame.
-        if unsafe { (*node).notified.load(Ordering::Acquire) } {
-            return Waited::Notified(reg.finish());
-        }
-        if wake == Wake::TimedOut {
-            let mut guard = lock.lock();
-            // SAFETY: as above; under the lock the mark is final.
-            if unsafe { (*node).notified.load(Ordering::Acquire) } {
-                drop(guard);
-                return Waited::Notified(reg.finish());
+        match unsafe { (*node).waiter.mark.load(Ordering::Acquire) } {
+            NOTIFIED => return Waited::Notified(reg.finish()),
+            // Notified from another thread: the wake-up is on its way, and
+            // the deadline no longer matters.
+            PENDING => deadline = None,
+            _ if wake == Wake::TimedOut => {
+                let mut guard = lock.lock();
+                // SAFETY: as above; under the lock a `WAITING` mark is
+                // final (only lock holders change it).
+                match unsafe { (*node).waiter.mark.load(Ordering::Acquire) } {
+                    WAITING => {
+                        // SAFETY: still linked, and we hold the lock.
+                        unsafe { list(&mut guard).unlink(node) };
+                        drop(guard);
+                        return Waited::TimedOut(reg.finish());
+                    }
+                    NOTIFIED => {
+                        drop(guard);
+                        return Waited::Notified(reg.finish());
+                    }
+                    _ => deadline = None,
+                }
             }
-            // SAFETY: not notified, so still linked; we hold the lock.
-            unsafe { list(&mut guard).unlink(node) };
-            drop(guard);
-            return Waited::TimedOut(reg.finish());
+            _ => {} // spurious
         }
+    }
+}
+
+/// A timed park, kept out of line so the untimed path stays short.
+#[inline(never)]
+fn park_timed(deadline: Option<Instant>) -> Wake {
+    hub::park_until(deadline)
+}
+
+/// The running task's header (the root's in root context).
+#[inline]
+fn current_task_ptr(hub: &Hub) -> *const Header {
+    let cur = hub::current_header();
+    if cur.is_null() {
+        hub.current_task().as_ptr()
+    } else {
+        cur
     }
 }
 
@@ -330,39 +401,48 @@ struct Registration<'a, S, P> {
 }
 
 impl<S, P> Registration<'_, S, P> {
-    /// Releases the wait slot of a node that is no longer linked and
+    /// Ends the wait of a node that is no longer linked nor pending and
     /// returns its payload.
+    #[inline]
     fn finish(self) -> Option<P> {
         let this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: the node is unlinked (notified, or unlinked by our
+        this.hub.end_sync_wait();
+        // SAFETY: the node is unlinked and notified (or unlinked by our
         // caller), so it is ours alone.
-        let node = unsafe { &*this.node };
-        this.hub.cancel_wait(node.key, node.generation);
-        // SAFETY: as above.
-        unsafe { (*node.payload.get()).take() }
+        unsafe { (*(*this.node).payload.get()).take() }
     }
 }
 
 impl<S, P> Drop for Registration<'_, S, P> {
     fn drop(&mut self) {
+        // SAFETY (all blocks below): the node is live (it is in the frame
+        // this guard guards); under the lock a `WAITING` mark is final and
+        // means the node is still linked; a pending or notified node is
+        // unlinked and ours, apart from the mark that the wake-up message
+        // stores.
         let mut guard = self.lock.lock();
-        // SAFETY: the node is live (it is in the frame this guard guards);
-        // under the lock the mark is final, and an unmarked node is still
-        // linked.
-        let notified = unsafe { (*self.node).notified.load(Ordering::Acquire) };
-        if !notified {
-            // SAFETY: see above.
+        let mut mark = unsafe { (*self.node).waiter.mark.load(Ordering::Acquire) };
+        if mark == WAITING {
             unsafe { (self.list)(&mut guard).unlink(self.node) };
         }
-        // SAFETY: the node is unlinked now, so it is ours alone.
-        let node = unsafe { &*self.node };
-        // SAFETY: as above.
-        let leftover = match unsafe { (*node.payload.get()).take() } {
-            Some(p) if notified => (self.abandon)(&mut guard, p),
+        if mark == PENDING {
+            // The wake-up message still has to find this node: wait for it
+            // (the park cannot unwind again: we are already unwinding, or
+            // the hub does not deliver interrupts to `park_raw`).
+            drop(guard);
+            while mark == PENDING {
+                self.hub.park_raw();
+                mark = unsafe { (*self.node).waiter.mark.load(Ordering::Acquire) };
+            }
+            guard = self.lock.lock();
+        }
+        let payload = unsafe { (*(*self.node).payload.get()).take() };
+        let leftover = match payload {
+            Some(p) if mark == NOTIFIED => (self.abandon)(&mut guard, p),
             other => other,
         };
         drop(guard);
-        self.hub.cancel_wait(node.key, node.generation);
+        self.hub.end_sync_wait();
         drop(leftover);
     }
 }
