@@ -95,7 +95,9 @@ impl<T: 'static> Local<T> {
     /// ```
     pub fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
         let task = Hub::current().current_task();
-        let value = task.locals.get_or_init(self.key(), || Rc::new((self.init)()));
+        let value = task
+            .locals
+            .get_or_init(self.key(), || Rc::new((self.init)()));
         let value = value
             .downcast_ref::<T>()
             .expect("greenlet::Local: each key holds one type");

@@ -93,7 +93,10 @@ impl Pool {
     /// assert_eq!(pool.free_count(), 4);
     /// ```
     pub fn new(size: usize) -> Pool {
-        assert!(size > 0, "greenlet::pool::Pool::new: a pool needs at least one slot");
+        assert!(
+            size > 0,
+            "greenlet::pool::Pool::new: a pool needs at least one slot"
+        );
         Pool::with_slots(Some(Semaphore::new(size)), size)
     }
 

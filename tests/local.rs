@@ -14,7 +14,11 @@ fn each_greenlet_sees_its_own_value() {
     let gs: Vec<_> = (0..50)
         .map(|i| {
             greenlet::spawn(move || {
-                assert_eq!(COUNTER.get(), 0, "a fresh greenlet starts from the initializer");
+                assert_eq!(
+                    COUNTER.get(),
+                    0,
+                    "a fresh greenlet starts from the initializer"
+                );
                 COUNTER.set(i);
                 greenlet::sleep(Duration::from_millis(1));
                 COUNTER.set(COUNTER.get() * 2);
@@ -23,7 +27,10 @@ fn each_greenlet_sees_its_own_value() {
             })
         })
         .collect();
-    let got: Vec<u32> = greenlet::joinall(gs).into_iter().map(Result::unwrap).collect();
+    let got: Vec<u32> = greenlet::joinall(gs)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(got, (0..50).map(|i| i * 2).collect::<Vec<_>>());
 }
 

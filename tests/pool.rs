@@ -47,7 +47,11 @@ fn map_keeps_input_order() {
     });
     assert_eq!(out, (0..20u64).rev().map(|i| i * 10).collect::<Vec<_>>());
     // 20 jobs of at most 19 ms, 4 at a time: well under the 190 ms serial time.
-    assert!(t.elapsed() < Duration::from_millis(180), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(180),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
@@ -177,7 +181,14 @@ fn spawn_from_a_greenlet_parks_when_full() {
     pool.join();
     assert_eq!(
         *order.borrow(),
-        ["spawned 0", "job 0 done", "spawned 1", "job 1 done", "spawned 2", "job 2 done"]
+        [
+            "spawned 0",
+            "job 0 done",
+            "spawned 1",
+            "job 1 done",
+            "spawned 2",
+            "job 2 done"
+        ]
     );
 }
 

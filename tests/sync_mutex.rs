@@ -70,7 +70,10 @@ fn lock_timeout_paths() {
     let m = Rc::new(Mutex::new(1));
     let held = m.lock();
     let t = Instant::now();
-    assert!(matches!(m.lock_timeout(Duration::from_millis(30)), Err(TimedOut)));
+    assert!(matches!(
+        m.lock_timeout(Duration::from_millis(30)),
+        Err(TimedOut)
+    ));
     assert!(t.elapsed() >= Duration::from_millis(30));
     assert!(m.try_lock().is_none());
     drop(held);

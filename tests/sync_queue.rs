@@ -95,12 +95,18 @@ fn rendezvous_alternates_like_generator_send() {
     let log = log.borrow();
     let pos = |s: String| log.iter().position(|l| *l == s).unwrap();
     for i in 0..3 {
-        assert!(pos(format!("send {i}")) < pos(format!("recv {i}")), "{log:?}");
+        assert!(
+            pos(format!("send {i}")) < pos(format!("recv {i}")),
+            "{log:?}"
+        );
     }
     // Nothing is buffered: a put completes only once a getter has the item,
     // so the producer is never more than one item ahead.
     for i in 0..2 {
-        assert!(pos(format!("recv {i}")) < pos(format!("sent {}", i + 1)), "{log:?}");
+        assert!(
+            pos(format!("recv {i}")) < pos(format!("sent {}", i + 1)),
+            "{log:?}"
+        );
     }
     assert_eq!(q.len(), 0);
     assert_eq!(q.try_put(9), Err(TryPutError::Full(9)));
@@ -199,7 +205,8 @@ fn put_timeout_times_out_and_gives_the_item_back() {
             q.get().unwrap()
         }
     });
-    q.put_timeout(String::from("c"), Duration::from_secs(5)).unwrap();
+    q.put_timeout(String::from("c"), Duration::from_secs(5))
+        .unwrap();
     assert_eq!(getter.join().unwrap(), "a");
     assert_eq!(q.get().unwrap(), "c");
 }
@@ -466,4 +473,83 @@ fn greenlets_on_two_hubs() {
     });
     assert_eq!(g.join().unwrap(), 10 * 5050);
     worker.join().unwrap();
+}
+
+/// Items handed across threads to getters that time out or are killed at
+/// the same moment are never lost nor duplicated: a getter notified from
+/// another thread waits for its wake-up, and a dying one passes its item on.
+#[test]
+fn cross_thread_handoffs_survive_timeouts_and_kills() {
+    const PER_THREAD: u32 = 3_000;
+    let q = Queue::new();
+    let received = Rc::new(RefCell::new(Vec::new()));
+    let consumer = |q: Queue<u32>, received: Rc<RefCell<Vec<u32>>>, seed: u64| {
+        greenlet::spawn(move || {
+            let mut timeout = seed;
+            loop {
+                timeout = timeout * 7 % 13 + 1;
+                match q.get_timeout(Duration::from_micros(timeout * 50)) {
+                    Ok(v) => received.borrow_mut().push(v),
+                    Err(GetTimeoutError::Timeout) => {}
+                    Err(GetTimeoutError::Closed) => return,
+                }
+            }
+        })
+    };
+    let consumers: Rc<RefCell<Vec<_>>> = Rc::new(RefCell::new(
+        (0..16)
+            .map(|i| consumer(q.clone(), received.clone(), i))
+            .collect(),
+    ));
+    let producers: Vec<_> = (0..2)
+        .map(|t| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                for i in 0..PER_THREAD {
+                    q.put(t * PER_THREAD + i).unwrap();
+                    if i % 64 == 0 {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+            })
+        })
+        .collect();
+    let killer = greenlet::spawn({
+        let (q, received, consumers) = (q.clone(), received.clone(), consumers.clone());
+        move || {
+            let mut n = 0;
+            while !q.is_closed() {
+                greenlet::sleep(Duration::from_micros(300));
+                n += 1;
+                let i = n % 16;
+                let old = std::mem::replace(
+                    &mut consumers.borrow_mut()[i],
+                    consumer(q.clone(), received.clone(), n as u64),
+                );
+                old.kill();
+            }
+            n
+        }
+    });
+    let closer = greenlet::spawn({
+        let q = q.clone();
+        move || {
+            for p in producers {
+                while !p.is_finished() {
+                    greenlet::sleep(Duration::from_millis(1));
+                }
+                p.join().unwrap();
+            }
+            q.close();
+        }
+    });
+    closer.join().unwrap();
+    assert!(killer.join().unwrap() > 0);
+    let consumers = std::mem::take(&mut *consumers.borrow_mut());
+    for c in consumers {
+        c.join().unwrap();
+    }
+    let mut got = received.borrow().clone();
+    got.sort();
+    assert_eq!(got, (0..2 * PER_THREAD).collect::<Vec<_>>());
 }

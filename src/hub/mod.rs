@@ -267,7 +267,6 @@ impl Hub {
         root.wake.get()
     }
 
-
     /// Spawns a task running `f` on a stack of `stack_size` bytes; it becomes
     /// ready now, or after `delay`.
     pub(crate) fn spawn<F, T>(

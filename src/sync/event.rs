@@ -1,8 +1,8 @@
 //! `Event`: a flag greenlets can wait for.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::lock::Lock;

@@ -2,8 +2,9 @@
 //!
 //! Every critical section it protects is a handful of instructions: check
 //! a counter, link or unlink a waiter, move an item, make a task of this
-//! hub ready or push a message onto another hub's remote queue. None of
-//! them parks or runs user code, so the lock is never held across a
+//! hub ready or push a message onto another hub's remote queue (which, when
+//! that hub sleeps in epoll, also writes its eventfd). None of them parks or
+//! runs user code, so the lock is never held across a
 //! greenlet switch, and the only way to find it taken is that another OS
 //! thread is inside one of those few instructions right now. A
 //! test-and-test-and-set spin lock fits that: uncontended, it costs one

@@ -35,12 +35,15 @@
 //! Under the primitive's internal lock (a spin lock held for a few
 //! instructions, never across a park) the waiter checks its condition; if it
 //! must wait it *registers*: it links a node naming itself at the back of
-//! the list, releases the lock and *parks*. A notifier, under the same lock,
-//! unlinks the first node, records in it that it was picked (and what it
-//! was given: an item, a permit) and wakes its owner. Woken for any reason,
-//! the waiter takes the lock again and *re-checks* its node: picked means
-//! done; otherwise it was a spurious wake-up and it parks again, keeping its
-//! place, until its deadline.
+//! the list (the node lives in the waiter's own stack frame, so waiting
+//! allocates nothing), releases the lock and *parks*. A notifier, under the
+//! same lock, unlinks the first node, leaves in it what the waiter was
+//! given (an item, a permit), marks it picked and wakes its owner: directly
+//! when the owner is a greenlet (or the root) of the notifier's own hub,
+//! through the owner's hub remote queue otherwise. Woken for any reason,
+//! the waiter *re-checks* its node: picked means done; otherwise it was a
+//! spurious wake-up and it parks again, keeping its place, until its
+//! deadline.
 //!
 //! # Waiting that nothing can end
 //!

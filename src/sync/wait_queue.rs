@@ -345,17 +345,16 @@ pub(crate) fn wait<S, P>(
             None => hub::park(),
             Some(_) => park_timed(deadline),
         };
-        // SAFETY: the node lives in this frame.
-        match unsafe { (*node).waiter.mark.load(Ordering::Acquire) } {
+        match reg.mark() {
             NOTIFIED => return Waited::Notified(reg.finish()),
             // Notified from another thread: the wake-up is on its way, and
             // the deadline no longer matters.
             PENDING => deadline = None,
             _ if wake == Wake::TimedOut => {
                 let mut guard = lock.lock();
-                // SAFETY: as above; under the lock a `WAITING` mark is
-                // final (only lock holders change it).
-                match unsafe { (*node).waiter.mark.load(Ordering::Acquire) } {
+                // Under the lock a `WAITING` mark is final (only lock
+                // holders change it).
+                match reg.mark() {
                     WAITING => {
                         // SAFETY: still linked, and we hold the lock.
                         unsafe { list(&mut guard).unlink(node) };
@@ -401,42 +400,57 @@ struct Registration<'a, S, P> {
 }
 
 impl<S, P> Registration<'_, S, P> {
+    /// The node's mark.
+    #[inline]
+    fn mark(&self) -> u8 {
+        // SAFETY: the node lives in the frame this guard guards, and the
+        // mark is atomic.
+        unsafe { (*self.node).waiter.mark.load(Ordering::Acquire) }
+    }
+
+    /// Takes the payload of a node that is no longer linked.
+    ///
+    /// # Safety
+    /// The node is unlinked and not pending: nobody else touches it.
+    #[inline]
+    unsafe fn take_payload(&self) -> Option<P> {
+        // SAFETY: per the contract, nobody else touches the payload.
+        unsafe { (*(*self.node).payload.get()).take() }
+    }
+
     /// Ends the wait of a node that is no longer linked nor pending and
     /// returns its payload.
     #[inline]
     fn finish(self) -> Option<P> {
         let this = std::mem::ManuallyDrop::new(self);
         this.hub.end_sync_wait();
-        // SAFETY: the node is unlinked and notified (or unlinked by our
-        // caller), so it is ours alone.
-        unsafe { (*(*this.node).payload.get()).take() }
+        // SAFETY: our callers saw the node notified, or unlinked it.
+        unsafe { this.take_payload() }
     }
 }
 
 impl<S, P> Drop for Registration<'_, S, P> {
     fn drop(&mut self) {
-        // SAFETY (all blocks below): the node is live (it is in the frame
-        // this guard guards); under the lock a `WAITING` mark is final and
-        // means the node is still linked; a pending or notified node is
-        // unlinked and ours, apart from the mark that the wake-up message
-        // stores.
         let mut guard = self.lock.lock();
-        let mut mark = unsafe { (*self.node).waiter.mark.load(Ordering::Acquire) };
+        // Under the lock a `WAITING` mark is final: only lock holders
+        // change it.
+        let mut mark = self.mark();
         if mark == WAITING {
+            // SAFETY: waiting means linked, and we hold the lock.
             unsafe { (self.list)(&mut guard).unlink(self.node) };
         }
         if mark == PENDING {
-            // The wake-up message still has to find this node: wait for it
-            // (the park cannot unwind again: we are already unwinding, or
-            // the hub does not deliver interrupts to `park_raw`).
+            // The wake-up message still has to find this node: wait for it.
+            // `park_raw` delivers no interrupts, so this cannot unwind.
             drop(guard);
             while mark == PENDING {
                 self.hub.park_raw();
-                mark = unsafe { (*self.node).waiter.mark.load(Ordering::Acquire) };
+                mark = self.mark();
             }
             guard = self.lock.lock();
         }
-        let payload = unsafe { (*(*self.node).payload.get()).take() };
+        // SAFETY: the node is unlinked now, and not pending.
+        let payload = unsafe { self.take_payload() };
         let leftover = match payload {
             Some(p) if mark == NOTIFIED => (self.abandon)(&mut guard, p),
             other => other,
