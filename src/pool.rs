@@ -24,7 +24,12 @@ use crate::sync::{Queue, Semaphore, TimedOut};
 ///
 /// A pool belongs to the thread that made it, like its greenlets: it is a
 /// cheap `Clone` handle (so members can spawn more work into it), but not
-/// `Send`.
+/// `Send`:
+///
+/// ```compile_fail
+/// let pool = greenlet::pool::Pool::new(2);
+/// std::thread::spawn(move || pool.join()); // error: `Rc<..>` cannot be sent between threads
+/// ```
 ///
 /// # Examples
 ///

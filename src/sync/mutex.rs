@@ -261,6 +261,12 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
 ///
 /// Not `Send`: unlock where you locked.
 ///
+/// ```compile_fail
+/// let m = std::sync::Arc::new(greenlet::sync::Mutex::new(0));
+/// let g = m.lock();
+/// std::thread::spawn(move || drop(g)); // error: `MutexGuard` cannot be sent between threads
+/// ```
+///
 /// # Examples
 ///
 /// ```
