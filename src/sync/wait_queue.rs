@@ -49,6 +49,7 @@
 //! as a sync wait of its hub, so the hub is alive, or was torn down with the
 //! waiter leaked in it, and then kept its stacks mapped and its remote queue
 //! alive for good (see `Hub`'s `Drop`).
+
 use std::cell::UnsafeCell;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
