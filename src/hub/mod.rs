@@ -257,6 +257,9 @@ impl Hub {
         }
     }
 
+    /// The root's park: runs the loop on the root's stack until the root is
+    /// unparked. Out of line, so the greenlet path of `park_raw` stays small
+    /// enough to inline.
     #[inline(never)]
     fn park_root(&self) -> Wake {
         let root: &Header = &self.root;
