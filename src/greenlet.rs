@@ -328,7 +328,7 @@ where
 }
 
 /// Parks the caller until the task `hdr` has finished.
-fn wait_finished(task: &TaskRef) {
+pub(crate) fn wait_finished(task: &TaskRef) {
     let hub = Hub::current();
     loop {
         if task.is_finished() {
@@ -401,31 +401,37 @@ impl<T: 'static> Greenlet<T> {
     /// `std::panic::catch_unwind`) and keeps going delays its death to its
     /// next park after that, and `kill` keeps waiting.
     pub fn kill(&self) {
-        let hub = Hub::current();
-        let hdr: &Header = &self.task;
-        match hdr.state.get() {
-            State::Finished => {}
-            State::Running => {
-                // The greenlet is killing itself.
-                if !std::thread::panicking() {
-                    hdr.killed.set(true);
-                    resume_unwind(Box::new(KillSignal));
-                }
-            }
-            State::Delayed => self.kill_unstarted(hub),
-            State::Ready if !hub.has_started(hdr) => self.kill_unstarted(hub),
-            State::Ready | State::Parked => {
-                hdr.kill.set(true);
-                hub.unpark(&self.task, Wake::Interrupted);
-                wait_finished(&self.task);
-            }
-        }
+        kill_task(&self.task);
     }
 
-    fn kill_unstarted(&self, hub: &Hub) {
-        // SAFETY: the task never ran, so nothing else touches its slot.
-        unsafe { *self.slot().get() = Some(Err(JoinError::killed())) };
-        hub.finish_unstarted(&self.task);
+    /// The task behind the handle (for the pool).
+    pub(crate) fn task(&self) -> &TaskRef {
+        &self.task
+    }
+}
+
+/// Kills a task and waits until it is dead (see [`Greenlet::kill`]). An
+/// unstarted task's result slot stays empty, which `join` reports as
+/// killed.
+pub(crate) fn kill_task(task: &TaskRef) {
+    let hub = Hub::current();
+    let hdr: &Header = task;
+    match hdr.state.get() {
+        State::Finished => {}
+        State::Running => {
+            // The greenlet is killing itself.
+            if !std::thread::panicking() {
+                hdr.killed.set(true);
+                resume_unwind(Box::new(KillSignal));
+            }
+        }
+        State::Delayed => hub.finish_unstarted(task),
+        State::Ready if !hub.has_started(hdr) => hub.finish_unstarted(task),
+        State::Ready | State::Parked => {
+            hdr.kill.set(true);
+            hub.unpark(task, Wake::Interrupted);
+            wait_finished(task);
+        }
     }
 }
 

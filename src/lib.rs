@@ -50,6 +50,12 @@
 //! Greenlets never move between threads, so closures need no `Send` bound
 //! and `Rc`/`RefCell` work as in single-threaded code.
 //!
+//! std's `Mutex`, `Condvar`, `mpsc` and `thread::park` block the whole OS
+//! thread, and with it every greenlet of its hub. Use [`sync`] (queues,
+//! events, locks) inside greenlets instead; its types also work across
+//! threads. Thread-locals are shared by all greenlets of a thread: for
+//! per-greenlet state use [`local!`].
+//!
 //! # gevent to greenlet
 //!
 //! | gevent | greenlet |
@@ -66,6 +72,11 @@
 //! | `gevent.sleep(0)` | [`yield_now`] |
 //! | `gevent.getcurrent()` | [`current`] |
 //! | `gevent.Timeout`, `with_timeout` | [`with_timeout`] |
+//! | `gevent.event.Event`, `AsyncResult` | [`sync::Event`], [`sync::AsyncResult`] |
+//! | `gevent.queue.Queue`, `JoinableQueue`, `Channel` | [`sync::Queue`] |
+//! | `gevent.lock.Semaphore`, `RLock` | [`sync::Semaphore`], [`sync::Mutex`] |
+//! | `gevent.pool.Pool`, `Group` | [`pool::Pool`], [`pool::Group`] |
+//! | `gevent.local.local` | [`local!`], [`Local`] |
 //! | monitor thread | [`monitor`] |
 //!
 //! # Platform
@@ -99,7 +110,10 @@ compile_error!("greenlet supports only Linux");
 mod fiber;
 mod greenlet;
 mod hub;
+mod local;
 pub mod monitor;
+pub mod pool;
+pub mod sync;
 mod sys;
 mod time;
 
@@ -107,6 +121,7 @@ pub use crate::greenlet::{
     Builder, Current, Greenlet, GreenletId, Iwait, JoinError, current, iwait, joinall, spawn,
     spawn_later,
 };
+pub use crate::local::Local;
 pub use crate::time::{Elapsed, sleep, with_timeout, yield_now};
 
 /// Stacks: sizes and the guard-page mechanism in use.

@@ -265,6 +265,8 @@ impl SizeClass {
 pub(crate) struct StackPool {
     classes: RefCell<Vec<SizeClass>>,
     slabs: RefCell<Vec<(usize, usize)>>,
+    /// Keep the slabs mapped when the pool drops (see [`StackPool::leak`]).
+    leaked: std::cell::Cell<bool>,
 }
 
 impl StackPool {
@@ -272,7 +274,15 @@ impl StackPool {
         StackPool {
             classes: RefCell::new(Vec::new()),
             slabs: RefCell::new(Vec::new()),
+            leaked: std::cell::Cell::new(false),
         }
+    }
+
+    /// Makes the pool leave its slabs mapped when it drops: a greenlet
+    /// leaked at thread exit may still be linked, through a node on its
+    /// stack, into a sync primitive that other threads use.
+    pub(crate) fn leak(&self) {
+        self.leaked.set(true);
     }
 
     fn class_index(classes: &mut Vec<SizeClass>, size: usize) -> usize {
@@ -405,6 +415,9 @@ impl StackPool {
 
 impl Drop for StackPool {
     fn drop(&mut self) {
+        if self.leaked.get() {
+            return;
+        }
         for &(base, len) in self.slabs.borrow().iter() {
             // SAFETY: every greenlet of this thread has finished or been
             // leaked (never to run again) before the pool drops.

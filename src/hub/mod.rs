@@ -98,6 +98,9 @@ pub(crate) struct Hub {
     pub(crate) reactor: Reactor,
     remote: Arc<Remote>,
     waits: RefCell<WaitSlots>,
+    /// Tasks parked in a sync primitive's waiter list (`crate::sync`): another
+    /// thread may wake them through the remote queue.
+    sync_waits: Cell<usize>,
     next_id: Cell<u64>,
     ticks: Cell<u32>,
     in_loop: Cell<bool>,
@@ -154,6 +157,7 @@ impl Hub {
             reactor,
             remote: Arc::new(Remote::new(waker)),
             waits: RefCell::new(WaitSlots::default()),
+            sync_waits: Cell::new(0),
             next_id: Cell::new(1),
             ticks: Cell::new(0),
             in_loop: Cell::new(false),
@@ -233,15 +237,16 @@ impl Hub {
 
     /// Parks the running task until it is unparked and returns why, without
     /// delivering kills or timeouts (see [`park`]).
+    ///
+    /// Inlined, as are [`park`] and [`park_until`]: after a switch every
+    /// return up the call chain to the parking code mispredicts (the CPU's
+    /// return-stack buffer holds the other stack's addresses), so a shallow
+    /// chain makes the greenlet side of a switch cheaper.
+    #[inline]
     pub(crate) fn park_raw(&self) -> Wake {
         let cur = current_header();
         if cur.is_null() {
-            let root: &Header = &self.root;
-            root.state.set(State::Parked);
-            let guard = RootUnpark(root);
-            self.run_until_root_ready();
-            drop(guard);
-            root.wake.get()
+            self.park_root()
         } else {
             // SAFETY: CURRENT points at the header of the task that is
             // running this code; `run_task` keeps it alive.
@@ -250,6 +255,19 @@ impl Hub {
             suspend(hdr);
             hdr.wake.get()
         }
+    }
+
+    /// The root's park: runs the loop on the root's stack until the root is
+    /// unparked. Out of line, so the greenlet path of `park_raw` stays small
+    /// enough to inline.
+    #[inline(never)]
+    fn park_root(&self) -> Wake {
+        let root: &Header = &self.root;
+        root.state.set(State::Parked);
+        let guard = RootUnpark(root);
+        self.run_until_root_ready();
+        drop(guard);
+        root.wake.get()
     }
 
     /// Spawns a task running `f` on a stack of `stack_size` bytes; it becomes
@@ -456,6 +474,7 @@ impl Hub {
     fn can_be_woken(&self) -> bool {
         self.reactor.has_waiters()
             || self.waits.borrow().used > 0
+            || self.sync_waits.get() > 0
             || Arc::strong_count(&self.remote) > 1
     }
 
@@ -569,6 +588,20 @@ impl Hub {
         }
     }
 
+    /// Counts a task of this hub entering a sync primitive's waiter list,
+    /// where another thread may wake it (with a `RemoteMsg::Run` through
+    /// [`Hub::remote`]); pair with [`Hub::end_sync_wait`].
+    #[inline]
+    pub(crate) fn begin_sync_wait(&self) {
+        self.sync_waits.set(self.sync_waits.get() + 1);
+    }
+
+    /// The task's sync wait (see [`Hub::begin_sync_wait`]) ended.
+    #[inline]
+    pub(crate) fn end_sync_wait(&self) {
+        self.sync_waits.set(self.sync_waits.get() - 1);
+    }
+
     /// A `Send` handle to this hub's remote queue.
     pub(crate) fn remote(&self) -> &Arc<Remote> {
         &self.remote
@@ -584,6 +617,13 @@ impl Drop for Hub {
         drop(ready);
         let timers = self.timers.get_mut().clear();
         drop(timers);
+        // A greenlet leaked in a sync wait stays linked into a primitive that
+        // other threads may use, through a node on its stack that points at
+        // this hub's remote queue: keep both alive for good.
+        if self.sync_waits.get() > 0 {
+            std::mem::forget(self.remote.clone());
+            self.stacks.leak();
+        }
         self.waits.get_mut().slots.clear();
         if let Some((base, len)) = self.altstack.take() {
             // SAFETY: installed by this hub on this thread in `init`.
@@ -635,6 +675,11 @@ where
                 (*hdr).yielder.set(yielder);
                 *(*hdr).keepalive.get() = Some(Hub::current().current_task());
                 let result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
+                // Greenlet-local values die with the greenlet, on its own
+                // stack (their destructors may still park). A panicking
+                // destructor was reported by the panic hook; it does not
+                // change the result.
+                let _ = catch_unwind(AssertUnwindSafe(|| (*hdr).locals.clear()));
                 *(*slot).get() = Some(result);
             }
         },
@@ -710,6 +755,7 @@ pub(crate) fn yield_now() {
 
 /// Parks the running task and delivers a pending kill or expired timeout by
 /// unwinding (never while already unwinding).
+#[inline]
 pub(crate) fn park() -> Wake {
     let hub = Hub::current();
     let wake = hub.park_raw();
@@ -722,6 +768,7 @@ pub(crate) fn park() -> Wake {
 /// (the timer is cleaned up either way, also when the park unwinds). Like
 /// every park, it may return spuriously with `Wake::Ready`: callers re-check
 /// their condition in a loop.
+#[inline]
 pub(crate) fn park_until(deadline: Option<Instant>) -> Wake {
     let hub = Hub::current();
     let Some(deadline) = deadline else {

@@ -214,6 +214,9 @@ pub(crate) struct Header {
     /// The task holds itself alive from its first run until it finishes, so
     /// a parked greenlet nobody else refers to is never dropped mid-stack.
     pub(crate) keepalive: UnsafeCell<Option<TaskRef>>,
+    /// Greenlet-local values (`greenlet::Local`); the root's are the
+    /// thread's fallback values.
+    pub(crate) locals: crate::local::LocalMap,
 }
 
 /// The typed result slot of a `Greenlet<T>`.
@@ -241,6 +244,7 @@ impl Header {
             launch: Cell::new(None),
             yielder: Cell::new(std::ptr::null()),
             keepalive: UnsafeCell::new(None),
+            locals: crate::local::LocalMap::new(),
         }
     }
 

@@ -1,0 +1,194 @@
+//! `Event`: a flag greenlets can wait for.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::lock::Lock;
+use super::wait_queue::{WaitList, Waited, drop_payload, wait};
+use super::{TimedOut, deadline};
+
+/// A flag that greenlets wait for until it is set (gevent's
+/// `gevent.event.Event`).
+///
+/// [`set`](Event::set) wakes every waiter; the flag stays set (later
+/// [`wait`](Event::wait)s return at once) until [`clear`](Event::clear).
+/// A waiter woken by a `set` returns even if the flag was cleared again
+/// before it got to run.
+///
+/// `Event` is a cheap handle: clones share one flag, so it moves into many
+/// greenlets (and threads) without an `Arc`.
+///
+/// # Waiting protocol
+///
+/// `wait` first reads the flag (one atomic load). If it is clear, it takes
+/// the internal lock, reads the flag again and registers at the back of the
+/// waiter list, then parks. `set` stores the flag and, under the same lock,
+/// notifies every registered waiter, so a waiter either sees the flag or is
+/// notified: never neither. See [the module docs](crate::sync) for the
+/// protocol shared by all primitives.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet::sync::Event;
+///
+/// let ready = Event::new();
+/// let waiters: Vec<_> = (0..3)
+///     .map(|i| {
+///         let ready = ready.clone();
+///         greenlet::spawn(move || {
+///             ready.wait();
+///             i
+///         })
+///     })
+///     .collect();
+/// greenlet::yield_now(); // the waiters start and park
+/// ready.set();
+/// let done: Vec<i32> = greenlet::joinall(waiters).into_iter().map(Result::unwrap).collect();
+/// assert_eq!(done, [0, 1, 2]);
+/// ```
+#[derive(Clone, Default)]
+pub struct Event {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    flag: AtomicBool,
+    waiters: Lock<WaitList<()>>,
+}
+
+fn list(w: &mut WaitList<()>) -> &mut WaitList<()> {
+    w
+}
+
+impl Event {
+    /// A new event, not set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = greenlet::sync::Event::new();
+    /// assert!(!e.is_set());
+    /// ```
+    pub fn new() -> Event {
+        Event::default()
+    }
+
+    /// Sets the flag and wakes every waiter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = greenlet::sync::Event::new();
+    /// e.set();
+    /// assert!(e.is_set());
+    /// e.wait(); // returns at once
+    /// ```
+    pub fn set(&self) {
+        let mut waiters = self.inner.waiters.lock();
+        self.inner.flag.store(true, Ordering::Release);
+        waiters.notify_all();
+    }
+
+    /// Clears the flag: later waits park until the next [`set`](Event::set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = greenlet::sync::Event::new();
+    /// e.set();
+    /// e.clear();
+    /// assert!(!e.is_set());
+    /// ```
+    pub fn clear(&self) {
+        let _waiters = self.inner.waiters.lock();
+        self.inner.flag.store(false, Ordering::Release);
+    }
+
+    /// Whether the flag is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = greenlet::sync::Event::new();
+    /// assert!(!e.is_set());
+    /// ```
+    pub fn is_set(&self) -> bool {
+        self.inner.flag.load(Ordering::Acquire)
+    }
+
+    /// Parks until the flag is set; returns at once if it already is.
+    ///
+    /// In root context this runs the hub until then. A wait that nothing
+    /// will ever end hangs (see [the module docs](crate::sync)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenlet::sync::Event;
+    ///
+    /// let e = Event::new();
+    /// let setter = greenlet::spawn({
+    ///     let e = e.clone();
+    ///     move || e.set()
+    /// });
+    /// e.wait(); // the root runs the hub, so `setter` runs
+    /// setter.join().unwrap();
+    /// ```
+    pub fn wait(&self) {
+        // Without a deadline the wait can only end by being notified.
+        let _ = self.wait_until(None);
+    }
+
+    /// Parks until the flag is set or `timeout` passes.
+    ///
+    /// # Errors
+    /// [`TimedOut`] if `timeout` passed while the flag stayed clear.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use greenlet::sync::{Event, TimedOut};
+    ///
+    /// let e = Event::new();
+    /// assert_eq!(e.wait_timeout(Duration::from_millis(10)), Err(TimedOut));
+    /// e.set();
+    /// assert_eq!(e.wait_timeout(Duration::from_millis(10)), Ok(()));
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<(), TimedOut> {
+        self.wait_until(Some(deadline(timeout)))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<(), TimedOut> {
+        if self.is_set() {
+            return Ok(());
+        }
+        let waiters = self.inner.waiters.lock();
+        if self.is_set() {
+            return Ok(());
+        }
+        match wait(
+            &self.inner.waiters,
+            waiters,
+            list,
+            None,
+            deadline,
+            drop_payload,
+        ) {
+            Waited::Notified(_) => Ok(()),
+            Waited::TimedOut(_) => Err(TimedOut),
+        }
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("is_set", &self.is_set())
+            .finish()
+    }
+}

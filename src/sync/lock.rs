@@ -1,0 +1,113 @@
+//! The small lock that guards a primitive's state.
+//!
+//! Every critical section it protects is a handful of instructions: check
+//! a counter, link or unlink a waiter, move an item, make a task of this
+//! hub ready or push a message onto another hub's remote queue (which, when
+//! that hub sleeps in epoll, also writes its eventfd). None of them parks or
+//! runs user code, so the lock is never held across a
+//! greenlet switch, and the only way to find it taken is that another OS
+//! thread is inside one of those few instructions right now. A
+//! test-and-test-and-set spin lock fits that: uncontended, it costs one
+//! atomic read-modify-write to lock and a plain release store to unlock
+//! (`std::sync::Mutex` pays a second read-modify-write to unlock, because
+//! it must know whether to wake a sleeper), which is most of the cost of a
+//! same-hub queue hand-off. Contended, it spins briefly, then yields the OS
+//! thread so that a preempted holder can finish.
+
+use std::cell::UnsafeCell;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Spins this many times before yielding the OS thread.
+const SPINS: u32 = 100;
+
+/// A spin lock around `S`.
+pub(crate) struct Lock<S> {
+    locked: AtomicBool,
+    state: UnsafeCell<S>,
+}
+
+// SAFETY: `state` is reached only through a `LockGuard`, and `locked`
+// admits one guard at a time with acquire/release ordering, as a mutex
+// does: sharing the lock shares `S` one holder at a time.
+unsafe impl<S: Send> Sync for Lock<S> {}
+
+impl<S> Lock<S> {
+    pub(crate) const fn new(state: S) -> Lock<S> {
+        Lock {
+            locked: AtomicBool::new(false),
+            state: UnsafeCell::new(state),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn lock(&self) -> LockGuard<'_, S> {
+        if self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_contended();
+        }
+        LockGuard { lock: self }
+    }
+
+    #[cold]
+    fn lock_contended(&self) {
+        let mut spins = 0;
+        loop {
+            while self.locked.load(Ordering::Relaxed) {
+                if spins < SPINS {
+                    spins += 1;
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            if self
+                .locked
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+}
+
+impl<S: Default> Default for Lock<S> {
+    fn default() -> Self {
+        Lock::new(S::default())
+    }
+}
+
+/// Access to a [`Lock`]'s state; unlocks when dropped (also on unwinding:
+/// there is no poisoning, every critical section leaves the state valid).
+pub(crate) struct LockGuard<'a, S> {
+    lock: &'a Lock<S>,
+}
+
+impl<S> Deref for LockGuard<'_, S> {
+    type Target = S;
+
+    #[inline]
+    fn deref(&self) -> &S {
+        // SAFETY: this guard is the only one (see `Sync for Lock`).
+        unsafe { &*self.lock.state.get() }
+    }
+}
+
+impl<S> DerefMut for LockGuard<'_, S> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut S {
+        // SAFETY: this guard is the only one, borrowed mutably.
+        unsafe { &mut *self.lock.state.get() }
+    }
+}
+
+impl<S> Drop for LockGuard<'_, S> {
+    #[inline]
+    fn drop(&mut self) {
+        self.lock.locked.store(false, Ordering::Release);
+    }
+}

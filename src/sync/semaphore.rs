@@ -1,0 +1,266 @@
+//! `Semaphore`: a counted set of permits, handed out FIFO.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use super::lock::Lock;
+use super::wait_queue::{WaitList, Waited, wait};
+use super::{TimedOut, deadline};
+
+/// A counting semaphore (gevent's `gevent.lock.Semaphore`): at most `n`
+/// holders of a permit at a time.
+///
+/// [`acquire`](Semaphore::acquire) returns a [`SemaphorePermit`] that gives
+/// its permit back when dropped (also when its greenlet is killed and
+/// unwinds). Fair: a released permit goes straight to the longest waiter,
+/// so a newcomer never takes it first and no waiter starves.
+///
+/// Share a semaphore as you would a `std::sync::Mutex`: in a `static`
+/// (`new` is `const`), an `Arc`, or by reference from the root.
+///
+/// # Waiting protocol
+///
+/// Under the internal lock, `acquire` takes a permit if one is free and
+/// nobody waits; otherwise it registers at the back of the waiter list and
+/// parks. Releasing a permit with waiters present hands it to the first
+/// one (the count does not change) and wakes it. A waiter that dies after a
+/// permit was handed to it releases that permit again, to the next waiter.
+/// See [the module docs](crate::sync).
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+/// use std::time::Duration;
+/// use greenlet::sync::Semaphore;
+///
+/// static SLOTS: Semaphore = Semaphore::new(2);
+/// let busy = Rc::new(Cell::new(0));
+/// let peak = Rc::new(Cell::new(0));
+/// let gs: Vec<_> = (0..6)
+///     .map(|_| {
+///         let (busy, peak) = (busy.clone(), peak.clone());
+///         greenlet::spawn(move || {
+///             let _permit = SLOTS.acquire();
+///             busy.set(busy.get() + 1);
+///             peak.set(peak.get().max(busy.get()));
+///             greenlet::sleep(Duration::from_millis(2));
+///             busy.set(busy.get() - 1);
+///         })
+///     })
+///     .collect();
+/// greenlet::joinall(gs);
+/// assert_eq!(peak.get(), 2);
+/// ```
+pub struct Semaphore {
+    state: Lock<State>,
+}
+
+struct State {
+    permits: usize,
+    waiters: WaitList<()>,
+}
+
+impl State {
+    /// Gives `n` permits back: to waiters first, in order.
+    fn release(&mut self, mut n: usize) {
+        while n > 0 && self.waiters.notify_first_with(()).is_ok() {
+            n -= 1;
+        }
+        self.permits = self
+            .permits
+            .checked_add(n)
+            .expect("Semaphore: permit count overflow");
+    }
+}
+
+fn waiters(s: &mut State) -> &mut WaitList<()> {
+    &mut s.waiters
+}
+
+/// The `abandon` hook: a permit handed to a waiter that died goes on.
+fn pass_on(s: &mut State, (): ()) -> Option<()> {
+    s.release(1);
+    None
+}
+
+impl Semaphore {
+    /// A semaphore with `permits` permits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = greenlet::sync::Semaphore::new(3);
+    /// assert_eq!(s.available_permits(), 3);
+    /// ```
+    pub const fn new(permits: usize) -> Semaphore {
+        Semaphore {
+            state: Lock::new(State {
+                permits,
+                waiters: WaitList::new(),
+            }),
+        }
+    }
+
+    /// Takes a permit, parking until one is free.
+    ///
+    /// In root context this runs the hub until then. A wait that nothing
+    /// will ever end hangs (see [the module docs](crate::sync)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = greenlet::sync::Semaphore::new(1);
+    /// let permit = s.acquire();
+    /// assert_eq!(s.available_permits(), 0);
+    /// drop(permit);
+    /// assert_eq!(s.available_permits(), 1);
+    /// ```
+    pub fn acquire(&self) -> SemaphorePermit<'_> {
+        loop {
+            if let Ok(p) = self.acquire_until(None) {
+                return p;
+            }
+        }
+    }
+
+    /// Takes a permit if one is free and nobody is waiting for one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = greenlet::sync::Semaphore::new(1);
+    /// let p = s.try_acquire();
+    /// assert!(p.is_some());
+    /// assert!(s.try_acquire().is_none());
+    /// ```
+    pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
+        let mut s = self.state.lock();
+        if s.permits > 0 && s.waiters.is_empty() {
+            s.permits -= 1;
+            Some(SemaphorePermit { sem: self })
+        } else {
+            None
+        }
+    }
+
+    /// Takes a permit, parking at most `timeout` for one.
+    ///
+    /// # Errors
+    /// [`TimedOut`] if no permit came within `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use greenlet::sync::Semaphore;
+    ///
+    /// let s = Semaphore::new(1);
+    /// let _held = s.acquire();
+    /// assert!(s.acquire_timeout(Duration::from_millis(5)).is_err());
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphorePermit<'_>, TimedOut> {
+        self.acquire_until(Some(deadline(timeout)))
+    }
+
+    fn acquire_until(&self, deadline: Option<Instant>) -> Result<SemaphorePermit<'_>, TimedOut> {
+        let mut s = self.state.lock();
+        if s.permits > 0 && s.waiters.is_empty() {
+            s.permits -= 1;
+            return Ok(SemaphorePermit { sem: self });
+        }
+        match wait(&self.state, s, waiters, None, deadline, pass_on) {
+            Waited::Notified(Some(())) => Ok(SemaphorePermit { sem: self }),
+            Waited::Notified(None) => unreachable!("semaphore waiters are notified with a permit"),
+            Waited::TimedOut(_) => Err(TimedOut),
+        }
+    }
+
+    /// Permits free right now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = greenlet::sync::Semaphore::new(2);
+    /// let _p = s.acquire();
+    /// assert_eq!(s.available_permits(), 1);
+    /// ```
+    pub fn available_permits(&self) -> usize {
+        self.state.lock().permits
+    }
+
+    /// Adds `n` permits, waking waiters first (gevent's `release` called
+    /// without a matching acquire). Pairs with [`SemaphorePermit::forget`].
+    ///
+    /// # Panics
+    /// Panics if the count would overflow `usize`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = greenlet::sync::Semaphore::new(0);
+    /// s.add_permits(2);
+    /// assert_eq!(s.available_permits(), 2);
+    /// ```
+    pub fn add_permits(&self, n: usize) {
+        self.state.lock().release(n);
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.state.lock();
+        f.debug_struct("Semaphore")
+            .field("permits", &s.permits)
+            .field("waiters", &s.waiters.len())
+            .finish()
+    }
+}
+
+/// A permit from a [`Semaphore`]; gives it back when dropped.
+///
+/// # Examples
+///
+/// ```
+/// let s = greenlet::sync::Semaphore::new(1);
+/// {
+///     let _permit = s.acquire();
+///     assert_eq!(s.available_permits(), 0);
+/// }
+/// assert_eq!(s.available_permits(), 1);
+/// ```
+#[must_use = "the permit is given back as soon as it is dropped"]
+pub struct SemaphorePermit<'a> {
+    sem: &'a Semaphore,
+}
+
+impl SemaphorePermit<'_> {
+    /// Keeps the permit taken for good: dropping does not give it back
+    /// (give it back later with [`Semaphore::add_permits`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = greenlet::sync::Semaphore::new(1);
+    /// s.acquire().forget();
+    /// assert_eq!(s.available_permits(), 0);
+    /// s.add_permits(1);
+    /// assert_eq!(s.available_permits(), 1);
+    /// ```
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for SemaphorePermit<'_> {
+    fn drop(&mut self) {
+        self.sem.state.lock().release(1);
+    }
+}
+
+impl fmt::Debug for SemaphorePermit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SemaphorePermit")
+    }
+}

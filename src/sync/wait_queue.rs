@@ -1,0 +1,469 @@
+//! The one waiter list every primitive of [`crate::sync`] (and the pool)
+//! parks on, and the waiting protocol that goes with it.
+//!
+//! A [`WaitList`] lives inside a primitive's state, behind the primitive's
+//! [`Lock`] (held for a few instructions, never across a park). It is an
+//! intrusive FIFO doubly linked list of nodes that their waiters own, so
+//! registering, waking the first waiter and removing any waiter are O(1).
+//!
+//! # Protocol
+//!
+//! A waiter, holding the primitive's lock, checks its condition; when it
+//! must wait it links a node naming its task and its hub (and, for a bounded
+//! queue's putter, holding its item), releases the lock and parks
+//! ([`wait`]). A notifier, holding the same lock, unlinks the first node,
+//! optionally deposits a payload in it (an item, a permit) and marks it:
+//!
+//! - on the waiter's own hub, the mark is *notified* and the notifier makes
+//!   the waiter's task ready directly: no reference counts, no remote
+//!   queue, and (the waiter being parked on this very thread) no race;
+//! - from any other thread, the mark is *pending* and the notifier sends the
+//!   waiter's hub a message that, run by that hub's loop, turns the mark to
+//!   *notified* and makes the task ready. A waiter never leaves its wait
+//!   while its node is pending (not even when unwinding), so the message
+//!   always finds the node alive.
+//!
+//! Marks are stored with release ordering, after the payload. Woken for
+//! whatever reason (its wake-up, a spurious unpark, its timer), the waiter
+//! reads its mark with an acquire load: notified means done, with no second
+//! trip through the lock; pending means "parked until the message comes";
+//! a clear mark means a spurious wake-up, and only a timeout then makes it
+//! take the lock to unlink itself (re-reading the mark under the lock, so a
+//! notification that raced the timeout is taken, not lost).
+//!
+//! However a wait ends (returned, timed out, killed, unwound by an expired
+//! `with_timeout`), a drop guard leaves the list cleanly. A waiter that dies
+//! holding a payload meant for it gives it to the primitive's `abandon`
+//! hook, which passes it on (to the next waiter, or back into the
+//! primitive), so no permit or item is ever lost with a dying waiter.
+//!
+//! # Memory
+//!
+//! A node lives in its waiter's [`wait`] frame: a parked greenlet's stack
+//! does not move, so the list's raw links stay valid, and a wait allocates
+//! nothing (only a cross-thread wake-up allocates its message). The frame
+//! cannot be left while the node is linked or pending. The node names its
+//! waiter's hub by a raw pointer to that hub's remote queue; a cross-thread
+//! notifier turns it into an owned `Arc` under the lock, while the node is
+//! still linked. Both stay valid while a node is linked: its waiter counts
+//! as a sync wait of its hub, so the hub is alive, or was torn down with the
+//! waiter leaked in it, and then kept its stacks mapped and its remote queue
+//! alive for good (see `Hub`'s `Drop`).
+
+use std::cell::UnsafeCell;
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Instant;
+
+use super::lock::{Lock, LockGuard};
+use crate::hub::remote::{Remote, RemoteMsg};
+use crate::hub::task::{Header, TaskRef, Wake};
+use crate::hub::{self, Hub};
+
+/// Linked, waiting.
+const WAITING: u8 = 0;
+/// Unlinked by a notifier on another thread; its wake-up message is on the
+/// way to the waiter's hub.
+const PENDING: u8 = 1;
+/// Unlinked and woken: the node is its waiter's alone.
+const NOTIFIED: u8 = 2;
+
+/// The part of a node a cross-thread wake-up message touches (not generic,
+/// so the message needs no `P: 'static`).
+#[repr(C)]
+struct Waiter {
+    mark: AtomicU8,
+    /// The waiting task. Alive while the node is linked or pending: its
+    /// task is parked in this wait, and a parked task keeps itself alive.
+    task: *const Header,
+}
+
+/// One waiter.
+///
+/// # Invariant
+/// While linked, every field but `waiter.mark` is read and written only
+/// under the lock of the list that links it. The notifier that unlinks it
+/// stores the mark last; from a `NOTIFIED` mark on only the waiter touches
+/// the node, and while it is `PENDING` only the wake-up message (on the
+/// waiter's thread) and the waiter.
+#[repr(C)]
+struct Node<P> {
+    waiter: Waiter,
+    prev: *mut Node<P>,
+    next: *mut Node<P>,
+    payload: UnsafeCell<Option<P>>,
+    /// The waiter's hub remote queue (see the module's `# Memory`).
+    remote: *const Remote,
+}
+
+/// Names a linked waiter; valid while the caller holds the list's lock and
+/// the waiter stays linked.
+pub(crate) struct WaitKey<P>(NonNull<Node<P>>);
+
+impl<P> Clone for WaitKey<P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P> Copy for WaitKey<P> {}
+
+/// A FIFO list of parked waiters, each with an optional payload `P`.
+pub(crate) struct WaitList<P> {
+    head: *mut Node<P>,
+    tail: *mut Node<P>,
+    len: usize,
+}
+
+// SAFETY: the list only holds pointers to nodes that are reached under the
+// lock that guards the list (see `Node`'s invariant); moving the list to
+// another thread moves payloads `P` with it.
+unsafe impl<P: Send> Send for WaitList<P> {}
+
+impl<P> WaitList<P> {
+    /// An empty list (allocates nothing).
+    pub(crate) const fn new() -> WaitList<P> {
+        WaitList {
+            head: ptr::null_mut(),
+            tail: ptr::null_mut(),
+            len: 0,
+        }
+    }
+
+    /// Whether no waiter is linked (notified ones no longer count).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Linked waiters.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The first linked waiter.
+    #[inline]
+    pub(crate) fn first(&self) -> Option<WaitKey<P>> {
+        NonNull::new(self.head).map(WaitKey)
+    }
+
+    /// The payload slot of a linked waiter's node.
+    #[inline]
+    pub(crate) fn payload_mut(&mut self, key: WaitKey<P>) -> &mut Option<P> {
+        // SAFETY: `key` names a linked node and the caller holds the lock
+        // (it has `&mut self`), so by `Node`'s invariant nobody else
+        // touches the payload; the borrow ends before the lock does.
+        unsafe { &mut *(*key.0.as_ptr()).payload.get() }
+    }
+
+    /// Links `node` at the back.
+    ///
+    /// # Safety
+    /// `node` is a live, unlinked node; the caller holds the lock.
+    #[inline]
+    unsafe fn link(&mut self, node: *mut Node<P>) {
+        // SAFETY: per the contract, `node` and the linked nodes are live and
+        // ours to touch under the lock.
+        unsafe {
+            (*node).prev = self.tail;
+            (*node).next = ptr::null_mut();
+            if self.tail.is_null() {
+                self.head = node;
+            } else {
+                (*self.tail).next = node;
+            }
+        }
+        self.tail = node;
+        self.len += 1;
+    }
+
+    /// Unlinks `node`.
+    ///
+    /// # Safety
+    /// `node` is linked in this list; the caller holds the lock.
+    #[inline]
+    unsafe fn unlink(&mut self, node: *mut Node<P>) {
+        // SAFETY: per the contract; its neighbours are linked too.
+        unsafe {
+            let (prev, next) = ((*node).prev, (*node).next);
+            if prev.is_null() {
+                self.head = next;
+            } else {
+                (*prev).next = next;
+            }
+            if next.is_null() {
+                self.tail = prev;
+            } else {
+                (*next).prev = prev;
+            }
+        }
+        self.len -= 1;
+    }
+
+    /// Unlinks a linked waiter, marks it and wakes it (see the module docs).
+    #[inline]
+    pub(crate) fn notify(&mut self, key: WaitKey<P>) {
+        let node = key.0.as_ptr();
+        // SAFETY: `key` names a linked node and `&mut self` means the caller
+        // holds the lock: by `Node`'s invariant it is ours until its mark is
+        // stored.
+        unsafe {
+            self.unlink(node);
+            let remote = (*node).remote;
+            match Hub::try_current() {
+                Some(hub) if ptr::eq(Arc::as_ptr(hub.remote()), remote) => {
+                    // The waiter is parked on this thread: it cannot run
+                    // before we return to the loop, so its task is alive.
+                    (*node).waiter.mark.store(NOTIFIED, Ordering::Release);
+                    hub.unpark(&TaskRef::from_header((*node).waiter.task), Wake::Ready);
+                }
+                _ => {
+                    // Own the queue first: the node names it only while it
+                    // is linked. The waiter cannot leave while pending.
+                    Arc::increment_strong_count(remote);
+                    let remote = Arc::from_raw(remote);
+                    (*node).waiter.mark.store(PENDING, Ordering::Release);
+                    wake_remote(&remote, &(*node).waiter);
+                }
+            }
+        }
+    }
+
+    /// Hands `payload` to the first waiter and wakes it; gives the payload
+    /// back when nobody waits.
+    #[inline]
+    pub(crate) fn notify_first_with(&mut self, payload: P) -> Result<(), P> {
+        match self.first() {
+            Some(k) => {
+                *self.payload_mut(k) = Some(payload);
+                self.notify(k);
+                Ok(())
+            }
+            None => Err(payload),
+        }
+    }
+
+    /// Notifies every linked waiter, first to last, leaving their payloads
+    /// as they are.
+    pub(crate) fn notify_all(&mut self) {
+        while let Some(k) = self.first() {
+            self.notify(k);
+        }
+    }
+}
+
+impl<P> Default for WaitList<P> {
+    fn default() -> Self {
+        WaitList::new()
+    }
+}
+
+/// Sends the message that completes a cross-thread notification of
+/// `waiter`, whose mark is `PENDING`, on its own hub.
+#[cold]
+fn wake_remote(remote: &Remote, waiter: *const Waiter) {
+    let addr = waiter as usize;
+    remote.send(RemoteMsg::Run(Box::new(move || {
+        let waiter = addr as *const Waiter;
+        // SAFETY: this runs in the loop of the waiter's hub, on its thread.
+        // A pending waiter does not leave its wait (its frame, which holds
+        // the node, stays put) until the mark turns `NOTIFIED`, and while
+        // the loop runs this closure it cannot run at all.
+        unsafe {
+            let task = TaskRef::from_header((*waiter).task);
+            (*waiter).mark.store(NOTIFIED, Ordering::Release);
+            Hub::current().unpark(&task, Wake::Ready);
+        }
+    })));
+}
+
+/// How a [`wait`] ended.
+pub(crate) enum Waited<P> {
+    /// A notifier picked this waiter; here is what it left in the node.
+    Notified(Option<P>),
+    /// The deadline passed first; here is the waiter's own payload back.
+    TimedOut(Option<P>),
+}
+
+/// The waiting half of the protocol, shared by every primitive.
+///
+/// The caller holds the primitive's lock (`guard`), has found that it must
+/// wait, and passes the list to wait on (`list` picks it out of the state),
+/// the payload its node starts with, and an optional deadline. Links the
+/// running task, releases the lock, and parks until notified or timed out,
+/// re-checking its node after every wake-up. A deadline that has already
+/// passed returns at once, without registering.
+///
+/// If the park unwinds (kill, expired `with_timeout`), a drop guard unlinks
+/// the node; if it had already been notified with a payload, `abandon`
+/// receives that payload under the lock to pass it on, and whatever it
+/// returns is dropped after the lock is released.
+#[inline]
+pub(crate) fn wait<S, P>(
+    lock: &Lock<S>,
+    mut guard: LockGuard<'_, S>,
+    list: fn(&mut S) -> &mut WaitList<P>,
+    payload: Option<P>,
+    mut deadline: Option<Instant>,
+    abandon: fn(&mut S, P) -> Option<P>,
+) -> Waited<P> {
+    if let Some(d) = deadline
+        && Instant::now() >= d
+    {
+        drop(guard);
+        return Waited::TimedOut(payload);
+    }
+    let hub = Hub::current();
+    let mut node = Node {
+        waiter: Waiter {
+            mark: AtomicU8::new(WAITING),
+            task: current_task_ptr(hub),
+        },
+        prev: ptr::null_mut(),
+        next: ptr::null_mut(),
+        payload: UnsafeCell::new(payload),
+        remote: Arc::as_ptr(hub.remote()),
+    };
+    // From here on the node is reached only through this pointer (and the
+    // list's copies of it), and it does not move: `node` is never named
+    // again, and `reg` unlinks it before this frame can be left.
+    let node: *mut Node<P> = &mut node;
+    // SAFETY: a fresh node; we hold the lock.
+    unsafe { list(&mut guard).link(node) };
+    hub.begin_sync_wait();
+    drop(guard);
+    let reg = Registration {
+        hub,
+        lock,
+        list,
+        node,
+        abandon,
+    };
+    loop {
+        let wake = match deadline {
+            None => hub::park(),
+            Some(_) => park_timed(deadline),
+        };
+        match reg.mark() {
+            NOTIFIED => return Waited::Notified(reg.finish()),
+            // Notified from another thread: the wake-up is on its way, and
+            // the deadline no longer matters.
+            PENDING => deadline = None,
+            _ if wake == Wake::TimedOut => {
+                let mut guard = lock.lock();
+                // Under the lock a `WAITING` mark is final (only lock
+                // holders change it).
+                match reg.mark() {
+                    WAITING => {
+                        // SAFETY: still linked, and we hold the lock.
+                        unsafe { list(&mut guard).unlink(node) };
+                        drop(guard);
+                        return Waited::TimedOut(reg.finish());
+                    }
+                    NOTIFIED => {
+                        drop(guard);
+                        return Waited::Notified(reg.finish());
+                    }
+                    _ => deadline = None,
+                }
+            }
+            _ => {} // spurious
+        }
+    }
+}
+
+/// A timed park, kept out of line so the untimed path stays short.
+#[inline(never)]
+fn park_timed(deadline: Option<Instant>) -> Wake {
+    hub::park_until(deadline)
+}
+
+/// The running task's header (the root's in root context).
+#[inline]
+fn current_task_ptr(hub: &Hub) -> *const Header {
+    let cur = hub::current_header();
+    if cur.is_null() {
+        hub.current_task().as_ptr()
+    } else {
+        cur
+    }
+}
+
+/// Unlinks a waiter's node if its park unwinds.
+struct Registration<'a, S, P> {
+    hub: &'static Hub,
+    lock: &'a Lock<S>,
+    list: fn(&mut S) -> &mut WaitList<P>,
+    node: *mut Node<P>,
+    abandon: fn(&mut S, P) -> Option<P>,
+}
+
+impl<S, P> Registration<'_, S, P> {
+    /// The node's mark.
+    #[inline]
+    fn mark(&self) -> u8 {
+        // SAFETY: the node lives in the frame this guard guards, and the
+        // mark is atomic.
+        unsafe { (*self.node).waiter.mark.load(Ordering::Acquire) }
+    }
+
+    /// Takes the payload of a node that is no longer linked.
+    ///
+    /// # Safety
+    /// The node is unlinked and not pending: nobody else touches it.
+    #[inline]
+    unsafe fn take_payload(&self) -> Option<P> {
+        // SAFETY: per the contract, nobody else touches the payload.
+        unsafe { (*(*self.node).payload.get()).take() }
+    }
+
+    /// Ends the wait of a node that is no longer linked nor pending and
+    /// returns its payload.
+    #[inline]
+    fn finish(self) -> Option<P> {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.hub.end_sync_wait();
+        // SAFETY: our callers saw the node notified, or unlinked it.
+        unsafe { this.take_payload() }
+    }
+}
+
+impl<S, P> Drop for Registration<'_, S, P> {
+    fn drop(&mut self) {
+        let mut guard = self.lock.lock();
+        // Under the lock a `WAITING` mark is final: only lock holders
+        // change it.
+        let mut mark = self.mark();
+        if mark == WAITING {
+            // SAFETY: waiting means linked, and we hold the lock.
+            unsafe { (self.list)(&mut guard).unlink(self.node) };
+        }
+        if mark == PENDING {
+            // The wake-up message still has to find this node: wait for it.
+            // `park_raw` delivers no interrupts, so this cannot unwind.
+            drop(guard);
+            while mark == PENDING {
+                self.hub.park_raw();
+                mark = self.mark();
+            }
+            guard = self.lock.lock();
+        }
+        // SAFETY: the node is unlinked now, and not pending.
+        let payload = unsafe { self.take_payload() };
+        let leftover = match payload {
+            Some(p) if mark == NOTIFIED => (self.abandon)(&mut guard, p),
+            other => other,
+        };
+        drop(guard);
+        self.hub.end_sync_wait();
+        drop(leftover);
+    }
+}
+
+/// An `abandon` hook for lists whose payloads need no passing on: drops
+/// them (after the lock is released).
+pub(crate) fn drop_payload<S, P>(_: &mut S, p: P) -> Option<P> {
+    Some(p)
+}
