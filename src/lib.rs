@@ -100,13 +100,16 @@ mod fiber;
 mod greenlet;
 mod hub;
 pub mod monitor;
+pub mod net;
 mod sys;
+pub mod threadpool;
 mod time;
 
 pub use crate::greenlet::{
     Builder, Current, Greenlet, GreenletId, Iwait, JoinError, current, iwait, joinall, spawn,
     spawn_later,
 };
+pub use crate::hub::handle::{HubHandle, JoinHandle, hub_handle, run_until_stopped};
 pub use crate::time::{Elapsed, sleep, with_timeout, yield_now};
 
 /// Stacks: sizes and the guard-page mechanism in use.

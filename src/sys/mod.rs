@@ -21,7 +21,10 @@ macro_rules! syscall {
         }
     }};
 }
-pub(crate) use syscall;
+
+// After the macro, so it is in scope there.
+mod net;
+pub(crate) use net::{send, send_vectored, set_backlog, set_nonblocking, would_block};
 
 /// `MADV_GUARD_INSTALL` (Linux 6.13+): turns pages into guard pages without
 /// splitting the mapping. Not yet in every libc crate release.
@@ -238,13 +241,4 @@ pub(crate) unsafe fn free_altstack(base: *mut u8, len: usize) {
     unsafe { libc::sigaltstack(&st, ptr::null_mut()) };
     // SAFETY: guaranteed by the caller.
     let _ = unsafe { munmap(base, len) };
-}
-
-/// The calling thread's CPU time (user + system), for the monitor's reports.
-pub(crate) fn thread_cpu_time() -> std::time::Duration {
-    // SAFETY: zeroed timespec is a valid out-parameter.
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
