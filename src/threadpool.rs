@@ -142,7 +142,7 @@ impl Pool {
 /// use std::time::{Duration, Instant};
 ///
 /// let start = Instant::now();
-/// let ticker = greenlet::spawn(|| {
+/// let ticker = greenlet::spawn(move || {
 ///     let mut ticks = 0;
 ///     while start.elapsed() < Duration::from_millis(100) {
 ///         greenlet::sleep(Duration::from_millis(10));

@@ -71,11 +71,13 @@ fn read_and_write_through_shared_references_and_vectored() {
     }
     assert_eq!(&peeked, b"abcde");
     let (mut x, mut y) = ([0; 2], [0; 3]);
+    let mut bufs = [IoSliceMut::new(&mut x), IoSliceMut::new(&mut y)];
+    let mut view = &mut bufs[..];
     let mut read = 0;
     while read < 5 {
-        let mut bufs = [IoSliceMut::new(&mut x), IoSliceMut::new(&mut y)];
-        let _ = IoSliceMut::advance_slices(&mut &mut bufs[..], read);
-        read += (&s).read_vectored(&mut bufs[..]).unwrap();
+        let n = (&s).read_vectored(view).unwrap();
+        IoSliceMut::advance_slices(&mut view, n);
+        read += n;
     }
     assert_eq!((&x, &y), (b"ab", b"cde"));
 }

@@ -115,7 +115,9 @@ impl HubHandle {
                     tx.send(result);
                 }
             });
-            if let (Err(e), Some(tx)) = (spawned, slot.take()) {
+            if let Err(e) = spawned
+                && let Some(tx) = slot.take()
+            {
                 let msg = format!("greenlet: HubHandle::spawn cannot spawn a greenlet: {e}");
                 tx.send(Err(JoinError::from_payload(Box::new(msg))));
             }

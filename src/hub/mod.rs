@@ -63,7 +63,7 @@ thread_local! {
     static OWNER: HubOwner = const { HubOwner };
 }
 
-const DEAD: *const Hub = 1 as *const Hub;
+const DEAD: *const Hub = std::ptr::dangling::<Hub>();
 
 struct HubOwner;
 

@@ -90,6 +90,12 @@ impl Reactor {
         self.io_waiters.get() > 0
     }
 
+    /// How many sources are registered (for leak tests).
+    #[cfg(test)]
+    pub(crate) fn registrations(&self) -> usize {
+        self.slots.borrow().iter().filter(|s| s.in_use).count()
+    }
+
     /// Waits for events up to `timeout` (`None`: forever) and dispatches
     /// them. Interrupted waits (`EINTR`) return normally.
     pub(crate) fn poll(&self, hub: &Hub, timeout: Option<Duration>) {

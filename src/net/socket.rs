@@ -279,3 +279,31 @@ impl<S: fmt::Debug> fmt::Debug for Socket<S> {
         self.inner.fmt(f)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::time::Duration;
+
+    use crate::hub::Hub;
+    use crate::net::{TcpListener, TcpStream};
+
+    /// A greenlet killed while parked in a read leaves no waiter and no
+    /// registration behind: its socket was deregistered and closed.
+    #[test]
+    fn kill_while_parked_in_io_leaks_nothing() {
+        let reactor = &Hub::current().reactor;
+        let before = reactor.registrations();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let reader = crate::spawn(move || (&s).read(&mut [0; 8]).map(drop));
+        crate::sleep(Duration::from_millis(5));
+        assert!(reactor.has_waiters());
+        reader.kill();
+        assert!(reader.join().unwrap_err().is_killed());
+        assert!(!reactor.has_waiters());
+        drop((l, c));
+        assert_eq!(reactor.registrations(), before);
+    }
+}

@@ -60,7 +60,7 @@ pub struct TcpStream {
 /// ```no_run
 /// use greenlet::net::{TcpListener, TcpStream};
 ///
-/// fn handle_client(mut stream: TcpStream) -> std::io::Result<u64> {
+/// fn handle_client(stream: TcpStream) -> std::io::Result<u64> {
 ///     let mut reader = &stream;
 ///     std::io::copy(&mut reader, &mut &stream)
 /// }
@@ -128,7 +128,7 @@ impl TcpStream {
     ///
     /// let listener = TcpListener::bind("127.0.0.1:0")?;
     /// let addr = listener.local_addr()?;
-    /// let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
+    /// let _stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1))?;
     /// let zero = TcpStream::connect_timeout(&addr, Duration::ZERO);
     /// assert_eq!(zero.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
     /// # Ok::<(), std::io::Error>(())
@@ -639,23 +639,24 @@ impl TcpListener {
     /// use std::time::Duration;
     /// use greenlet::net::TcpListener;
     ///
-    /// let listener = TcpListener::bind("127.0.0.1:0")?;
-    /// let mut backoff = Duration::from_millis(5);
-    /// loop {
-    ///     match listener.accept() {
-    ///         Ok((stream, _)) => {
-    ///             backoff = Duration::from_millis(5);
-    ///             greenlet::spawn(move || drop(stream));
+    /// fn serve(listener: &TcpListener) -> std::io::Result<()> {
+    ///     let mut backoff = Duration::from_millis(5);
+    ///     loop {
+    ///         match listener.accept() {
+    ///             Ok((stream, _)) => {
+    ///                 backoff = Duration::from_millis(5);
+    ///                 greenlet::spawn(move || drop(stream));
+    ///             }
+    ///             Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
+    ///                 // Out of fds (ENFILE/EMFILE): back off, up to 1 s.
+    ///                 greenlet::sleep(backoff);
+    ///                 backoff = (backoff * 2).min(Duration::from_secs(1));
+    ///             }
+    ///             Err(e) => return Err(e),
     ///         }
-    ///         Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
-    ///             // Out of fds (ENFILE/EMFILE): back off, up to 1 s.
-    ///             greenlet::sleep(backoff);
-    ///             backoff = (backoff * 2).min(Duration::from_secs(1));
-    ///         }
-    ///         Err(e) => return Err(e),
     ///     }
     /// }
-    /// # Ok::<(), std::io::Error>(())
+    /// # let _ = serve(&TcpListener::bind("127.0.0.1:0").unwrap());
     /// ```
     ///
     /// # Examples

@@ -78,7 +78,7 @@ pub struct UnixStream {
 ///
 /// let listener = UnixListener::bind("/tmp/greenlet.sock")?;
 /// for stream in listener.incoming() {
-///     let mut stream = stream?;
+///     let stream = stream?;
 ///     greenlet::spawn(move || std::io::copy(&mut &stream, &mut &stream));
 /// }
 /// # Ok::<(), std::io::Error>(())
@@ -139,7 +139,7 @@ impl UnixStream {
     /// # std::fs::create_dir_all(&dir)?;
     /// let path = dir.join("connect.sock");
     /// # let _ = std::fs::remove_file(&path);
-    /// let listener = UnixListener::bind(&path)?;
+    /// let _listener = UnixListener::bind(&path)?;
     /// let stream = UnixStream::connect(&path)?;
     /// assert_eq!(stream.peer_addr()?.as_pathname(), Some(path.as_path()));
     /// # std::fs::remove_dir_all(&dir)?;
@@ -165,7 +165,7 @@ impl UnixStream {
     /// # let path = dir.join("connect-addr.sock");
     /// # let _ = std::fs::remove_file(&path);
     /// let listener = UnixListener::bind(&path)?;
-    /// let stream = UnixStream::connect_addr(&listener.local_addr()?)?;
+    /// let _stream = UnixStream::connect_addr(&listener.local_addr()?)?;
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -228,7 +228,7 @@ impl UnixStream {
     /// use greenlet::net::unix::UnixStream;
     ///
     /// let (a, _b) = UnixStream::pair()?;
-    /// let a2 = a.try_clone()?;
+    /// let _a2 = a.try_clone()?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_clone(&self) -> io::Result<UnixStream> {
@@ -520,7 +520,7 @@ impl UnixListener {
     /// # std::fs::create_dir_all(&dir)?;
     /// let addr = SocketAddr::from_pathname(dir.join("bind-addr.sock"))?;
     /// # let _ = std::fs::remove_file(dir.join("bind-addr.sock"));
-    /// let listener = UnixListener::bind_addr(&addr)?;
+    /// let _listener = UnixListener::bind_addr(&addr)?;
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -548,8 +548,8 @@ impl UnixListener {
     /// # let path = dir.join("accept.sock");
     /// # let _ = std::fs::remove_file(&path);
     /// let listener = UnixListener::bind(&path)?;
-    /// let client = UnixStream::connect(&path)?;
-    /// let (server_side, _) = listener.accept()?;
+    /// let _client = UnixStream::connect(&path)?;
+    /// let (_server_side, _) = listener.accept()?;
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -579,7 +579,7 @@ impl UnixListener {
     /// # let path = dir.join("clone.sock");
     /// # let _ = std::fs::remove_file(&path);
     /// let listener = UnixListener::bind(&path)?;
-    /// let clone = listener.try_clone()?;
+    /// let _clone = listener.try_clone()?;
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -678,7 +678,7 @@ impl UnixListener {
     /// let path = dir.join("incoming.sock");
     /// # let _ = std::fs::remove_file(&path);
     /// let listener = UnixListener::bind(&path)?;
-    /// let clients: Vec<_> = (0..3).map(|_| UnixStream::connect(&path)).collect();
+    /// let _clients: Vec<_> = (0..3).map(|_| UnixStream::connect(&path)).collect();
     /// assert_eq!(listener.incoming().take(3).filter(Result::is_ok).count(), 3);
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), std::io::Error>(())
@@ -712,7 +712,7 @@ impl UnixDatagram {
     /// # std::fs::create_dir_all(&dir)?;
     /// let path = dir.join("dgram.sock");
     /// # let _ = std::fs::remove_file(&path);
-    /// let socket = UnixDatagram::bind(&path)?;
+    /// let _socket = UnixDatagram::bind(&path)?;
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -735,7 +735,7 @@ impl UnixDatagram {
     /// # std::fs::create_dir_all(&dir)?;
     /// # let _ = std::fs::remove_file(dir.join("dgram-addr.sock"));
     /// let addr = SocketAddr::from_pathname(dir.join("dgram-addr.sock"))?;
-    /// let socket = UnixDatagram::bind_addr(&addr)?;
+    /// let _socket = UnixDatagram::bind_addr(&addr)?;
     /// # std::fs::remove_dir_all(&dir)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -855,7 +855,7 @@ impl UnixDatagram {
     /// use greenlet::net::unix::UnixDatagram;
     ///
     /// let socket = UnixDatagram::unbound()?;
-    /// let clone = socket.try_clone()?;
+    /// let _clone = socket.try_clone()?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_clone(&self) -> io::Result<UnixDatagram> {
