@@ -154,12 +154,9 @@ impl<S: AsFd> Socket<S> {
     }
 
     /// A stream read: any bytes available, or waits for some.
-    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize>
-    where
-        for<'a> &'a S: Read,
-    {
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let len = buf.len();
-        let n = self.io(Direction::Read, |mut s| s.read(buf))?;
+        let n = self.io(Direction::Read, |s| crate::sys::recv(s.as_fd(), buf))?;
         if n > 0 && n < len {
             self.drained(Direction::Read);
         }
