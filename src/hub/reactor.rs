@@ -7,7 +7,9 @@
 //! ignored. Registration is edge-triggered for both directions, once per
 //! fd. An event sets readiness bits and wakes every task waiting in that
 //! direction; a task clears its direction's bit when its syscall says
-//! `WouldBlock`, then parks. Events are only processed by the loop, which
+//! `WouldBlock` (or, for streams, moved fewer bytes than asked, which on
+//! epoll means the kernel buffer was drained), then parks without a
+//! syscall until the next edge. Events are only processed by the loop, which
 //! never runs between a greenlet's failed syscall and its park, so no edge is
 //! lost in between.
 
@@ -162,6 +164,9 @@ pub(crate) struct Registration {
 
 impl Registration {
     /// Registers `source` for read and write readiness (edge-triggered).
+    /// Both directions start out as ready, so the first call in each tries
+    /// its syscall; a caller that has just seen `WouldBlock` clears that
+    /// direction with [`clear_readiness`](Registration::clear_readiness).
     pub(crate) fn new(source: &mut impl Source) -> io::Result<Registration> {
         let hub = Hub::current();
         let r = &hub.reactor;
@@ -177,7 +182,8 @@ impl Registration {
             let slot = &mut slots[key];
             slot.generation = slot.generation.wrapping_add(1);
             slot.in_use = true;
-            slot.readiness = 0;
+            // Unknown counts as ready: the first call tries its syscall.
+            slot.readiness = READABLE | WRITABLE;
             (key, slot.generation)
         };
         let res = r.poll.borrow().registry().register(
@@ -290,8 +296,8 @@ impl Registration {
     }
 
     /// Runs `op` until it does not return `WouldBlock`, parking for `dir`
-    /// readiness in between: the one would-block loop every socket call
-    /// goes through.
+    /// readiness in between: the one would-block loop (socket calls go
+    /// through its [`do_io_timeout`](Registration::do_io_timeout) form).
     ///
     /// # Errors
     /// `op`'s error, or `TimedOut` if `deadline` passed.

@@ -136,7 +136,11 @@ impl<S: AsFd> Socket<S> {
         let reg = match self.reg.get() {
             Some(r) => &r.reg,
             None => match op(&self.inner) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.registration()?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let reg = self.registration()?;
+                    reg.clear_readiness(dir);
+                    reg
+                }
                 done => return done,
             },
         };

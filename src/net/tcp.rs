@@ -149,19 +149,17 @@ impl TcpStream {
         let sock = Socket::new(stream);
         // Writable means the handshake ended; `SO_ERROR` says how. A
         // wake-up before that (no peer yet) counts as `WouldBlock`.
-        let connected =
-            sock.registration()?
-                .do_io(Direction::Write, timeout.map(deadline_after), || {
-                    if let Some(e) = sock.get().take_error()? {
-                        return Err(e);
-                    }
-                    match sock.get().peer_addr() {
-                        Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                            Err(crate::sys::would_block())
-                        }
-                        other => other.map(drop),
-                    }
-                });
+        let reg = sock.registration()?;
+        reg.clear_readiness(Direction::Write); // in progress: wait first
+        let connected = reg.do_io(Direction::Write, timeout.map(deadline_after), || {
+            if let Some(e) = sock.get().take_error()? {
+                return Err(e);
+            }
+            match sock.get().peer_addr() {
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(crate::sys::would_block()),
+                other => other.map(drop),
+            }
+        });
         match connected {
             Ok(()) => Ok(TcpStream { sock }),
             Err(e) if timeout.is_some() && e.kind() == io::ErrorKind::TimedOut => Err(
