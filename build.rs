@@ -19,10 +19,7 @@ fn main() {
              epoll and its stacks on Linux guard pages.\n\n"
         );
     }
-    if !matches!(
-        arch.as_str(),
-        "x86_64" | "aarch64" | "riscv64" | "x86" | "arm"
-    ) {
+    if !matches!(arch.as_str(), "x86_64" | "aarch64" | "riscv64" | "x86" | "arm") {
         panic!(
             "\n\ngreenlet has not been ported to target_arch = \"{arch}\" (corosensei's context \
              switch and the stack-overflow reporter need it).\n\n"

@@ -66,6 +66,9 @@
 //! | `gevent.sleep(0)` | [`yield_now`] |
 //! | `gevent.getcurrent()` | [`current`] |
 //! | `gevent.Timeout`, `with_timeout` | [`with_timeout`] |
+//! | `gevent.socket` | [`net`]: `TcpStream`, `TcpListener`, `UdpSocket`, [`net::unix`] |
+//! | `gevent.threadpool`, `run_in_executor` | [`threadpool::spawn_blocking`] |
+//! | `hub.loop.run_callback_threadsafe` | [`HubHandle::spawn`], [`run_until_stopped`] |
 //! | monitor thread | [`monitor`] |
 //!
 //! # Platform
@@ -80,6 +83,8 @@
 //!
 //! - `GREENLET_STACK_SIZE`: default stack size (bytes, or `512K`, `1M`).
 //! - `GREENLET_MONITOR`: `1` (or a threshold in ms) starts the [`monitor`].
+//! - `GREENLET_THREADPOOL_SIZE`: the blocking pool's largest number of
+//!   threads ([`threadpool`]).
 //!
 //! # Stack overflow
 //!

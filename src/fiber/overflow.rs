@@ -105,7 +105,9 @@ unsafe extern "C" fn handler(
             }
             line.push(b" overflowed its ");
             line.push_u64((size / 1024) as u64);
-            line.push(b" KiB stack; raise it with Builder::stack_size or GREENLET_STACK_SIZE\n");
+            line.push(
+                b" KiB stack; raise it with Builder::stack_size or GREENLET_STACK_SIZE\n",
+            );
             sys::write_stderr_raw(&line.buf[..line.len]);
             sys::abort();
         }

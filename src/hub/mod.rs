@@ -254,6 +254,7 @@ impl Hub {
         }
     }
 
+
     /// Spawns a task running `f` on a stack of `stack_size` bytes; it becomes
     /// ready now, or after `delay`.
     pub(crate) fn spawn<F, T>(

@@ -17,8 +17,8 @@ use std::rc::Rc;
 use corosensei::{Coroutine, Yielder};
 
 use crate::fiber::stack::PooledStack;
-use crate::greenlet::JoinError;
 use crate::hub::timers::TimerKey;
+use crate::greenlet::JoinError;
 
 /// The coroutine type every greenlet runs in: resumed with `()`, suspends
 /// with `()`, returns `()`. Why it was resumed lives in [`Header::wake`].
