@@ -281,6 +281,79 @@ impl<S: fmt::Debug> fmt::Debug for Socket<S> {
     }
 }
 
+/// The fd conversions every green socket type has, as its std
+/// counterpart does (plus `From<std type>`): `$green` wraps a
+/// `Socket<$std>` in a field named `sock`.
+macro_rules! fd_conversions {
+    ($green:ident, $std:ty) => {
+        impl std::os::fd::AsFd for $green {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&self.sock)
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $green {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&self.sock))
+            }
+        }
+
+        /// The fd stays in `O_NONBLOCK` mode (how greenlet keeps every
+        /// socket); set it back with std's `set_nonblocking(false)` before
+        /// blocking on it outside greenlet.
+        impl std::os::fd::IntoRawFd for $green {
+            fn into_raw_fd(self) -> std::os::fd::RawFd {
+                std::os::fd::IntoRawFd::into_raw_fd(self.sock.into_inner())
+            }
+        }
+
+        /// Takes ownership of `fd`, an open socket of the right type, and
+        /// switches it to `O_NONBLOCK` (greenlet's own non-blocking mode
+        /// starts off, so calls park as on a blocking socket).
+        impl std::os::fd::FromRawFd for $green {
+            unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> $green {
+                // SAFETY: the caller passes ownership of an open socket.
+                let inner = unsafe { <$std as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+                $green {
+                    sock: $crate::net::socket::Socket::adopt(inner),
+                }
+            }
+        }
+
+        /// Makes a std socket green (switching the fd to `O_NONBLOCK`).
+        impl From<$std> for $green {
+            fn from(inner: $std) -> $green {
+                $green {
+                    sock: $crate::net::socket::Socket::adopt(inner),
+                }
+            }
+        }
+
+        /// Takes ownership of an open socket of the right type, as
+        /// `FromRawFd` does; `OwnedFd` is `Send`, so this is how a socket
+        /// moves to another thread's hub.
+        impl From<std::os::fd::OwnedFd> for $green {
+            fn from(fd: std::os::fd::OwnedFd) -> $green {
+                <$green>::from(<$std>::from(fd))
+            }
+        }
+
+        /// Gives the fd back, deregistered and in `O_NONBLOCK` mode.
+        impl From<$green> for std::os::fd::OwnedFd {
+            fn from(green: $green) -> std::os::fd::OwnedFd {
+                green.sock.into_inner().into()
+            }
+        }
+
+        impl std::fmt::Debug for $green {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&self.sock, f)
+            }
+        }
+    };
+}
+pub(crate) use fd_conversions;
+
 #[cfg(test)]
 mod tests {
     use std::io::Read;

@@ -1,16 +1,15 @@
 //! TCP: [`TcpStream`] and [`TcpListener`], std's API on green sockets.
 
-use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use crate::hub::deadline_after;
 use crate::hub::reactor::Direction;
 use crate::net::ToSocketAddrs;
 use crate::net::dns::each_addr;
-use crate::net::socket::Socket;
+use crate::net::socket::{Socket, fd_conversions};
 
 /// A TCP connection: [`std::net::TcpStream`]'s API, but a call that would
 /// block parks the calling greenlet instead of the thread.
@@ -791,76 +790,6 @@ impl Iterator for Incoming<'_> {
         Some(self.listener.accept().map(|(s, _)| s))
     }
 }
-
-macro_rules! fd_conversions {
-    ($green:ident, $std:ty) => {
-        impl AsFd for $green {
-            fn as_fd(&self) -> BorrowedFd<'_> {
-                self.sock.as_fd()
-            }
-        }
-
-        impl AsRawFd for $green {
-            fn as_raw_fd(&self) -> RawFd {
-                self.sock.as_fd().as_raw_fd()
-            }
-        }
-
-        /// The fd stays in `O_NONBLOCK` mode (how greenlet keeps every
-        /// socket); set it back with std's `set_nonblocking(false)` before
-        /// blocking on it outside greenlet.
-        impl IntoRawFd for $green {
-            fn into_raw_fd(self) -> RawFd {
-                self.sock.into_inner().into_raw_fd()
-            }
-        }
-
-        /// Takes ownership of `fd`, an open socket of the right type, and
-        /// switches it to `O_NONBLOCK` (greenlet's own non-blocking mode
-        /// starts off, so calls park as on a blocking socket).
-        impl FromRawFd for $green {
-            unsafe fn from_raw_fd(fd: RawFd) -> $green {
-                // SAFETY: the caller passes ownership of an open socket.
-                let inner = unsafe { <$std>::from_raw_fd(fd) };
-                $green {
-                    sock: Socket::adopt(inner),
-                }
-            }
-        }
-
-        /// Makes a std socket green (switching the fd to `O_NONBLOCK`).
-        impl From<$std> for $green {
-            fn from(inner: $std) -> $green {
-                $green {
-                    sock: Socket::adopt(inner),
-                }
-            }
-        }
-
-        /// Takes ownership of an open socket of the right type, as
-        /// [`FromRawFd`] does; `OwnedFd` is `Send`, so this is how a socket
-        /// moves to another thread's hub.
-        impl From<OwnedFd> for $green {
-            fn from(fd: OwnedFd) -> $green {
-                <$green>::from(<$std>::from(fd))
-            }
-        }
-
-        /// Gives the fd back, deregistered and in `O_NONBLOCK` mode.
-        impl From<$green> for OwnedFd {
-            fn from(green: $green) -> OwnedFd {
-                green.sock.into_inner().into()
-            }
-        }
-
-        impl fmt::Debug for $green {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.sock.fmt(f)
-            }
-        }
-    };
-}
-pub(crate) use fd_conversions;
 
 fd_conversions!(TcpStream, std::net::TcpStream);
 fd_conversions!(TcpListener, std::net::TcpListener);

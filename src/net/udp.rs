@@ -1,16 +1,14 @@
 //! UDP: [`UdpSocket`], std's API on a green socket.
 
-use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::hub::reactor::Direction;
 use crate::net::ToSocketAddrs;
 use crate::net::dns::each_addr;
 use crate::net::socket::Socket;
-use crate::net::tcp::fd_conversions;
+use crate::net::socket::fd_conversions;
 
 /// A UDP socket: [`std::net::UdpSocket`]'s API, but a receive (or a send
 /// into a full buffer) parks the calling greenlet instead of the thread.

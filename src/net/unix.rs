@@ -28,10 +28,9 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
-use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net as std_unix;
 use std::path::Path;
 use std::time::Duration;
@@ -40,7 +39,7 @@ pub use std::os::unix::net::SocketAddr;
 
 use crate::hub::reactor::Direction;
 use crate::net::socket::Socket;
-use crate::net::tcp::fd_conversions;
+use crate::net::socket::fd_conversions;
 
 /// A Unix stream socket: [`std::os::unix::net::UnixStream`]'s API, but a
 /// call that would block parks the calling greenlet instead of the thread.
