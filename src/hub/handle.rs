@@ -246,6 +246,11 @@ impl<T> JoinHandle<T> {
     /// Waits for the greenlet to finish and returns its value. A greenlet
     /// caller parks; a root caller runs its own hub meanwhile.
     ///
+    /// If the target thread ends while the greenlet is still parked there,
+    /// the greenlet is leaked with its hub (parked greenlets are never
+    /// unwound at thread exit) and this waits forever: stop a worker only
+    /// once the work it was given is done.
+    ///
     /// # Errors
     /// [`JoinError`] if the greenlet panicked (with the payload) or was
     /// killed, including when its hub's thread ended before running it.
