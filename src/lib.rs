@@ -77,6 +77,9 @@
 //! | `gevent.lock.Semaphore`, `RLock` | [`sync::Semaphore`], [`sync::Mutex`] |
 //! | `gevent.pool.Pool`, `Group` | [`pool::Pool`], [`pool::Group`] |
 //! | `gevent.local.local` | [`local!`], [`Local`] |
+//! | `gevent.socket` | [`net`]: `TcpStream`, `TcpListener`, `UdpSocket`, [`net::unix`] |
+//! | `gevent.threadpool`, `run_in_executor` | [`threadpool::spawn_blocking`] |
+//! | `hub.loop.run_callback_threadsafe` | [`HubHandle::spawn`], [`run_until_stopped`] |
 //! | monitor thread | [`monitor`] |
 //!
 //! # Platform
@@ -91,6 +94,8 @@
 //!
 //! - `GREENLET_STACK_SIZE`: default stack size (bytes, or `512K`, `1M`).
 //! - `GREENLET_MONITOR`: `1` (or a threshold in ms) starts the [`monitor`].
+//! - `GREENLET_THREADPOOL_SIZE`: the blocking pool's largest number of
+//!   threads ([`threadpool`]).
 //!
 //! # Stack overflow
 //!
@@ -112,15 +117,18 @@ mod greenlet;
 mod hub;
 mod local;
 pub mod monitor;
+pub mod net;
 pub mod pool;
 pub mod sync;
 mod sys;
+pub mod threadpool;
 mod time;
 
 pub use crate::greenlet::{
     Builder, Current, Greenlet, GreenletId, Iwait, JoinError, current, iwait, joinall, spawn,
     spawn_later,
 };
+pub use crate::hub::handle::{HubHandle, JoinHandle, hub_handle, run_until_stopped};
 pub use crate::local::Local;
 pub use crate::time::{Elapsed, sleep, with_timeout, yield_now};
 

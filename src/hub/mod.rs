@@ -14,6 +14,8 @@
 //! unparked. Greenlets never run the loop: they park by suspending back
 //! into it.
 
+pub(crate) mod handle;
+pub(crate) mod oneshot;
 pub(crate) mod reactor;
 pub(crate) mod remote;
 pub(crate) mod task;
@@ -612,7 +614,10 @@ impl Drop for Hub {
     fn drop(&mut self) {
         // Unstarted greenlets are dropped (their closures with them); parked
         // ones keep themselves alive and are leaked, never unwound here: the
-        // thread's other TLS may already be gone.
+        // thread's other TLS may already be gone. Work other threads queued
+        // for this hub is dropped, which tells their waiters it will never
+        // run.
+        self.remote.close();
         let ready = std::mem::take(self.ready.get_mut());
         drop(ready);
         let timers = self.timers.get_mut().clear();

@@ -7,7 +7,9 @@
 //! ignored. Registration is edge-triggered for both directions, once per
 //! fd. An event sets readiness bits and wakes every task waiting in that
 //! direction; a task clears its direction's bit when its syscall says
-//! `WouldBlock`, then parks. Events are only processed by the loop, which
+//! `WouldBlock` (or, for streams, moved fewer bytes than asked, which on
+//! epoll means the kernel buffer was drained), then parks without a
+//! syscall until the next edge. Events are only processed by the loop, which
 //! never runs between a greenlet's failed syscall and its park, so no edge is
 //! lost in between.
 
@@ -90,6 +92,12 @@ impl Reactor {
         self.io_waiters.get() > 0
     }
 
+    /// How many sources are registered (for leak tests).
+    #[cfg(test)]
+    pub(crate) fn registrations(&self) -> usize {
+        self.slots.borrow().iter().filter(|s| s.in_use).count()
+    }
+
     /// Waits for events up to `timeout` (`None`: forever) and dispatches
     /// them. Interrupted waits (`EINTR`) return normally.
     pub(crate) fn poll(&self, hub: &Hub, timeout: Option<Duration>) {
@@ -156,6 +164,9 @@ pub(crate) struct Registration {
 
 impl Registration {
     /// Registers `source` for read and write readiness (edge-triggered).
+    /// Both directions start out as ready, so the first call in each tries
+    /// its syscall; a caller that has just seen `WouldBlock` clears that
+    /// direction with [`clear_readiness`](Registration::clear_readiness).
     pub(crate) fn new(source: &mut impl Source) -> io::Result<Registration> {
         let hub = Hub::current();
         let r = &hub.reactor;
@@ -171,7 +182,8 @@ impl Registration {
             let slot = &mut slots[key];
             slot.generation = slot.generation.wrapping_add(1);
             slot.in_use = true;
-            slot.readiness = 0;
+            // Unknown counts as ready: the first call tries its syscall.
+            slot.readiness = READABLE | WRITABLE;
             (key, slot.generation)
         };
         let res = r.poll.borrow().registry().register(
@@ -189,13 +201,12 @@ impl Registration {
 
     /// Removes `source` from epoll. Call before the fd closes, so a dup of
     /// it (`try_clone`) does not keep delivering events to this slot.
+    /// Does nothing once the hub is gone (its epoll fd is closed then).
     pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
-        Hub::current()
-            .reactor
-            .poll
-            .borrow()
-            .registry()
-            .deregister(source)
+        match Hub::try_current() {
+            Some(hub) => hub.reactor.poll.borrow().registry().deregister(source),
+            None => Ok(()),
+        }
     }
 
     fn with_slot<R>(&self, f: impl FnOnce(&mut IoSlot) -> R) -> Option<R> {
@@ -207,9 +218,32 @@ impl Registration {
         }
     }
 
-    /// Forgets the readiness of `dir` after a syscall said `WouldBlock`.
+    /// Forgets the readiness of `dir` after a syscall said `WouldBlock`
+    /// (closed and error bits too: the syscall has the last word).
     pub(crate) fn clear_readiness(&self, dir: Direction) {
         self.with_slot(|s| s.readiness &= !dir.mask());
+    }
+
+    /// Forgets that `dir` is readable/writable after a stream syscall moved
+    /// fewer bytes than asked: the kernel buffer was drained (or filled), so
+    /// the next call would say `WouldBlock`. Keeps the closed and error bits,
+    /// which an edge-triggered epoll reports only once: a read after the
+    /// peer's FIN must find them and return EOF instead of waiting forever.
+    /// Call it right after the syscall, before anything can park (events
+    /// are only processed by the loop, so none is lost in between).
+    pub(crate) fn mark_drained(&self, dir: Direction) {
+        let bit = match dir {
+            Direction::Read => READABLE,
+            Direction::Write => WRITABLE,
+        };
+        self.with_slot(|s| s.readiness &= !bit);
+    }
+
+    /// Whether `dir` is known to be ready (or closed, or in error). A slot
+    /// that is gone counts as ready, so the caller's syscall reports why.
+    fn is_ready(&self, dir: Direction) -> bool {
+        self.with_slot(|s| s.readiness & dir.mask() != 0)
+            .unwrap_or(true)
     }
 
     /// Parks the running task until `dir` is ready (or closed, or in error)
@@ -262,8 +296,8 @@ impl Registration {
     }
 
     /// Runs `op` until it does not return `WouldBlock`, parking for `dir`
-    /// readiness in between: the one would-block loop every socket call
-    /// goes through.
+    /// readiness in between: the one would-block loop (socket calls go
+    /// through its [`do_io_timeout`](Registration::do_io_timeout) form).
     ///
     /// # Errors
     /// `op`'s error, or `TimedOut` if `deadline` passed.
@@ -271,14 +305,55 @@ impl Registration {
         &self,
         dir: Direction,
         deadline: Option<Instant>,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io_loop(dir, || deadline, || io::ErrorKind::TimedOut.into(), op)
+    }
+
+    /// [`do_io`](Registration::do_io) with the semantics of a blocking
+    /// socket's `SO_RCVTIMEO`/`SO_SNDTIMEO`: `timeout` (`None`: wait
+    /// forever) starts when the call first has to wait, and its expiry is
+    /// the kernel's `EAGAIN` (`ErrorKind::WouldBlock`), as std reports it.
+    ///
+    /// # Errors
+    /// `op`'s error, or `EAGAIN` if the timeout passed.
+    pub(crate) fn do_io_timeout<R>(
+        &self,
+        dir: Direction,
+        timeout: Option<Duration>,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io_loop(
+            dir,
+            || timeout.map(crate::hub::deadline_after),
+            crate::sys::would_block,
+            op,
+        )
+    }
+
+    /// The loop behind `do_io*`. Known readiness is trusted both ways: a
+    /// direction known ready is tried at once, one known not ready (its
+    /// last syscall said `WouldBlock`, or the kernel buffer was drained) is
+    /// waited for without a syscall that would only say `WouldBlock` again.
+    /// The deadline is computed only if the call has to wait.
+    #[inline]
+    fn io_loop<R>(
+        &self,
+        dir: Direction,
+        mut deadline: impl FnMut() -> Option<Instant>,
+        timed_out: impl FnOnce() -> io::Error,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
+        let mut limit: Option<Option<Instant>> = None;
         loop {
-            match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.clear_readiness(dir);
-                    self.wait(dir, deadline)?;
+            if !self.is_ready(dir) {
+                let deadline = *limit.get_or_insert_with(&mut deadline);
+                if self.wait(dir, deadline).is_err() {
+                    return Err(timed_out());
                 }
+            }
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readiness(dir),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 r => return r,
             }

@@ -8,6 +8,12 @@
 //! the hub sees the message and does not block, or the sender sees `sleeping`
 //! and wakes it. No wake-up is lost, and an awake hub costs senders no
 //! syscall.
+//!
+//! When the hub is torn down it closes its remote: queued and later
+//! messages are dropped (on whichever thread notices), so a closure that
+//! owned the sending half of a result channel drops it and its receiver
+//! learns that no result will come, instead of waiting forever. The same
+//! two-fence argument covers a send racing with the close.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
@@ -32,6 +38,8 @@ pub(crate) struct Remote {
     /// passes with one relaxed load instead of `SegQueue::pop`'s `SeqCst`
     /// fence.
     pending: AtomicBool,
+    /// The hub is gone: nothing will drain the queue any more.
+    closed: AtomicBool,
 }
 
 impl Remote {
@@ -41,6 +49,7 @@ impl Remote {
             waker,
             sleeping: AtomicBool::new(false),
             pending: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -49,6 +58,10 @@ impl Remote {
         self.queue.push(msg);
         self.pending.store(true, Ordering::Release);
         fence(Ordering::SeqCst);
+        if self.closed.load(Ordering::Relaxed) {
+            self.discard();
+            return;
+        }
         if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::AcqRel) {
             // An eventfd write only fails if the counter would overflow, and
             // then the hub is already woken.
@@ -74,6 +87,20 @@ impl Remote {
         self.sleeping.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         self.queue.is_empty()
+    }
+
+    /// Hub teardown: drops every queued message and makes later sends drop
+    /// theirs.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+        self.discard();
+    }
+
+    fn discard(&self) {
+        while let Some(msg) = self.queue.pop() {
+            drop(msg);
+        }
     }
 
     /// Hub side: awake again.

@@ -22,6 +22,10 @@ macro_rules! syscall {
     }};
 }
 
+// After the macro, so it is in scope there.
+mod net;
+pub(crate) use net::{recv, send, send_vectored, set_backlog, set_nonblocking, would_block};
+
 /// `MADV_GUARD_INSTALL` (Linux 6.13+): turns pages into guard pages without
 /// splitting the mapping. Not yet in every libc crate release.
 const MADV_GUARD_INSTALL: libc::c_int = 102;

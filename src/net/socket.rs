@@ -1,0 +1,383 @@
+//! The core every green socket type is built on: a std socket kept in
+//! `O_NONBLOCK` mode, its registration with the hub, and the options std
+//! users expect a blocking socket to have (non-blocking mode, read and write
+//! timeouts), emulated on top.
+//!
+//! Every IO call goes through [`Socket::io`]: in user-chosen non-blocking
+//! mode it is the bare syscall, as in std; otherwise it is
+//! [`Registration::do_io_timeout`], the one would-block loop. The fd is
+//! registered lazily, the first time a call would block, so sockets that
+//! never wait (or that only ever pass through) cost no `epoll_ctl`.
+//!
+//! Options live in an `Rc` shared by every [`try_clone`](Socket::try_clone)
+//! of a socket, as the kernel shares `O_NONBLOCK` and `SO_RCVTIMEO` between
+//! duplicated fds.
+
+use std::cell::{Cell, OnceCell};
+use std::fmt;
+use std::io::{self, IoSlice, IoSliceMut, Read};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+
+use crate::hub::reactor::{Direction, Registration};
+
+/// A socket in `O_NONBLOCK` mode, green on top.
+pub(crate) struct Socket<S> {
+    /// Declared before `inner`, so it deregisters while the fd is open.
+    reg: OnceCell<FdRegistration>,
+    /// # Invariant
+    /// An open socket in `O_NONBLOCK` mode.
+    inner: S,
+    opts: Rc<Options>,
+}
+
+#[derive(Default)]
+struct Options {
+    nonblocking: Cell<bool>,
+    read_timeout: Cell<Option<Duration>>,
+    write_timeout: Cell<Option<Duration>>,
+}
+
+/// A registration that removes its fd from epoll when dropped: a
+/// `try_clone` of the socket would otherwise keep the kernel's epoll entry
+/// (and its events) alive after this fd closes.
+struct FdRegistration {
+    reg: Registration,
+    fd: RawFd,
+}
+
+impl Drop for FdRegistration {
+    fn drop(&mut self) {
+        let _ = self.reg.deregister(&mut SourceFd(&self.fd));
+    }
+}
+
+impl<S: AsFd> Socket<S> {
+    /// Wraps a socket that is already in `O_NONBLOCK` mode.
+    pub(crate) fn new(inner: S) -> Socket<S> {
+        Socket {
+            reg: OnceCell::new(),
+            inner,
+            opts: Rc::default(),
+        }
+    }
+
+    /// Wraps a socket in either mode, switching it to `O_NONBLOCK`.
+    pub(crate) fn from_blocking(inner: S) -> io::Result<Socket<S>> {
+        crate::sys::set_nonblocking(inner.as_fd(), true)?;
+        Ok(Socket::new(inner))
+    }
+
+    /// [`from_blocking`](Socket::from_blocking) for conversions that cannot
+    /// fail (`From`, `FromRawFd`): only an fd that is not open fails, which
+    /// their contracts rule out.
+    pub(crate) fn adopt(inner: S) -> Socket<S> {
+        match crate::sys::set_nonblocking(inner.as_fd(), true) {
+            Ok(()) => Socket::new(inner),
+            Err(e) => panic!(
+                "greenlet: cannot put fd {} in non-blocking mode: {e}",
+                inner.as_fd().as_raw_fd()
+            ),
+        }
+    }
+
+    /// The std socket (in `O_NONBLOCK` mode: for calls that never block).
+    #[inline]
+    pub(crate) fn get(&self) -> &S {
+        &self.inner
+    }
+
+    /// The socket without its registration (still in `O_NONBLOCK` mode).
+    pub(crate) fn into_inner(self) -> S {
+        let Socket { reg, inner, .. } = self;
+        drop(reg);
+        inner
+    }
+
+    /// A new fd for the same socket, sharing the options.
+    pub(crate) fn try_clone(&self) -> io::Result<Socket<S>>
+    where
+        S: From<OwnedFd>,
+    {
+        let fd = self.inner.as_fd().try_clone_to_owned()?;
+        Ok(Socket {
+            reg: OnceCell::new(),
+            inner: S::from(fd),
+            opts: self.opts.clone(),
+        })
+    }
+
+    /// This socket's registration, made now if it has none yet.
+    pub(crate) fn registration(&self) -> io::Result<&Registration> {
+        if let Some(r) = self.reg.get() {
+            return Ok(&r.reg);
+        }
+        let fd = self.inner.as_fd().as_raw_fd();
+        let reg = Registration::new(&mut SourceFd(&fd))?;
+        Ok(&self.reg.get_or_init(|| FdRegistration { reg, fd }).reg)
+    }
+
+    /// Runs one IO call the way a std socket in the user's chosen mode
+    /// would: in non-blocking mode the bare syscall; otherwise the syscall
+    /// retried on readiness, within the direction's timeout (whose expiry is
+    /// `WouldBlock`, like the kernel's `SO_RCVTIMEO`).
+    #[inline]
+    pub(crate) fn io<R>(
+        &self,
+        dir: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        if self.opts.nonblocking.get() {
+            return op(&self.inner);
+        }
+        let reg = match self.reg.get() {
+            Some(r) => &r.reg,
+            None => match op(&self.inner) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let reg = self.registration()?;
+                    reg.clear_readiness(dir);
+                    reg
+                }
+                done => return done,
+            },
+        };
+        reg.do_io_timeout(dir, self.timeout(dir), || op(&self.inner))
+    }
+
+    /// A stream call moved fewer bytes than asked: the kernel buffer is
+    /// drained (read) or full (write), so the next call can wait for the
+    /// edge without first failing a syscall.
+    #[inline]
+    fn drained(&self, dir: Direction) {
+        if let Some(r) = self.reg.get() {
+            r.reg.mark_drained(dir);
+        }
+    }
+
+    /// A stream read: any bytes available, or waits for some.
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = buf.len();
+        let n = self.io(Direction::Read, |s| crate::sys::recv(s.as_fd(), buf))?;
+        if n > 0 && n < len {
+            self.drained(Direction::Read);
+        }
+        Ok(n)
+    }
+
+    /// A vectored stream read.
+    pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize>
+    where
+        for<'a> &'a S: Read,
+    {
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        let n = self.io(Direction::Read, |mut s| s.read_vectored(bufs))?;
+        if n > 0 && n < len {
+            self.drained(Direction::Read);
+        }
+        Ok(n)
+    }
+
+    /// A stream write with a blocking socket's semantics: returns once all
+    /// of `buf` is sent, or with the count sent so far when an error (or the
+    /// write timeout) stops it after some progress. Never raises `SIGPIPE`.
+    /// In non-blocking mode: one `send`.
+    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.write_all_or_progress(buf.len(), |s, done| {
+            crate::sys::send(s.as_fd(), &buf[done..])
+        })
+    }
+
+    /// The vectored form of [`write`](Socket::write).
+    pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let len: usize = bufs.iter().map(|b| b.len()).sum();
+        self.write_all_or_progress(len, |s, done| {
+            if done == 0 {
+                crate::sys::send_vectored(s.as_fd(), bufs)
+            } else {
+                crate::sys::send_vectored(s.as_fd(), &skip(bufs, done))
+            }
+        })
+    }
+
+    fn write_all_or_progress(
+        &self,
+        len: usize,
+        mut send_from: impl FnMut(&S, usize) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if self.opts.nonblocking.get() {
+            return send_from(&self.inner, 0);
+        }
+        let mut done = 0;
+        loop {
+            match self.io(Direction::Write, |s| send_from(s, done)) {
+                Ok(n) => {
+                    done += n;
+                    if done >= len || n == 0 {
+                        return Ok(done);
+                    }
+                    self.drained(Direction::Write);
+                }
+                Err(_) if done > 0 => return Ok(done),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// User-chosen non-blocking mode (std's `set_nonblocking`): calls
+    /// return `WouldBlock` instead of waiting.
+    pub(crate) fn set_nonblocking(&self, on: bool) {
+        self.opts.nonblocking.set(on);
+    }
+
+    /// Sets the read or write timeout, refusing a zero one as std does.
+    pub(crate) fn set_timeout(&self, dir: Direction, dur: Option<Duration>) -> io::Result<()> {
+        if dur == Some(Duration::ZERO) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        match dir {
+            Direction::Read => self.opts.read_timeout.set(dur),
+            Direction::Write => self.opts.write_timeout.set(dur),
+        }
+        Ok(())
+    }
+
+    /// The read or write timeout.
+    #[inline]
+    pub(crate) fn timeout(&self, dir: Direction) -> Option<Duration> {
+        match dir {
+            Direction::Read => self.opts.read_timeout.get(),
+            Direction::Write => self.opts.write_timeout.get(),
+        }
+    }
+}
+
+/// `bufs` without its first `n` bytes (`n` less than their total).
+fn skip<'a>(bufs: &[IoSlice<'a>], n: usize) -> Vec<IoSlice<'a>> {
+    let mut rest = bufs.to_vec();
+    let remaining = {
+        let mut view = &mut rest[..];
+        IoSlice::advance_slices(&mut view, n);
+        view.len()
+    };
+    rest.drain(..rest.len() - remaining);
+    rest
+}
+
+impl<S: AsFd> AsFd for Socket<S> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Socket<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+/// The fd conversions every green socket type has, as its std
+/// counterpart does (plus `From<std type>`): `$green` wraps a
+/// `Socket<$std>` in a field named `sock`.
+macro_rules! fd_conversions {
+    ($green:ident, $std:ty) => {
+        impl std::os::fd::AsFd for $green {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                std::os::fd::AsFd::as_fd(&self.sock)
+            }
+        }
+
+        impl std::os::fd::AsRawFd for $green {
+            fn as_raw_fd(&self) -> std::os::fd::RawFd {
+                std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&self.sock))
+            }
+        }
+
+        /// The fd stays in `O_NONBLOCK` mode (how greenlet keeps every
+        /// socket); set it back with std's `set_nonblocking(false)` before
+        /// blocking on it outside greenlet.
+        impl std::os::fd::IntoRawFd for $green {
+            fn into_raw_fd(self) -> std::os::fd::RawFd {
+                std::os::fd::IntoRawFd::into_raw_fd(self.sock.into_inner())
+            }
+        }
+
+        /// Takes ownership of `fd`, an open socket of the right type, and
+        /// switches it to `O_NONBLOCK` (greenlet's own non-blocking mode
+        /// starts off, so calls park as on a blocking socket).
+        impl std::os::fd::FromRawFd for $green {
+            unsafe fn from_raw_fd(fd: std::os::fd::RawFd) -> $green {
+                // SAFETY: the caller passes ownership of an open socket.
+                let inner = unsafe { <$std as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+                $green {
+                    sock: $crate::net::socket::Socket::adopt(inner),
+                }
+            }
+        }
+
+        /// Makes a std socket green (switching the fd to `O_NONBLOCK`).
+        impl From<$std> for $green {
+            fn from(inner: $std) -> $green {
+                $green {
+                    sock: $crate::net::socket::Socket::adopt(inner),
+                }
+            }
+        }
+
+        /// Takes ownership of an open socket of the right type, as
+        /// `FromRawFd` does; `OwnedFd` is `Send`, so this is how a socket
+        /// moves to another thread's hub.
+        impl From<std::os::fd::OwnedFd> for $green {
+            fn from(fd: std::os::fd::OwnedFd) -> $green {
+                <$green>::from(<$std>::from(fd))
+            }
+        }
+
+        /// Gives the fd back, deregistered and in `O_NONBLOCK` mode.
+        impl From<$green> for std::os::fd::OwnedFd {
+            fn from(green: $green) -> std::os::fd::OwnedFd {
+                green.sock.into_inner().into()
+            }
+        }
+
+        impl std::fmt::Debug for $green {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Debug::fmt(&self.sock, f)
+            }
+        }
+    };
+}
+pub(crate) use fd_conversions;
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::time::Duration;
+
+    use crate::hub::Hub;
+    use crate::net::{TcpListener, TcpStream};
+
+    /// A greenlet killed while parked in a read leaves no waiter and no
+    /// registration behind: its socket was deregistered and closed.
+    #[test]
+    fn kill_while_parked_in_io_leaks_nothing() {
+        let reactor = &Hub::current().reactor;
+        let before = reactor.registrations();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let reader = crate::spawn(move || (&s).read(&mut [0; 8]).map(drop));
+        crate::sleep(Duration::from_millis(5));
+        assert!(reactor.has_waiters());
+        reader.kill();
+        assert!(reader.join().unwrap_err().is_killed());
+        assert!(!reactor.has_waiters());
+        drop((l, c));
+        assert_eq!(reactor.registrations(), before);
+    }
+}

@@ -1,0 +1,210 @@
+//! The blocking pool: run code that would block the hub (a blocking C
+//! library, heavy computation, `getaddrinfo`) on OS threads while the
+//! calling greenlet parks and the others keep running (gevent's
+//! `threadpool`, asyncio's `run_in_executor`).
+//!
+//! One pool serves the whole process. Threads start on demand up to
+//! [`max_threads`] (default [`DEFAULT_MAX_THREADS`], or the environment
+//! variable `GREENLET_THREADPOOL_SIZE`, or [`set_max_threads`]); further
+//! jobs queue. A thread idle for 10 seconds exits. Results come back
+//! through the waiting greenlet's hub remote queue.
+//!
+//! Do not call [`spawn_blocking`] from inside a pool job and wait for it:
+//! with every thread busy that way, the inner jobs would queue forever.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use crate::hub::oneshot;
+
+/// The pool size when neither [`set_max_threads`] nor
+/// `GREENLET_THREADPOOL_SIZE` says otherwise.
+pub const DEFAULT_MAX_THREADS: usize = 16;
+
+/// How long an idle pool thread waits for work before it exits.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct Pool {
+    state: Mutex<State>,
+    work: Condvar,
+    max: AtomicUsize,
+}
+
+struct State {
+    queue: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            threads: 0,
+            idle: 0,
+        }),
+        work: Condvar::new(),
+        max: AtomicUsize::new(size_from_env()),
+    })
+}
+
+fn size_from_env() -> usize {
+    match std::env::var("GREENLET_THREADPOOL_SIZE") {
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!(
+                "greenlet: GREENLET_THREADPOOL_SIZE={v:?} is not a positive number of threads"
+            ),
+        },
+        Err(_) => DEFAULT_MAX_THREADS,
+    }
+}
+
+impl Pool {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Jobs run outside the lock and nothing in it panics.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn execute(&'static self, job: Job) {
+        let mut st = self.lock();
+        st.queue.push_back(job);
+        // Each idle thread will take one queued job; start a thread for
+        // the rest while under the limit.
+        if st.queue.len() > st.idle && st.threads < self.max.load(Ordering::Relaxed) {
+            st.threads += 1;
+            let spawned = thread::Builder::new()
+                .name("greenlet-blocking".into())
+                .spawn(move || self.worker());
+            if let Err(e) = spawned {
+                st.threads -= 1;
+                if st.threads == 0 {
+                    st.queue.pop_back();
+                    drop(st);
+                    panic!("greenlet: cannot start a blocking-pool thread: {e}");
+                }
+            }
+        }
+        drop(st);
+        self.work.notify_one();
+    }
+
+    fn worker(&self) {
+        let mut st = self.lock();
+        loop {
+            if let Some(job) = st.queue.pop_front() {
+                drop(st);
+                job();
+                st = self.lock();
+                continue;
+            }
+            if st.threads > self.max.load(Ordering::Relaxed) {
+                break; // the pool was shrunk
+            }
+            st.idle += 1;
+            let (guard, timeout) = self
+                .work
+                .wait_timeout(st, KEEP_ALIVE)
+                .unwrap_or_else(PoisonError::into_inner);
+            st = guard;
+            st.idle -= 1;
+            if timeout.timed_out() && st.queue.is_empty() {
+                break;
+            }
+        }
+        st.threads -= 1;
+    }
+}
+
+/// Runs `f` on the blocking pool and returns its value; the calling
+/// greenlet parks meanwhile and the hub keeps running the others. From root
+/// context the thread runs its hub until the result is back.
+///
+/// If the greenlet is killed (or its `with_timeout` expires) while it
+/// waits, it unwinds at once; `f` still runs to completion on its pool
+/// thread and its value is dropped there.
+///
+/// # Panics
+///
+/// A panic in `f` is caught on the pool thread and resumed in the caller,
+/// with the same payload. Panics also if no pool thread can be started.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let start = Instant::now();
+/// let ticker = greenlet::spawn(move || {
+///     let mut ticks = 0;
+///     while start.elapsed() < Duration::from_millis(100) {
+///         greenlet::sleep(Duration::from_millis(10));
+///         ticks += 1;
+///     }
+///     ticks
+/// });
+/// // A call that blocks its OS thread for 100 ms...
+/// let v = greenlet::threadpool::spawn_blocking(|| {
+///     std::thread::sleep(Duration::from_millis(100));
+///     7
+/// });
+/// assert_eq!(v, 7);
+/// // ...while the ticker kept running on this thread.
+/// assert!(ticker.join().unwrap() >= 5);
+/// ```
+pub fn spawn_blocking<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    pool().execute(Box::new(move || {
+        tx.send(catch_unwind(AssertUnwindSafe(f)));
+    }));
+    match rx.recv() {
+        Ok(Ok(value)) => value,
+        Ok(Err(payload)) => resume_unwind(payload),
+        Err(oneshot::Closed) => unreachable!("a pool job always sends its result"),
+    }
+}
+
+/// Sets the largest number of pool threads. Lowering it lets surplus
+/// threads exit once they finish their current job.
+///
+/// # Panics
+///
+/// Panics if `n` is 0.
+///
+/// # Examples
+///
+/// ```
+/// greenlet::threadpool::set_max_threads(4);
+/// assert_eq!(greenlet::threadpool::max_threads(), 4);
+/// ```
+pub fn set_max_threads(n: usize) {
+    assert!(
+        n > 0,
+        "greenlet::threadpool::set_max_threads: the pool needs at least one thread"
+    );
+    let p = pool();
+    p.max.store(n, Ordering::Relaxed);
+    p.work.notify_all();
+}
+
+/// The largest number of pool threads.
+///
+/// # Examples
+///
+/// ```
+/// assert!(greenlet::threadpool::max_threads() >= 1);
+/// ```
+pub fn max_threads() -> usize {
+    pool().max.load(Ordering::Relaxed)
+}

@@ -1,0 +1,141 @@
+//! Name resolution: host names on the blocking pool, numeric addresses on
+//! the spot, std's errors.
+//!
+//! Only names the hosts file answers (`localhost`) are looked up, and the
+//! failure tests fail before any query is sent: the tests never reach a
+//! DNS server.
+
+use std::cell::Cell;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use greenlet::net::{TcpListener, TcpStream, ToSocketAddrs};
+
+/// Runs `f` in a greenlet while another greenlet counts its turns; returns
+/// `f`'s value and how many turns the ticker got meanwhile.
+fn with_ticker<T: 'static>(f: impl FnOnce() -> T + 'static) -> (T, u64) {
+    let ticks = Rc::new(Cell::new(0u64));
+    let done = Rc::new(Cell::new(false));
+    let (t2, d2) = (ticks.clone(), done.clone());
+    let ticker = greenlet::spawn(move || {
+        while !d2.get() {
+            t2.set(t2.get() + 1);
+            greenlet::yield_now();
+        }
+    });
+    let worker = greenlet::spawn(move || {
+        greenlet::yield_now(); // let the ticker start
+        let before = ticks.get();
+        let v = f();
+        let during = ticks.get() - before;
+        done.set(true);
+        (v, during)
+    });
+    let r = worker.join().unwrap();
+    ticker.join().unwrap();
+    r
+}
+
+#[test]
+fn localhost_resolves_on_the_pool_while_another_greenlet_keeps_ticking() {
+    let (addrs, ticks) = with_ticker(|| {
+        "localhost:4242"
+            .to_socket_addrs()
+            .map(|a| a.collect::<Vec<SocketAddr>>())
+    });
+    let addrs = addrs.unwrap();
+    assert!(!addrs.is_empty());
+    assert!(
+        addrs
+            .iter()
+            .all(|a| a.ip().is_loopback() && a.port() == 4242)
+    );
+    // The resolving greenlet parked; the hub ran the ticker meanwhile.
+    assert!(ticks > 1, "ticker ran {ticks} times during the lookup");
+}
+
+#[test]
+fn numeric_addresses_never_leave_the_hub_thread() {
+    let (addrs, ticks) = with_ticker(|| {
+        let mut v: Vec<SocketAddr> = Vec::new();
+        v.extend("127.0.0.1:80".to_socket_addrs().unwrap());
+        v.extend("[::1]:81".to_socket_addrs().unwrap());
+        v.extend(("10.1.2.3", 82).to_socket_addrs().unwrap());
+        v.extend(("::1".to_string(), 83).to_socket_addrs().unwrap());
+        v
+    });
+    assert_eq!(
+        addrs,
+        [
+            "127.0.0.1:80".parse::<SocketAddr>().unwrap(),
+            "[::1]:81".parse().unwrap(),
+            "10.1.2.3:82".parse().unwrap(),
+            "[::1]:83".parse().unwrap(),
+        ]
+    );
+    // No park: the ticker never got a turn.
+    assert_eq!(ticks, 0);
+}
+
+#[test]
+fn results_match_std_for_every_input_form() {
+    let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let sa: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    fn both<A>(a: A) -> (Vec<SocketAddr>, Vec<SocketAddr>)
+    where
+        A: ToSocketAddrs + std::net::ToSocketAddrs,
+    {
+        (
+            ToSocketAddrs::to_socket_addrs(&a).unwrap().collect(),
+            std::net::ToSocketAddrs::to_socket_addrs(&a)
+                .unwrap()
+                .collect(),
+        )
+    }
+    for (ours, std) in [
+        both(sa),
+        both((ip, 9)),
+        both("127.0.0.1:9"),
+        both(String::from("[::1]:9")),
+        both(("localhost", 9)),
+        both(&[sa, sa][..]),
+        both::<&&str>(&"localhost:9"),
+    ] {
+        assert_eq!(ours, std);
+    }
+}
+
+#[test]
+fn parse_errors_match_std() {
+    for bad in ["no-port-here", "localhost:notaport", "localhost:70000"] {
+        let ours = ToSocketAddrs::to_socket_addrs(bad).unwrap_err();
+        let std = std::net::ToSocketAddrs::to_socket_addrs(bad).unwrap_err();
+        assert_eq!(ours.kind(), std.kind(), "{bad}");
+        assert_eq!(ours.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(ours.to_string(), std.to_string(), "{bad}");
+    }
+}
+
+#[test]
+fn lookup_failures_keep_std_kind_and_name_the_host() {
+    // A name with a NUL byte fails inside std's resolver path before any
+    // query is sent.
+    let host = "bad\0host.example";
+    let std = std::net::ToSocketAddrs::to_socket_addrs(&(host, 80)).unwrap_err();
+    let ours = ToSocketAddrs::to_socket_addrs(&(host, 80)).unwrap_err();
+    assert_eq!(ours.kind(), std.kind());
+    let msg = ours.to_string();
+    assert!(msg.contains("bad\\0host.example"), "{msg}");
+    assert!(msg.contains(&std.to_string()), "{msg}");
+}
+
+#[test]
+fn connect_and_bind_by_name() {
+    let l = TcpListener::bind("localhost:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let g = greenlet::spawn(move || TcpStream::connect(("localhost", port)));
+    let (_s, _) = l.accept().unwrap();
+    let c = g.join().unwrap().unwrap();
+    assert!(c.peer_addr().unwrap().ip().is_loopback());
+}

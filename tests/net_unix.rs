@@ -1,0 +1,193 @@
+//! `greenlet::net::unix`: stream echo, listener, datagram round trips.
+
+mod util;
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::time::Duration;
+
+use greenlet::net::unix::{UnixDatagram, UnixListener, UnixStream};
+use util::{pattern, temp_dir};
+
+fn echo(s: UnixStream) -> io::Result<u64> {
+    let n = io::copy(&mut &s, &mut &s)?;
+    s.shutdown(Shutdown::Write)?;
+    Ok(n)
+}
+
+#[test]
+fn stream_echo_round_trips_from_1_byte_to_16_mib() {
+    let dir = temp_dir("unix-echo");
+    let path = dir.join("echo.sock");
+    let l = UnixListener::bind(&path).unwrap();
+    greenlet::spawn(move || {
+        for s in l.incoming() {
+            greenlet::spawn(move || echo(s.unwrap()));
+        }
+    });
+    for len in [1, 100, 64 * 1024, 1 << 20, 16 << 20] {
+        let data = pattern(len);
+        let s = UnixStream::connect(&path).unwrap();
+        let w = s.try_clone().unwrap();
+        let d = data.clone();
+        let writer = greenlet::spawn(move || {
+            (&w).write_all(&d).unwrap();
+            w.shutdown(Shutdown::Write).unwrap();
+        });
+        let mut back = Vec::with_capacity(len);
+        (&s).read_to_end(&mut back).unwrap();
+        writer.join().unwrap();
+        assert!(back == data, "{len} bytes came back different");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn hundreds_of_concurrent_clients_on_one_listener() {
+    let dir = temp_dir("unix-many");
+    let path = dir.join("many.sock");
+    let l = UnixListener::bind(&path).unwrap();
+    greenlet::spawn(move || {
+        for s in l.incoming() {
+            greenlet::spawn(move || echo(s.unwrap()));
+        }
+    });
+    let clients: Vec<_> = (0..300u32)
+        .map(|i| {
+            let path = path.clone();
+            greenlet::spawn(move || -> io::Result<u32> {
+                let mut s = UnixStream::connect(&path)?;
+                s.write_all(&i.to_le_bytes())?;
+                let mut b = [0; 4];
+                s.read_exact(&mut b)?;
+                Ok(u32::from_le_bytes(b))
+            })
+        })
+        .collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        assert_eq!(c.join().unwrap().unwrap(), i as u32);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn connect_errors_match_std() {
+    let dir = temp_dir("unix-err");
+    let missing = dir.join("nobody.sock");
+    let ours = UnixStream::connect(&missing).unwrap_err();
+    let std_err = std::os::unix::net::UnixStream::connect(&missing).unwrap_err();
+    assert_eq!(ours.kind(), std_err.kind());
+    assert_eq!(ours.kind(), io::ErrorKind::NotFound);
+    // A bound datagram socket at the path does not accept streams.
+    let path = dir.join("dgram.sock");
+    let _d = UnixDatagram::bind(&path).unwrap();
+    let ours = UnixStream::connect(&path).unwrap_err();
+    let std_err = std::os::unix::net::UnixStream::connect(&path).unwrap_err();
+    assert_eq!(ours.kind(), std_err.kind());
+    assert_eq!(
+        UnixListener::bind(&path).unwrap_err().kind(),
+        io::ErrorKind::AddrInUse
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn pair_timeouts_and_nonblocking() {
+    let (a, b) = UnixStream::pair().unwrap();
+    a.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    assert_eq!(
+        (&a).read(&mut [0; 4]).unwrap_err().kind(),
+        io::ErrorKind::WouldBlock
+    );
+    assert_eq!(
+        a.set_write_timeout(Some(Duration::ZERO))
+            .unwrap_err()
+            .kind(),
+        io::ErrorKind::InvalidInput
+    );
+    b.set_nonblocking(true).unwrap();
+    assert_eq!(
+        (&b).read(&mut [0; 4]).unwrap_err().kind(),
+        io::ErrorKind::WouldBlock
+    );
+    (&b).write_all(b"nb").unwrap();
+    let mut got = [0; 2];
+    (&a).read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"nb");
+    assert!(a.peer_addr().unwrap().is_unnamed());
+    assert!(a.take_error().unwrap().is_none());
+}
+
+#[test]
+fn killed_reader_closes_its_unix_socket() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let reader = greenlet::spawn(move || (&a).read(&mut [0; 4]).map(drop));
+    greenlet::sleep(Duration::from_millis(5));
+    reader.kill();
+    assert!(reader.join().unwrap_err().is_killed());
+    assert_eq!((&b).read(&mut [0; 4]).unwrap(), 0);
+}
+
+#[test]
+fn datagram_round_trips() {
+    let dir = temp_dir("unix-dgram");
+    let server_path = dir.join("server.sock");
+    let server = UnixDatagram::bind(&server_path).unwrap();
+    let echo = greenlet::spawn(move || {
+        let mut buf = [0; 256];
+        for _ in 0..60 {
+            let (n, from) = server.recv_from(&mut buf).unwrap();
+            let to = from.as_pathname().unwrap().to_owned();
+            server.send_to(&buf[..n], to).unwrap();
+        }
+    });
+    let clients: Vec<_> = (0..20u32)
+        .map(|i| {
+            let (dir, server_path) = (dir.clone(), server_path.clone());
+            greenlet::spawn(move || -> io::Result<u32> {
+                let c = UnixDatagram::bind(dir.join(format!("client-{i}.sock")))?;
+                c.connect(&server_path)?;
+                let mut sum = 0;
+                for r in 0..3 {
+                    c.send(&(i + r).to_le_bytes())?;
+                    let mut b = [0; 4];
+                    assert_eq!(c.recv(&mut b)?, 4);
+                    sum += u32::from_le_bytes(b);
+                }
+                Ok(sum)
+            })
+        })
+        .collect();
+    for (i, c) in clients.into_iter().enumerate() {
+        assert_eq!(c.join().unwrap().unwrap(), 3 * i as u32 + 3);
+    }
+    echo.join().unwrap();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn datagram_pair_unbound_timeouts_and_closed_peer() {
+    let (a, b) = UnixDatagram::pair().unwrap();
+    let receiver = greenlet::spawn(move || {
+        let mut buf = [0; 8];
+        let n = b.recv(&mut buf).unwrap();
+        (buf[..n].to_vec(), b)
+    });
+    greenlet::sleep(Duration::from_millis(5));
+    a.send(b"later").unwrap();
+    let (got, b) = receiver.join().unwrap();
+    assert_eq!(got, b"later");
+    a.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    assert_eq!(
+        a.recv(&mut [0; 4]).unwrap_err().kind(),
+        io::ErrorKind::WouldBlock
+    );
+    drop(b);
+    assert_eq!(
+        a.send(b"gone").unwrap_err().kind(),
+        io::ErrorKind::ConnectionRefused
+    );
+    let u = UnixDatagram::unbound().unwrap();
+    assert!(u.local_addr().unwrap().is_unnamed());
+    assert!(u.peer_addr().is_err());
+}
