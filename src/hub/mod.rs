@@ -723,7 +723,20 @@ pub(crate) fn park() -> Wake {
 /// every park, it may return spuriously with `Wake::Ready`: callers re-check
 /// their condition in a loop.
 pub(crate) fn park_until(deadline: Option<Instant>) -> Wake {
+    park_until_with(deadline, true)
+}
+
+/// [`park_until`], delivering kills and timeouts by unwinding only if
+/// `deliver`; otherwise the caller checks [`interrupt_pending`].
+pub(crate) fn park_until_with(deadline: Option<Instant>, deliver: bool) -> Wake {
     let hub = Hub::current();
+    let park = || {
+        let wake = hub.park_raw();
+        if deliver {
+            deliver_interrupts();
+        }
+        wake
+    };
     let Some(deadline) = deadline else {
         return park();
     };
@@ -738,6 +751,30 @@ pub(crate) fn park_until(deadline: Option<Instant>) -> Wake {
     } else {
         wake
     }
+}
+
+/// The running task's pending interrupt, without delivering it: `Some(true)`
+/// for a kill, `Some(false)` for an expired `with_timeout`.
+pub(crate) fn pending_interrupt() -> Option<bool> {
+    let cur = current_header();
+    if cur.is_null() {
+        return Hub::current().root.timeout.get().map(|_| false);
+    }
+    // SAFETY: as in `park_raw`.
+    let hdr = unsafe { &*cur };
+    if hdr.kill.get() {
+        Some(true)
+    } else if hdr.timeout.get().is_some() {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Whether a kill or an expired `with_timeout` is pending for the running
+/// task.
+pub(crate) fn interrupt_pending() -> bool {
+    pending_interrupt().is_some()
 }
 
 /// Unwinds the running task if a kill or an expired `with_timeout` is
