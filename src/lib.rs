@@ -100,6 +100,8 @@ mod fiber;
 mod greenlet;
 mod hub;
 pub mod monitor;
+#[cfg(feature = "monkey")]
+pub mod monkey;
 mod sys;
 mod time;
 

@@ -634,7 +634,13 @@ where
             unsafe {
                 (*hdr).yielder.set(yielder);
                 *(*hdr).keepalive.get() = Some(Hub::current().current_task());
-                let result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
+                let mut result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
+                if result.is_ok() && (*hdr).kill.get() {
+                    // Killed while inside calls that could not unwind (the
+                    // monkey hooks fail instead): it still dies as killed.
+                    (*hdr).killed.set(true);
+                    result = Err(JoinError::killed());
+                }
                 *(*slot).get() = Some(result);
             }
         },
@@ -769,6 +775,13 @@ pub(crate) fn pending_interrupt() -> Option<bool> {
     } else {
         None
     }
+}
+
+/// Records that a monkey hook failed a call because of the running task's
+/// pending expired timeout.
+#[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+pub(crate) fn mark_timeout_seen_in_hook() {
+    Hub::current().current_task().timeout_seen_in_hook.set(true);
 }
 
 /// Whether a kill or an expired `with_timeout` is pending for the running

@@ -230,7 +230,12 @@ impl Registration {
         self.wait_with(dir, deadline, false)
     }
 
-    fn wait_with(&self, dir: Direction, deadline: Option<Instant>, deliver: bool) -> io::Result<()> {
+    fn wait_with(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        deliver: bool,
+    ) -> io::Result<()> {
         let hub = Hub::current();
         let me = hub.current_task();
         let registered = self.with_slot(|s| {

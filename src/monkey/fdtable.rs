@@ -12,7 +12,7 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use mio::unix::SourceFd;
@@ -37,7 +37,8 @@ pub(crate) struct FdInfo {
     generation: AtomicU32,
 }
 
-static TABLE: [AtomicPtr<FdInfo>; CHUNKS] = [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS];
+static TABLE: [AtomicPtr<FdInfo>; CHUNKS] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS];
 
 /// The entry of `fd`, mapping its chunk on first use.
 pub(crate) fn info(fd: libc::c_int) -> Option<&'static FdInfo> {
@@ -79,10 +80,13 @@ impl FdInfo {
             KIND_OTHER => false,
             _ => match real::is_socket(fd) {
                 Some(s) => {
-                    self.kind.store(
-                        if s { KIND_SOCKET } else { KIND_OTHER },
-                        Ordering::Relaxed,
-                    );
+                    if s {
+                        // A socket made before patch_all: learn its timeouts.
+                        self.set_timeout(true, real::socket_timeout(fd, libc::SO_RCVTIMEO));
+                        self.set_timeout(false, real::socket_timeout(fd, libc::SO_SNDTIMEO));
+                    }
+                    self.kind
+                        .store(if s { KIND_SOCKET } else { KIND_OTHER }, Ordering::Relaxed);
                     s
                 }
                 None => false,
@@ -169,7 +173,10 @@ pub(crate) fn with_registration<R>(
 /// any greenlet still waiting on it.
 pub(crate) fn forget_registration(fd: libc::c_int) {
     let idx = fd as usize;
-    let reg = REGS.with(|regs| regs.borrow_mut().get_mut(idx).and_then(Option::take));
+    let reg = REGS
+        .try_with(|regs| regs.borrow_mut().get_mut(idx).and_then(Option::take))
+        .ok()
+        .flatten();
     if let Some((_, reg)) = reg {
         let _ = reg.deregister(&mut SourceFd(&fd));
         drop(reg);

@@ -138,3 +138,25 @@ pub(crate) fn take_socket_error(fd: c_int) -> c_int {
     };
     if r != 0 { errno() } else { err }
 }
+
+/// `getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO | SO_SNDTIMEO)`.
+pub(crate) fn socket_timeout(fd: c_int, name: c_int) -> Option<std::time::Duration> {
+    // SAFETY: zeroed timeval is a valid out-parameter.
+    let mut tv: libc::timeval = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::timeval>() as socklen_t;
+    // SAFETY: valid out-pointers of the right size.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            name,
+            (&mut tv as *mut libc::timeval).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    let d = std::time::Duration::new(tv.tv_sec.max(0) as u64, (tv.tv_usec.max(0) as u32) * 1000);
+    (!d.is_zero()).then_some(d)
+}
