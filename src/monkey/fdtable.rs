@@ -132,9 +132,13 @@ impl FdInfo {
     }
 }
 
+/// An fd's registration with this thread's hub, tagged with the fd-table
+/// generation it was made for.
+type Registered = Option<(u32, Rc<Registration>)>;
+
 thread_local! {
-    /// This thread's epoll registrations of hooked fds: (generation, reg).
-    static REGS: RefCell<Vec<Option<(u32, Rc<Registration>)>>> = const { RefCell::new(Vec::new()) };
+    /// This thread's epoll registrations of hooked fds, indexed by fd.
+    static REGS: RefCell<Vec<Registered>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with this thread's registration of `fd`, registering it first
