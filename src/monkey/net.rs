@@ -389,10 +389,11 @@ pub unsafe extern "C" fn select(
         return unsafe { real::select(nfds, r, w, e, tv) };
     };
     let nfds = nfds.clamp(0, libc::FD_SETSIZE as c_int);
-    // SAFETY (of the FD_ISSET calls below): non-null sets from the caller,
-    // each at least FD_SETSIZE bits.
-    let isset =
-        |set: *mut libc::fd_set, fd: c_int| !set.is_null() && unsafe { libc::FD_ISSET(fd, set) };
+    let isset = |set: *mut libc::fd_set, fd: c_int| {
+        // SAFETY: a non-null set from the caller, at least FD_SETSIZE bits,
+        // and `fd` < FD_SETSIZE.
+        !set.is_null() && unsafe { libc::FD_ISSET(fd, set) }
+    };
     let mut fds: Vec<libc::pollfd> = (0..nfds)
         .filter_map(|fd| {
             let mut events = 0;
