@@ -11,6 +11,11 @@ fn main() {
     println!("cargo::rerun-if-env-changed=GREENLET_FORCE_MPROTECT_GUARD");
     println!("cargo::rerun-if-changed=build.rs");
 
+    // The target triple, for tests that compile C code with the `cc` crate.
+    if let Ok(target) = env::var("TARGET") {
+        println!("cargo::rustc-env=TARGET_TRIPLE={target}");
+    }
+
     let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     if os != "linux" {

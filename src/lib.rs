@@ -117,6 +117,8 @@ mod greenlet;
 mod hub;
 mod local;
 pub mod monitor;
+#[cfg(feature = "monkey")]
+pub mod monkey;
 pub mod net;
 pub mod pool;
 pub mod sync;

@@ -175,6 +175,22 @@ where
     }
 }
 
+/// Runs `f` on the pool while the calling task parks, without unwinding on
+/// a kill or an expired `with_timeout` (it keeps waiting: `f` may borrow
+/// the caller's memory). For the monkey-patching hooks, which are called
+/// through the C ABI and cannot unwind.
+#[cfg(feature = "monkey")]
+pub(crate) fn run_blocking_uninterruptible<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    pool().execute(Box::new(move || tx.send(f())));
+    rx.recv_uninterruptible()
+        .expect("a pool job always sends its result")
+}
+
 /// Sets the largest number of pool threads. Lowering it lets surplus
 /// threads exit once they finish their current job.
 ///

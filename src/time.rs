@@ -119,11 +119,15 @@ pub fn with_timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
     let result = catch_unwind(AssertUnwindSafe(f));
     hdr.timeout_depth.set(depth);
     hub.timers().remove(key);
+    let mut expired_in_hook = false;
     if matches!(hdr.timeout.get(), Some((_, pending)) if pending == id) {
-        // Expired, but `f` finished before it parked again: it made it.
+        // Expired, and `f` finished before it parked again: it made it,
+        // unless a monkey hook failed one of its calls because of it.
         hdr.timeout.set(None);
+        expired_in_hook = hdr.timeout_seen_in_hook.replace(false);
     }
     match result {
+        Ok(_) if expired_in_hook => Err(Elapsed(())),
         Ok(v) => Ok(v),
         Err(payload) => match payload.downcast_ref::<TimeoutSignal>() {
             Some(sig) if sig.id == id => Err(Elapsed(())),

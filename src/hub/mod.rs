@@ -679,7 +679,13 @@ where
             unsafe {
                 (*hdr).yielder.set(yielder);
                 *(*hdr).keepalive.get() = Some(Hub::current().current_task());
-                let result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
+                let mut result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
+                if result.is_ok() && (*hdr).kill.get() {
+                    // Killed while inside calls that could not unwind (the
+                    // monkey hooks fail instead): it still dies as killed.
+                    (*hdr).killed.set(true);
+                    result = Err(JoinError::killed());
+                }
                 // Greenlet-local values die with the greenlet, on its own
                 // stack (their destructors may still park). A panicking
                 // destructor was reported by the panic hook; it does not
@@ -775,7 +781,20 @@ pub(crate) fn park() -> Wake {
 /// their condition in a loop.
 #[inline]
 pub(crate) fn park_until(deadline: Option<Instant>) -> Wake {
+    park_until_with(deadline, true)
+}
+
+/// [`park_until`], delivering kills and timeouts by unwinding only if
+/// `deliver`; otherwise the caller checks [`interrupt_pending`].
+pub(crate) fn park_until_with(deadline: Option<Instant>, deliver: bool) -> Wake {
     let hub = Hub::current();
+    let park = || {
+        let wake = hub.park_raw();
+        if deliver {
+            deliver_interrupts();
+        }
+        wake
+    };
     let Some(deadline) = deadline else {
         return park();
     };
@@ -790,6 +809,37 @@ pub(crate) fn park_until(deadline: Option<Instant>) -> Wake {
     } else {
         wake
     }
+}
+
+/// The running task's pending interrupt, without delivering it: `Some(true)`
+/// for a kill, `Some(false)` for an expired `with_timeout`.
+pub(crate) fn pending_interrupt() -> Option<bool> {
+    let cur = current_header();
+    if cur.is_null() {
+        return Hub::current().root.timeout.get().map(|_| false);
+    }
+    // SAFETY: as in `park_raw`.
+    let hdr = unsafe { &*cur };
+    if hdr.kill.get() {
+        Some(true)
+    } else if hdr.timeout.get().is_some() {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Records that a monkey hook failed a call because of the running task's
+/// pending expired timeout.
+#[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+pub(crate) fn mark_timeout_seen_in_hook() {
+    Hub::current().current_task().timeout_seen_in_hook.set(true);
+}
+
+/// Whether a kill or an expired `with_timeout` is pending for the running
+/// task.
+pub(crate) fn interrupt_pending() -> bool {
+    pending_interrupt().is_some()
 }
 
 /// Unwinds the running task if a kill or an expired `with_timeout` is

@@ -104,6 +104,19 @@ impl<T> Receiver<T> {
     /// # Errors
     /// [`Closed`] if the sender was dropped without sending.
     pub(crate) fn recv(self) -> Result<T, Closed> {
+        self.recv_with(true)
+    }
+
+    /// [`Receiver::recv`] that neither unwinds nor gives up on a kill or
+    /// an expired `with_timeout`: it waits for the value regardless (for
+    /// callers that cannot unwind and whose sender borrows their memory,
+    /// like the monkey-patching `getaddrinfo` hook).
+    #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+    pub(crate) fn recv_uninterruptible(self) -> Result<T, Closed> {
+        self.recv_with(false)
+    }
+
+    fn recv_with(self, deliver: bool) -> Result<T, Closed> {
         let hub = Hub::current();
         let mut registered: Option<CancelOnDrop> = None;
         loop {
@@ -118,7 +131,11 @@ impl<T> Receiver<T> {
                     registered = Some(CancelOnDrop(w));
                 }
             }
-            hub::park();
+            if deliver {
+                hub::park();
+            } else {
+                hub.park_raw();
+            }
         }
     }
 }

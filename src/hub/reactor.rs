@@ -21,7 +21,7 @@ use mio::event::Source;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::hub::task::{TaskRef, Wake};
-use crate::hub::{Hub, park_until};
+use crate::hub::{Hub, park_until_with};
 
 /// The token of the cross-thread `mio::Waker`.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
@@ -253,6 +253,23 @@ impl Registration {
     /// `TimedOut` when the deadline passed first. Kills and `with_timeout`
     /// unwind out of it as from any park, leaving no registration behind.
     pub(crate) fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+        self.wait_with(dir, deadline, true)
+    }
+
+    /// [`Registration::wait`] without unwinding: a pending kill or expired
+    /// `with_timeout` ends the wait with `ErrorKind::Interrupted` instead
+    /// (for callers that cannot unwind, like the monkey-patching hooks).
+    #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+    pub(crate) fn wait_raw(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+        self.wait_with(dir, deadline, false)
+    }
+
+    fn wait_with(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        deliver: bool,
+    ) -> io::Result<()> {
         let hub = Hub::current();
         let me = hub.current_task();
         let registered = self.with_slot(|s| {
@@ -276,7 +293,10 @@ impl Registration {
             me: &me,
         };
         loop {
-            let wake = park_until(deadline);
+            let wake = park_until_with(deadline, deliver);
+            if !deliver && wake == Wake::Interrupted && crate::hub::interrupt_pending() {
+                return Err(io::Error::from(io::ErrorKind::Interrupted));
+            }
             let still_waiting = self
                 .with_slot(|s| {
                     let list = match dir {
@@ -361,11 +381,53 @@ impl Registration {
     }
 }
 
+impl Registration {
+    /// Adds `task` as a waiter for `dir` unless readiness is already known
+    /// (then returns false). Pair every `true` with [`remove_waiter`].
+    ///
+    /// [`remove_waiter`]: Registration::remove_waiter
+    #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+    pub(crate) fn add_waiter(&self, dir: Direction, task: &TaskRef) -> bool {
+        let added = self.with_slot(|s| {
+            if s.readiness & dir.mask() != 0 {
+                return false;
+            }
+            match dir {
+                Direction::Read => s.readers.push(task.clone()),
+                Direction::Write => s.writers.push(task.clone()),
+            }
+            true
+        }) == Some(true);
+        if added {
+            let r = &Hub::current().reactor;
+            r.io_waiters.set(r.io_waiters.get() + 1);
+        }
+        added
+    }
+
+    /// Undoes a successful [`Registration::add_waiter`].
+    #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+    pub(crate) fn remove_waiter(&self, dir: Direction, task: &TaskRef) {
+        WaitCleanup {
+            reg: self,
+            dir,
+            me: task,
+        }
+        .run();
+    }
+}
+
 /// Takes a waiting task off its slot's list however the wait ends.
 struct WaitCleanup<'a> {
     reg: &'a Registration,
     dir: Direction,
     me: &'a TaskRef,
+}
+
+impl WaitCleanup<'_> {
+    fn run(self) {
+        // Dropping does the work.
+    }
 }
 
 impl Drop for WaitCleanup<'_> {

@@ -195,6 +195,9 @@ pub(crate) struct Header {
     /// A `with_timeout` expired: (nesting depth, timeout id). The outermost
     /// expired scope wins.
     pub(crate) timeout: Cell<Option<(u32, u64)>>,
+    /// A monkey-patching hook failed a call because of the pending expired
+    /// timeout (it cannot unwind): the scope reports `Elapsed` at exit.
+    pub(crate) timeout_seen_in_hook: Cell<bool>,
     /// How many `with_timeout` scopes are open in this task.
     pub(crate) timeout_depth: Cell<u32>,
     /// The timer that will start a `spawn_later` task.
@@ -237,6 +240,7 @@ impl Header {
             kill: Cell::new(false),
             killed: Cell::new(false),
             timeout: Cell::new(None),
+            timeout_seen_in_hook: Cell::new(false),
             timeout_depth: Cell::new(0),
             start_timer: Cell::new(None),
             watchers: RefCell::new(Vec::new()),

@@ -1,0 +1,188 @@
+//! What the hooks know about each fd, shared by every thread.
+//!
+//! A two-level table indexed by fd number: 1,024 lazily mapped chunks of
+//! 4,096 entries (4 Mi fds; larger fds are simply not cooperated on). Chunks
+//! come from `mmap`, not `malloc`, and entries are atomics, so hooks can use
+//! the table before `main`, on any thread, and without locks.
+//!
+//! An entry caches whether the fd is a socket and the user's
+//! `SO_RCVTIMEO`/`SO_SNDTIMEO`. `close` (hooked) and socket creation reset
+//! it and bump its generation, which also invalidates every thread's epoll
+//! registration of the old fd.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use mio::unix::SourceFd;
+
+use crate::hub::reactor::Registration;
+use crate::monkey::real;
+
+const CHUNK: usize = 4096;
+const CHUNKS: usize = 1024;
+
+const KIND_UNKNOWN: u8 = 0;
+const KIND_SOCKET: u8 = 1;
+const KIND_OTHER: u8 = 2;
+
+#[derive(Default)]
+pub(crate) struct FdInfo {
+    kind: AtomicU8,
+    /// `SO_RCVTIMEO` in microseconds; 0 = none.
+    rcv_timeo_us: AtomicU64,
+    /// `SO_SNDTIMEO` in microseconds; 0 = none.
+    snd_timeo_us: AtomicU64,
+    generation: AtomicU32,
+}
+
+static TABLE: [AtomicPtr<FdInfo>; CHUNKS] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS];
+
+/// The entry of `fd`, mapping its chunk on first use.
+pub(crate) fn info(fd: libc::c_int) -> Option<&'static FdInfo> {
+    if fd < 0 {
+        return None;
+    }
+    let fd = fd as usize;
+    let (hi, lo) = (fd / CHUNK, fd % CHUNK);
+    let slot = TABLE.get(hi)?;
+    let mut chunk = slot.load(Ordering::Acquire);
+    if chunk.is_null() {
+        let bytes = CHUNK * std::mem::size_of::<FdInfo>();
+        // Zeroed anonymous memory is a valid array of default `FdInfo`s
+        // (all-zero atomics).
+        let fresh = crate::sys::mmap_stack_region(bytes).ok()?.cast::<FdInfo>();
+        match slot.compare_exchange(
+            std::ptr::null_mut(),
+            fresh,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => chunk = fresh,
+            Err(won) => {
+                // SAFETY: `fresh` was mapped just above and never shared.
+                let _ = unsafe { crate::sys::munmap(fresh.cast(), bytes) };
+                chunk = won;
+            }
+        }
+    }
+    // SAFETY: `chunk` points at CHUNK entries that are never unmapped.
+    Some(unsafe { &*chunk.add(lo) })
+}
+
+impl FdInfo {
+    /// Whether the fd is a socket, asking the kernel once per fd lifetime.
+    pub(crate) fn is_socket(&self, fd: libc::c_int) -> bool {
+        match self.kind.load(Ordering::Relaxed) {
+            KIND_SOCKET => true,
+            KIND_OTHER => false,
+            _ => match real::is_socket(fd) {
+                Some(s) => {
+                    if s {
+                        // A socket made before patch_all: learn its timeouts.
+                        self.set_timeout(true, real::socket_timeout(fd, libc::SO_RCVTIMEO));
+                        self.set_timeout(false, real::socket_timeout(fd, libc::SO_SNDTIMEO));
+                    }
+                    self.kind
+                        .store(if s { KIND_SOCKET } else { KIND_OTHER }, Ordering::Relaxed);
+                    s
+                }
+                None => false,
+            },
+        }
+    }
+
+    /// Forgets everything about a closed (or newly created) fd.
+    pub(crate) fn reset(&self, socket: Option<bool>) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.rcv_timeo_us.store(0, Ordering::Relaxed);
+        self.snd_timeo_us.store(0, Ordering::Relaxed);
+        let kind = match socket {
+            Some(true) => KIND_SOCKET,
+            Some(false) => KIND_OTHER,
+            None => KIND_UNKNOWN,
+        };
+        self.kind.store(kind, Ordering::Relaxed);
+    }
+
+    pub(crate) fn generation(&self) -> u32 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Records `SO_RCVTIMEO` (`read`) or `SO_SNDTIMEO`.
+    pub(crate) fn set_timeout(&self, read: bool, t: Option<Duration>) {
+        let us = t.map_or(0, |d| (d.as_micros() as u64).max(1));
+        if read {
+            self.rcv_timeo_us.store(us, Ordering::Relaxed);
+        } else {
+            self.snd_timeo_us.store(us, Ordering::Relaxed);
+        }
+    }
+
+    /// The user's timeout for reads or writes.
+    pub(crate) fn timeout(&self, read: bool) -> Option<Duration> {
+        let us = if read {
+            self.rcv_timeo_us.load(Ordering::Relaxed)
+        } else {
+            self.snd_timeo_us.load(Ordering::Relaxed)
+        };
+        (us != 0).then(|| Duration::from_micros(us))
+    }
+}
+
+/// An fd's registration with this thread's hub, tagged with the fd-table
+/// generation it was made for.
+type Registered = Option<(u32, Rc<Registration>)>;
+
+thread_local! {
+    /// This thread's epoll registrations of hooked fds, indexed by fd.
+    static REGS: RefCell<Vec<Registered>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's registration of `fd`, registering it first
+/// (or again, if the fd was closed and reused since). Returns `None` when the
+/// fd cannot be registered with epoll (a regular file, say).
+pub(crate) fn with_registration<R>(
+    fd: libc::c_int,
+    info: &FdInfo,
+    f: impl FnOnce(&Registration) -> R,
+) -> Option<R> {
+    let generation = info.generation();
+    let idx = fd as usize;
+    let reg = REGS.with(|regs| {
+        let mut regs = regs.borrow_mut();
+        if regs.len() <= idx {
+            regs.resize_with(idx + 1, || None);
+        }
+        match &regs[idx] {
+            Some((g, reg)) if *g == generation => Some(reg.clone()),
+            _ => {
+                // A stale entry's fd is gone; its epoll entry went with it
+                // (or belongs to a dup we must not disturb).
+                regs[idx] = None;
+                let reg = Rc::new(Registration::new(&mut SourceFd(&fd)).ok()?);
+                regs[idx] = Some((generation, reg.clone()));
+                Some(reg)
+            }
+        }
+    })?;
+    // The map keeps its own reference: other greenlets may wait on the same
+    // fd while this one is parked inside `f`.
+    Some(f(&reg))
+}
+
+/// Removes this thread's registration of `fd` (before it closes), waking
+/// any greenlet still waiting on it.
+pub(crate) fn forget_registration(fd: libc::c_int) {
+    let idx = fd as usize;
+    let reg = REGS
+        .try_with(|regs| regs.borrow_mut().get_mut(idx).and_then(Option::take))
+        .ok()
+        .flatten();
+    if let Some((_, reg)) = reg {
+        let _ = reg.deregister(&mut SourceFd(&fd));
+        drop(reg);
+    }
+}
