@@ -39,20 +39,32 @@ fn with_ticker<T: 'static>(f: impl FnOnce() -> T + 'static) -> (T, u64) {
 
 #[test]
 fn localhost_resolves_on_the_pool_while_another_greenlet_keeps_ticking() {
-    let (addrs, ticks) = with_ticker(|| {
-        "localhost:4242"
-            .to_socket_addrs()
-            .map(|a| a.collect::<Vec<SocketAddr>>())
-    });
-    let addrs = addrs.unwrap();
-    assert!(!addrs.is_empty());
-    assert!(
-        addrs
-            .iter()
-            .all(|a| a.ip().is_loopback() && a.port() == 4242)
-    );
+    // A lookup parks the greenlet until a pool thread answers. On a loaded
+    // machine the hub thread can be preempted between handing over the job
+    // and checking for the answer, so one lookup may find it already there
+    // and never park; a few tries make the check robust, while lookups that
+    // never park at all (resolved on the hub thread) still fail it.
+    let mut best = 0;
+    for _ in 0..20 {
+        let (addrs, ticks) = with_ticker(|| {
+            "localhost:4242"
+                .to_socket_addrs()
+                .map(|a| a.collect::<Vec<SocketAddr>>())
+        });
+        let addrs = addrs.unwrap();
+        assert!(!addrs.is_empty());
+        assert!(
+            addrs
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 4242)
+        );
+        best = best.max(ticks);
+        if best > 1 {
+            break;
+        }
+    }
     // The resolving greenlet parked; the hub ran the ticker meanwhile.
-    assert!(ticks > 1, "ticker ran {ticks} times during the lookup");
+    assert!(best > 1, "ticker ran at most {best} times during a lookup");
 }
 
 #[test]
