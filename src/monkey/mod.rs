@@ -167,6 +167,19 @@ pub(crate) enum Waited {
     Interrupted(c_int),
 }
 
+impl Waited {
+    /// The errno the hook fails with, if the wait did not end ready: the
+    /// kernel's errno for an expired socket timeout is `on_timeout`
+    /// (`EAGAIN` for IO and accept, `EINPROGRESS` for connect).
+    pub(crate) fn failure(self, on_timeout: c_int) -> Option<c_int> {
+        match self {
+            Waited::Ready => None,
+            Waited::TimedOut => Some(on_timeout),
+            Waited::Interrupted(e) => Some(e),
+        }
+    }
+}
+
 /// Parks until `fd` is ready in `dir` or `deadline` passes. An fd epoll
 /// cannot watch is waited for with a real (hub-blocking) `poll`.
 pub(crate) fn wait_fd(hook: &Hook, fd: c_int, dir: Direction, deadline: Option<Instant>) -> Waited {
@@ -244,16 +257,9 @@ pub(crate) fn cooperate(
                 .and_then(|i| i.timeout(dir == Direction::Read))
                 .map(crate::hub::deadline_after)
         });
-        match wait_fd(hook, fd, dir, deadline) {
-            Waited::Ready => {}
-            Waited::TimedOut => {
-                set_errno(libc::EAGAIN);
-                return -1;
-            }
-            Waited::Interrupted(e) => {
-                set_errno(e);
-                return -1;
-            }
+        if let Some(e) = wait_fd(hook, fd, dir, deadline).failure(libc::EAGAIN) {
+            set_errno(e);
+            return -1;
         }
     }
 }

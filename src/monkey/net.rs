@@ -9,7 +9,7 @@ use libc::{c_int, c_void, sockaddr, socklen_t};
 use crate::hub::reactor::Direction;
 use crate::hub::task::Wake;
 use crate::monkey::real::{errno, set_errno};
-use crate::monkey::{Hook, Waited, fdtable, interrupt_errno, is_socket, real, wait_fd};
+use crate::monkey::{Hook, fdtable, interrupt_errno, is_socket, real, wait_fd};
 
 /// Hook: `socket(2)`: a new socket starts with a clean fd-table entry.
 ///
@@ -97,19 +97,10 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     let deadline = fdtable::info(fd)
         .and_then(|i| i.timeout(false))
         .map(crate::hub::deadline_after);
-    match wait_fd(&hook, fd, Direction::Write, deadline) {
-        Waited::Ready => match real::take_socket_error(fd) {
-            0 => 0,
-            e => {
-                set_errno(e);
-                -1
-            }
-        },
-        Waited::TimedOut => {
-            set_errno(libc::EINPROGRESS);
-            -1
-        }
-        Waited::Interrupted(e) => {
+    let failed = wait_fd(&hook, fd, Direction::Write, deadline).failure(libc::EINPROGRESS);
+    match failed.unwrap_or_else(|| real::take_socket_error(fd)) {
+        0 => 0,
+        e => {
             set_errno(e);
             -1
         }
@@ -165,16 +156,9 @@ pub unsafe extern "C" fn accept4(
         if errno() != libc::EAGAIN {
             return -1;
         }
-        match wait_fd(&hook, fd, Direction::Read, deadline) {
-            Waited::Ready => {}
-            Waited::TimedOut => {
-                set_errno(libc::EAGAIN);
-                return -1;
-            }
-            Waited::Interrupted(e) => {
-                set_errno(e);
-                return -1;
-            }
+        if let Some(e) = wait_fd(&hook, fd, Direction::Read, deadline).failure(libc::EAGAIN) {
+            set_errno(e);
+            return -1;
         }
     }
 }
