@@ -51,8 +51,10 @@ fn main() {
                 Err(e) => Err(e.to_string()),
             },
             (_, None) if flag.starts_with("--") => Err("needs a value".to_owned()),
-            _ => Err("unknown argument (usage: echo_server [--host H] [--port N] [--workers N])"
-                .to_owned()),
+            _ => Err(
+                "unknown argument (usage: echo_server [--host H] [--port N] [--workers N])"
+                    .to_owned(),
+            ),
         };
         if let Err(e) = parsed {
             eprintln!("echo_server: {flag}: {e}");
@@ -66,7 +68,9 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let addr = server.local_addr().expect("a bound listener has an address");
+    let addr = server
+        .local_addr()
+        .expect("a bound listener has an address");
     println!("Echo server on {addr}");
     let _ = io::stdout().flush();
     if let Err(e) = server.serve_forever() {

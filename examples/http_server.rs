@@ -69,8 +69,9 @@ fn parse_args() -> Result<Options, String> {
                 opts.delay = Duration::from_millis(ms);
             }
             "-h" | "--help" => {
-                return Err("usage: http_server [--host H] [--port N] [--workers N] [--delay-ms N]"
-                    .into());
+                return Err(
+                    "usage: http_server [--host H] [--port N] [--workers N] [--delay-ms N]".into(),
+                );
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
         }
@@ -98,7 +99,9 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let addr = server.local_addr().expect("a bound listener has an address");
+    let addr = server
+        .local_addr()
+        .expect("a bound listener has an address");
     println!("Serving on http://{addr}");
     let _ = io::stdout().flush();
     if let Err(e) = server.serve_forever() {
@@ -260,7 +263,10 @@ fn route(path: &str) -> (&'static str, String) {
         && !name.is_empty()
         && !name.contains('/')
     {
-        return ("200 OK", format!("<h1>hello, {}!</h1>", html_escape(&percent_decode(name))));
+        return (
+            "200 OK",
+            format!("<h1>hello, {}!</h1>", html_escape(&percent_decode(name))),
+        );
     }
     ("404 Not Found", "<h1>Not Found</h1>".to_owned())
 }

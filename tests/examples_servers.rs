@@ -186,7 +186,11 @@ fn http_server_routes_and_keeps_connections_alive() {
         .unwrap();
     let resp = read_response(&mut r);
     assert_eq!(resp.header("connection"), Some("close"));
-    assert_eq!(r.read(&mut [0; 1]).unwrap(), 0, "closed after Connection: close");
+    assert_eq!(
+        r.read(&mut [0; 1]).unwrap(),
+        0,
+        "closed after Connection: close"
+    );
 }
 
 #[test]
@@ -217,10 +221,7 @@ fn http_server_refuses_bad_oversized_and_unsupported_requests() {
     let bad_len = exchange(addr, b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n");
     assert_eq!(bad_len.status, 400);
 
-    let big_header = format!(
-        "GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(10 * 1024)
-    );
+    let big_header = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(10 * 1024));
     assert_eq!(exchange(addr, big_header.as_bytes()).status, 431);
     let mut many = String::from("GET / HTTP/1.1\r\n");
     for i in 0..100 {
@@ -297,7 +298,15 @@ fn http_server_answers_curl() {
         "curl did not keep the connection alive:\n{verbose}"
     );
     let code = Command::new("curl")
-        .args(["-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
         .arg(format!("{base}/missing"))
         .output()
         .unwrap();
@@ -333,5 +342,9 @@ fn echo_server_echoes() {
     writer.join().unwrap();
     assert!(back == big);
     s.shutdown(std::net::Shutdown::Write).unwrap();
-    assert_eq!(r.read(&mut [0; 1]).unwrap(), 0, "the server closes after EOF");
+    assert_eq!(
+        r.read(&mut [0; 1]).unwrap(),
+        0,
+        "the server closes after EOF"
+    );
 }

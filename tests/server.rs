@@ -33,7 +33,9 @@ fn handlers_of_many_connections_run_concurrently() {
     let serving = greenlet::spawn(move || server.serve_forever());
 
     let start = Instant::now();
-    let clients: Vec<_> = (0..20).map(|_| greenlet::spawn(move || fetch(addr))).collect();
+    let clients: Vec<_> = (0..20)
+        .map(|_| greenlet::spawn(move || fetch(addr)))
+        .collect();
     for r in greenlet::joinall(clients) {
         assert_eq!(r.unwrap(), "done");
     }
@@ -65,11 +67,17 @@ fn max_connections_caps_the_handlers_running_at_once() {
     let serving = greenlet::spawn(move || server.serve_forever());
 
     let start = Instant::now();
-    let clients: Vec<_> = (0..8).map(|_| greenlet::spawn(move || fetch(addr))).collect();
+    let clients: Vec<_> = (0..8)
+        .map(|_| greenlet::spawn(move || fetch(addr)))
+        .collect();
     for r in greenlet::joinall(clients) {
         assert_eq!(r.unwrap(), "ok");
     }
-    assert_eq!(peak.get(), 2, "at most two handlers at once, and two did run");
+    assert_eq!(
+        peak.get(),
+        2,
+        "at most two handlers at once, and two did run"
+    );
     // Four rounds of 30 ms.
     assert!(start.elapsed() >= Duration::from_millis(110));
     handle.stop();
@@ -123,7 +131,11 @@ fn stop_refuses_new_clients_waits_for_handlers_then_kills_the_rest() {
     let mut reply = String::new();
     quick.read_to_string(&mut reply).unwrap();
     assert_eq!(reply, "finished");
-    assert_eq!(stuck.read(&mut [0; 8]).unwrap(), 0, "the killed handler's stream closed");
+    assert_eq!(
+        stuck.read(&mut [0; 8]).unwrap(),
+        0,
+        "the killed handler's stream closed"
+    );
     serving.join().unwrap().unwrap();
     let took = t.elapsed();
     assert!(

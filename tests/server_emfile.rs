@@ -87,7 +87,11 @@ fn out_of_fds_the_server_backs_off_without_spinning_then_serves() {
     client.read_to_string(&mut reply).unwrap();
     assert_eq!(reply, "served");
     // The back-off is capped at 1 s (it reached 160 ms or so here).
-    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
     handle.stop();
     serving.join().unwrap().unwrap();
 }

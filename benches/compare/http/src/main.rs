@@ -70,7 +70,11 @@ fn drive(args: &[String]) {
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
-        let mut val = || it.next().unwrap_or_else(|| panic!("{a} needs a value")).clone();
+        let mut val = || {
+            it.next()
+                .unwrap_or_else(|| panic!("{a} needs a value"))
+                .clone()
+        };
         match a.as_str() {
             "--secs" => o.secs = val().parse().unwrap(),
             "--reps" => o.reps = val().parse().unwrap(),
@@ -373,7 +377,12 @@ fn pin_to_core(core: usize) {
     // SAFETY: valid pointer and size; pid 0 is this thread, and threads
     // started later inherit the mask.
     let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
-    assert_eq!(r, 0, "sched_setaffinity: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "sched_setaffinity: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// User + system CPU time of this process, all threads.
