@@ -95,6 +95,14 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// Linux passes on from the new socket) are skipped. Any other error stops
 /// the server, and [`serve_forever`](StreamServer::serve_forever) returns it.
 ///
+/// A server belongs to the thread that made it, like its listener; share
+/// its [`ServerHandle`] instead:
+///
+/// ```compile_fail
+/// let server = greenlet::server::StreamServer::bind("127.0.0.1:0", |_s, _p| {}).unwrap();
+/// std::thread::spawn(move || server.serve_forever()); // error: not `Send`
+/// ```
+///
 /// # Examples
 ///
 /// A server that greets each client, stopped from another thread:

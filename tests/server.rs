@@ -22,6 +22,12 @@ fn fetch(addr: SocketAddr) -> String {
 }
 
 #[test]
+fn the_server_handle_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<greenlet::server::ServerHandle>();
+}
+
+#[test]
 fn handlers_of_many_connections_run_concurrently() {
     let server = StreamServer::bind("127.0.0.1:0", |mut s: TcpStream, _| {
         greenlet::sleep(Duration::from_millis(200));
