@@ -8,8 +8,9 @@
 //! Connections are kept alive (HTTP/1.1, or HTTP/1.0 with
 //! `Connection: keep-alive`) and pipelined requests are answered in order.
 //! Malformed requests get 400, header sections over 8 KiB 431, bodies over
-//! 1 MiB 413, chunked request bodies 501; each of those closes the
-//! connection. Nothing a client sends can crash the server.
+//! 1 MiB 413 (without reading them: `Expect: 100-continue` gets its
+//! `100 Continue` only for a body within the limit), chunked request bodies
+//! 501; each of those closes the connection. Nothing a client sends can crash the server.
 //!
 //! ```text
 //! cargo run --release --example http_server -- [--port 8000] [--host 127.0.0.1]
@@ -117,6 +118,9 @@ struct Request {
     head_only: bool,
     keep_alive: bool,
     body_len: u64,
+    /// The client sent `Expect: 100-continue` and waits for a go-ahead
+    /// before it sends the body.
+    expects_continue: bool,
 }
 
 /// The ways a request can be refused; each ends the connection.
@@ -153,6 +157,10 @@ fn serve_connection(stream: TcpStream, _peer: SocketAddr, delay: Duration) -> io
         };
         if request.body_len > MAX_BODY {
             return refuse(&stream, Refusal::BodyTooLarge);
+        }
+        let body_buffered = (buf.len() - request.head_len) as u64;
+        if request.expects_continue && request.body_len > body_buffered {
+            (&stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
         }
         // Drop the head and the body (read and ignored).
         let mut to_drop = request.head_len as u64 + request.body_len;
@@ -225,6 +233,7 @@ fn parse(buf: &[u8]) -> Result<Option<Request>, Refusal> {
     };
     let mut keep_alive = version == 1;
     let mut body_len = 0;
+    let mut expects_continue = false;
     for h in req.headers.iter() {
         if h.name.eq_ignore_ascii_case("connection") {
             let v = std::str::from_utf8(h.value).map_err(|_| Refusal::BadRequest)?;
@@ -240,6 +249,8 @@ fn parse(buf: &[u8]) -> Result<Option<Request>, Refusal> {
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .ok_or(Refusal::BadRequest)?;
+        } else if h.name.eq_ignore_ascii_case("expect") {
+            expects_continue = h.value.eq_ignore_ascii_case(b"100-continue");
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(Refusal::NotImplemented);
         }
@@ -250,6 +261,7 @@ fn parse(buf: &[u8]) -> Result<Option<Request>, Refusal> {
         head_only: method == "HEAD",
         keep_alive,
         body_len,
+        expects_continue: expects_continue && version == 1,
     }))
 }
 

@@ -181,6 +181,15 @@ fn http_server_routes_and_keeps_connections_alive() {
     s.write_all(b"POST /hello/post HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello")
         .unwrap();
     assert_eq!(read_response(&mut r).body, "<h1>hello, post!</h1>");
+    // `Expect: 100-continue`: the go-ahead, then the answer.
+    s.write_all(b"PUT /hello/expect HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+        .unwrap();
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert_eq!(line, "HTTP/1.1 100 Continue\r\n");
+    r.read_line(&mut line).unwrap();
+    s.write_all(b"abc").unwrap();
+    assert_eq!(read_response(&mut r).body, "<h1>hello, expect!</h1>");
     // `Connection: close` closes after the answer.
     s.write_all(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
         .unwrap();
