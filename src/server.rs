@@ -366,7 +366,9 @@ where
     /// listener at once, so new connections are refused, then waits up to
     /// the stop timeout for its running handlers to return, then kills the
     /// rest (they unwind from their park point, so their streams close).
-    /// `serve_forever` returns when every worker has finished.
+    /// `serve_forever` returns when every worker has finished. If the
+    /// greenlet calling it is killed, that counts as a stop: the shutdown
+    /// goes on without it.
     ///
     /// # Errors
     ///
@@ -712,9 +714,18 @@ fn extra_listeners(first: &TcpListener, n: usize) -> io::Result<Vec<OwnedFd>> {
 }
 
 /// One worker's life, on its thread: an accept loop feeding handler
-/// greenlets until the stop, then the graceful shutdown.
-fn run_worker<H>(listener: TcpListener, handler: H, max_connections: Option<usize>, shared: &Shared)
-where
+/// greenlets until the stop, then the graceful shutdown. Returns when the
+/// worker is done.
+///
+/// The shutdown runs in a greenlet of its own, so it happens even if the
+/// caller of `serve_forever` is killed while it waits (its unwind asks for
+/// the stop).
+fn run_worker<H>(
+    listener: TcpListener,
+    handler: H,
+    max_connections: Option<usize>,
+    shared: &Arc<Shared>,
+) where
     H: Fn(TcpStream, SocketAddr) + 'static,
 {
     let pool = match max_connections {
@@ -725,19 +736,23 @@ where
         let pool = pool.clone();
         let handler = Rc::new(handler);
         let stop = shared.stop.clone();
-        // The accept loop records a fatal error here; it cannot hold the
-        // `Arc<Shared>` borrowed by this frame, so it hands the error back.
         crate::spawn(move || accept_loop(&listener, &pool, &handler, &stop))
     };
-    shared.stop.wait();
-    // Dropping the listener (the accept loop owns it) refuses new clients.
-    acceptor.kill();
-    if let Ok(Some(e)) = acceptor.join() {
-        shared.fail(e);
-    }
-    if pool.join_timeout(shared.stop_timeout()).is_err() {
-        pool.kill();
-    }
+    let shared = shared.clone();
+    let shutdown = crate::spawn(move || {
+        shared.stop.wait();
+        // Dropping the listener (the accept loop owns it) refuses new
+        // clients.
+        acceptor.kill();
+        if let Ok(Some(e)) = acceptor.join() {
+            shared.fail(e);
+        }
+        if pool.join_timeout(shared.stop_timeout()).is_err() {
+            pool.kill();
+        }
+    });
+    // It cannot panic: a kill of the caller unwinds from here.
+    let _ = shutdown.join();
 }
 
 /// Accepts until a fatal error (returned, after asking for the stop) or

@@ -152,6 +152,27 @@ fn stop_refuses_new_clients_waits_for_handlers_then_kills_the_rest() {
 }
 
 #[test]
+fn killing_the_greenlet_in_serve_forever_stops_the_server() {
+    let server = StreamServer::bind("127.0.0.1:0", |s: TcpStream, _| {
+        let _ = (&s).read(&mut [0; 1]); // until the client or the stop ends it
+    })
+    .unwrap()
+    .stop_timeout(Duration::from_millis(50));
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    let serving = greenlet::spawn(move || server.serve_forever());
+    let client = TcpStream::connect(addr).unwrap();
+    greenlet::sleep(Duration::from_millis(10));
+    serving.kill();
+    assert!(serving.join().unwrap_err().is_killed());
+    assert!(handle.is_stopping());
+    // The shutdown went on without the killed caller: listener closed,
+    // the handler killed after the stop timeout.
+    assert_eq!((&client).read(&mut [0; 1]).unwrap(), 0);
+    assert!(TcpStream::connect(addr).is_err());
+}
+
+#[test]
 fn a_panicking_handler_ends_only_its_connection() {
     let server = StreamServer::bind("127.0.0.1:0", |mut s: TcpStream, _| {
         let mut b = [0; 1];
