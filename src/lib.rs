@@ -77,6 +77,7 @@
 //! | `gevent.lock.Semaphore`, `RLock` | [`sync::Semaphore`], [`sync::Mutex`] |
 //! | `gevent.pool.Pool`, `Group` | [`pool::Pool`], [`pool::Group`] |
 //! | `gevent.local.local` | [`local!`], [`Local`] |
+//! | `gevent.server.StreamServer` | [`server::StreamServer`] |
 //! | `gevent.socket` | [`net`]: `TcpStream`, `TcpListener`, `UdpSocket`, [`net::unix`] |
 //! | `gevent.threadpool`, `run_in_executor` | [`threadpool::spawn_blocking`] |
 //! | `hub.loop.run_callback_threadsafe` | [`HubHandle::spawn`], [`run_until_stopped`] |
@@ -121,6 +122,7 @@ pub mod monitor;
 pub mod monkey;
 pub mod net;
 pub mod pool;
+pub mod server;
 pub mod sync;
 mod sys;
 pub mod threadpool;

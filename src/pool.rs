@@ -105,7 +105,7 @@ impl Pool {
         Pool::with_slots(Some(Semaphore::new(size)), size)
     }
 
-    fn with_slots(slots: Option<Semaphore>, size: usize) -> Pool {
+    pub(crate) fn with_slots(slots: Option<Semaphore>, size: usize) -> Pool {
         Pool {
             inner: Rc::new(Inner {
                 slots,

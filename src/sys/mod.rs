@@ -24,7 +24,19 @@ macro_rules! syscall {
 
 // After the macro, so it is in scope there.
 mod net;
-pub(crate) use net::{recv, send, send_vectored, set_backlog, set_nonblocking, would_block};
+pub(crate) use net::{
+    recv, reuseport_listener, send, send_vectored, set_backlog, set_nonblocking, set_reuseport,
+    would_block,
+};
+
+/// The `errno` values code above this module matches on.
+pub(crate) mod errno {
+    pub(crate) use libc::{
+        EAGAIN, ECONNABORTED, ECONNRESET, EHOSTDOWN, EHOSTUNREACH, EINTR, EMFILE, ENETDOWN,
+        ENETUNREACH, ENFILE, ENOBUFS, ENOMEM, ENONET, ENOPROTOOPT, EOPNOTSUPP, EPERM, EPROTO,
+        ETIMEDOUT,
+    };
+}
 
 /// `MADV_GUARD_INSTALL` (Linux 6.13+): turns pages into guard pages without
 /// splitting the mapping. Not yet in every libc crate release.

@@ -1,7 +1,7 @@
 //! Socket calls std does not make the way the runtime needs them.
 
 use std::io::{self, IoSlice};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// The error a blocking socket returns when its `SO_RCVTIMEO` or
 /// `SO_SNDTIMEO` expires (and a non-blocking one when it is not ready):
@@ -77,4 +77,85 @@ pub(crate) fn set_nonblocking(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let mut flag = libc::c_int::from(on);
     // SAFETY: FIONBIO reads one int through the pointer, which is live.
     syscall!(ioctl(fd.as_raw_fd(), libc::FIONBIO, &mut flag)).map(drop)
+}
+
+/// Sets `SO_REUSEPORT` on a socket. On a listener that is already bound and
+/// listening, Linux (4.6+) accepts this and lets later sockets with the
+/// option bind the same address, joining one reuse-port group that the
+/// kernel load-balances incoming connections over.
+pub(crate) fn set_reuseport(fd: BorrowedFd<'_>) -> io::Result<()> {
+    set_int_opt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)
+}
+
+fn set_int_opt(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the option value is a live `c_int` and its exact size is
+    // passed; `fd` is open for the borrow.
+    syscall!(setsockopt(
+        fd.as_raw_fd(),
+        level,
+        name,
+        (&raw const value).cast::<libc::c_void>(),
+        std::mem::size_of::<libc::c_int>() as libc::socklen_t
+    ))
+    .map(drop)
+}
+
+/// A new TCP listener with `SO_REUSEADDR` and `SO_REUSEPORT` set before it
+/// binds `addr`, listening with the system's largest accept queue: one more
+/// member of the reuse-port group of the listeners already on `addr`.
+pub(crate) fn reuseport_listener(addr: &std::net::SocketAddr) -> io::Result<OwnedFd> {
+    let domain = match addr {
+        std::net::SocketAddr::V4(_) => libc::AF_INET,
+        std::net::SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    let raw = syscall!(socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0))?;
+    // SAFETY: `socket` just returned this fd, open and owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    set_int_opt(fd.as_fd(), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    set_reuseport(fd.as_fd())?;
+    // SAFETY: an all-zero `sockaddr_storage` is a valid value of the type.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        std::net::SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: `sockaddr_storage` is larger than and aligned for
+            // every socket address type, `sockaddr_in` included.
+            unsafe { std::ptr::write((&raw mut storage).cast::<libc::sockaddr_in>(), sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: as above, for `sockaddr_in6`.
+            unsafe { std::ptr::write((&raw mut storage).cast::<libc::sockaddr_in6>(), sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    // SAFETY: `storage` holds a valid address of `len` bytes for the call.
+    syscall!(bind(
+        fd.as_raw_fd(),
+        (&raw const storage).cast::<libc::sockaddr>(),
+        len as libc::socklen_t
+    ))?;
+    set_backlog(fd.as_fd(), -1)?;
+    Ok(fd)
 }

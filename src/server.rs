@@ -1,0 +1,814 @@
+//! A TCP server that runs a greenlet per connection (gevent's
+//! `gevent.server.StreamServer`), optionally on every core.
+//!
+//! [`StreamServer`] accepts connections on a listener and calls a handler,
+//! `Fn(TcpStream, SocketAddr)`, in a new greenlet for each. It can cap the
+//! number of connections served at once
+//! ([`max_connections`](StreamServer::max_connections)), run one hub per OS
+//! thread on the same address ([`workers`](StreamServer::workers)), and stop
+//! gracefully from any greenlet or thread through a [`ServerHandle`].
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use greenlet::net::{SocketAddr, TcpStream};
+//! use greenlet::server::StreamServer;
+//!
+//! fn echo(mut stream: TcpStream, _peer: SocketAddr) {
+//!     let mut buf = [0; 1024];
+//!     while let Ok(n @ 1..) = stream.read(&mut buf) {
+//!         if stream.write_all(&buf[..n]).is_err() {
+//!             break;
+//!         }
+//!     }
+//! }
+//!
+//! let server = StreamServer::bind("127.0.0.1:0", echo)?;
+//! let addr = server.local_addr()?;
+//! let handle = server.handle();
+//! let serving = greenlet::spawn(move || server.serve_forever());
+//!
+//! let mut client = TcpStream::connect(addr)?;
+//! client.write_all(b"hello")?;
+//! let mut back = [0; 5];
+//! client.read_exact(&mut back)?;
+//! assert_eq!(&back, b"hello");
+//!
+//! drop(client);
+//! handle.stop();
+//! serving.join().unwrap()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
+use std::panic::resume_unwind;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::Duration;
+
+use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
+use crate::pool::Pool;
+use crate::sync::Event;
+
+/// How long [`ServerHandle::stop`] lets running handlers finish before it
+/// kills them, unless [`StreamServer::stop_timeout`] says otherwise: one
+/// second, as gevent's `StreamServer.stop_timeout`.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The first pause after an out-of-resources accept error; it doubles on
+/// each further failure up to [`BACKOFF_MAX`] and resets on success.
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// A TCP server that calls `handler(stream, peer)` in a new greenlet for
+/// every connection it accepts (gevent's `StreamServer`).
+///
+/// Build it with [`bind`](StreamServer::bind) or [`new`](StreamServer::new),
+/// configure it, then call [`serve_forever`](StreamServer::serve_forever),
+/// which returns once the server has been stopped through a
+/// [`ServerHandle`] (see [`handle`](StreamServer::handle)).
+///
+/// # The handler
+///
+/// `H: Fn(TcpStream, SocketAddr) + 'static` gets the accepted stream (in
+/// greenlet's usual mode: calls park the handler's greenlet) and the peer's
+/// address. It returns nothing: the server has no use for a result, and
+/// deals with none of the handler's errors, so handle them (or log them)
+/// inside. A panic in a handler is caught at its greenlet's boundary (the
+/// panic hook prints it) and ends that connection only. The handler is
+/// shared by every connection of a thread, so it needs no `Clone` and may
+/// hold `Rc`s; with [`workers`](StreamServer::workers) each worker thread
+/// gets its own clone, so it must then be `Clone + Send`.
+///
+/// # Accept errors
+///
+/// An accept that fails because the process or the system is out of file
+/// descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`) leaves
+/// the connection queued and the listener readable, so retrying at once
+/// would spin. The server sleeps instead, 5 ms at first and twice as long
+/// after each further failure, up to 1 s, while handlers run and close
+/// connections; the first success resets the pause. Errors that concern one
+/// connection only (`ECONNABORTED`, `EPROTO`, `EPERM`, the network errors
+/// Linux passes on from the new socket) are skipped. Any other error stops
+/// the server, and [`serve_forever`](StreamServer::serve_forever) returns it.
+///
+/// A server belongs to the thread that made it, like its listener; share
+/// its [`ServerHandle`] instead:
+///
+/// ```compile_fail
+/// let server = greenlet::server::StreamServer::bind("127.0.0.1:0", |_s, _p| {}).unwrap();
+/// std::thread::spawn(move || server.serve_forever()); // error: not `Send`
+/// ```
+///
+/// # Examples
+///
+/// A server that greets each client, stopped from another thread:
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use greenlet::server::StreamServer;
+///
+/// let server = StreamServer::bind("127.0.0.1:0", |mut stream: greenlet::net::TcpStream, peer| {
+///     let _ = write!(stream, "hello, {}", peer.ip());
+/// })?;
+/// let addr = server.local_addr()?;
+/// let handle = server.handle();
+/// let client = std::thread::spawn(move || {
+///     let mut reply = String::new();
+///     std::net::TcpStream::connect(addr)?.read_to_string(&mut reply)?;
+///     handle.stop();
+///     Ok::<_, std::io::Error>(reply)
+/// });
+/// server.serve_forever()?; // runs this thread's hub until the stop
+/// assert_eq!(client.join().unwrap()?, "hello, 127.0.0.1");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct StreamServer<H> {
+    listener: TcpListener,
+    handler: H,
+    max_connections: Option<usize>,
+    workers: usize,
+    /// Set by [`StreamServer::workers`], where `H: Clone + Send` is known.
+    spawn_worker: Option<SpawnWorker<H>>,
+    shared: Arc<Shared>,
+}
+
+type SpawnWorker<H> = fn(&H, OwnedFd, Option<usize>, &Arc<Shared>, usize) -> io::Result<Worker>;
+
+/// A worker thread and the event it sets when it is done, so that the
+/// first worker can wait for it without blocking its hub.
+struct Worker {
+    done: Event,
+    thread: thread::JoinHandle<()>,
+}
+
+/// What every worker and every [`ServerHandle`] share.
+struct Shared {
+    /// Set: stop accepting and shut down.
+    stop: Event,
+    /// Set: `serve_forever` has returned (or unwound).
+    stopped: Event,
+    stop_timeout: Mutex<Duration>,
+    /// The error that stopped the server, for `serve_forever` to return.
+    error: Mutex<Option<io::Error>>,
+}
+
+impl Shared {
+    fn fail(&self, e: io::Error) {
+        let mut error = self.error.lock().unwrap_or_else(PoisonError::into_inner);
+        if error.is_none() {
+            *error = Some(e);
+        }
+        drop(error);
+        self.stop.set();
+    }
+
+    fn stop_timeout(&self) -> Duration {
+        *self
+            .stop_timeout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A `Send + Sync` handle that stops a [`StreamServer`], from any greenlet
+/// or thread; cheap to clone.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet::server::StreamServer;
+///
+/// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?;
+/// let handle = server.handle();
+/// let serving = greenlet::spawn(move || server.serve_forever());
+/// handle.stop();
+/// handle.wait();
+/// assert!(handle.is_stopped());
+/// serving.join().unwrap()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl<H> StreamServer<H>
+where
+    H: Fn(TcpStream, SocketAddr) + 'static,
+{
+    /// Binds a listener to `addr` (as [`TcpListener::bind`]) and makes a
+    /// server that calls `handler` for each connection. Port 0 asks the OS
+    /// for a free port: read it with [`local_addr`](StreamServer::local_addr).
+    ///
+    /// The listener is bound (and clients can connect, their connections
+    /// queued) from now on; they are accepted once
+    /// [`serve_forever`](StreamServer::serve_forever) runs.
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpListener::bind`]: resolution errors, the bind error of the
+    /// last address tried (`AddrInUse`, `PermissionDenied`, ...), or
+    /// `InvalidInput` if `addr` yields no address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?;
+    /// assert_ne!(server.local_addr()?.port(), 0);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bind<A: ToSocketAddrs>(addr: A, handler: H) -> io::Result<StreamServer<H>> {
+        Ok(StreamServer::new(TcpListener::bind(addr)?, handler))
+    }
+
+    /// A server accepting on `listener`, which it takes over (its
+    /// non-blocking mode is turned off: the server parks in `accept`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenlet::net::TcpListener;
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let listener = TcpListener::bind("127.0.0.1:0")?;
+    /// let addr = listener.local_addr()?;
+    /// let server = StreamServer::new(listener, |_stream, _peer| {});
+    /// assert_eq!(server.local_addr()?, addr);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn new(listener: TcpListener, handler: H) -> StreamServer<H> {
+        StreamServer {
+            listener,
+            handler,
+            max_connections: None,
+            workers: 1,
+            spawn_worker: None,
+            shared: Arc::new(Shared {
+                stop: Event::new(),
+                stopped: Event::new(),
+                stop_timeout: Mutex::new(DEFAULT_STOP_TIMEOUT),
+                error: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Serves at most `n` connections at once on each worker (gevent's
+    /// `StreamServer(..., spawn=Pool(n))`); by default there is no limit.
+    ///
+    /// With `n` handlers running, the server accepts one more connection
+    /// and waits for a handler to finish before it starts that one's
+    /// greenlet; further clients wait in the listener's accept queue.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is 0 (no connection could ever be served).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?
+    ///     .max_connections(1000);
+    /// # drop(server);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn max_connections(mut self, n: usize) -> StreamServer<H> {
+        assert!(
+            n > 0,
+            "greenlet::server::StreamServer::max_connections: the limit must be at least 1"
+        );
+        self.max_connections = Some(n);
+        self
+    }
+
+    /// How long a stop lets running handlers finish before killing them
+    /// (default [`DEFAULT_STOP_TIMEOUT`]); [`ServerHandle::stop_with_timeout`]
+    /// overrides it for one stop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?
+    ///     .stop_timeout(Duration::from_secs(5));
+    /// # drop(server);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stop_timeout(self, timeout: Duration) -> StreamServer<H> {
+        *self
+            .shared
+            .stop_timeout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = timeout;
+        self
+    }
+
+    /// The address the server listens on.
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpListener::local_addr`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?;
+    /// assert!(server.local_addr()?.ip().is_loopback());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// A handle that stops this server from any greenlet or thread. Taken
+    /// before [`serve_forever`](StreamServer::serve_forever), which
+    /// consumes the server.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?;
+    /// let handle = server.handle();
+    /// handle.stop(); // a stop before serving makes serve_forever return at once
+    /// server.serve_forever()?;
+    /// assert!(handle.is_stopped());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Accepts connections and runs the handler for each, until the server
+    /// is stopped; then it shuts down and returns.
+    ///
+    /// Called from root context it runs this thread's hub (the thread does
+    /// nothing else meanwhile); from a greenlet it parks that greenlet, and
+    /// the hub serves the connections alongside its other greenlets. With
+    /// [`workers`](StreamServer::workers)`(n)`, `n - 1` more OS threads
+    /// serve too, each with its own hub.
+    ///
+    /// On a stop (see [`ServerHandle::stop`]) every worker closes its
+    /// listener at once, so new connections are refused, then waits up to
+    /// the stop timeout for its running handlers to return, then kills the
+    /// rest (they unwind from their park point, so their streams close).
+    /// `serve_forever` returns when every worker has finished. If the
+    /// greenlet calling it is killed, that counts as a stop: the shutdown
+    /// goes on without it.
+    ///
+    /// # Errors
+    ///
+    /// The error that stopped the server: an accept error that is not
+    /// transient (see [the type's docs](StreamServer#accept-errors)), or,
+    /// with several workers, a failure to set up a worker's listener
+    /// or thread. The server has shut down when it is returned.
+    ///
+    /// # Panics
+    ///
+    /// Re-raises the panic of a worker thread that panicked outside the
+    /// handlers (handlers' own panics end only their connection). Panics
+    /// as [`spawn`](crate::spawn) if no stack can be had for a greenlet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use greenlet::net::TcpStream;
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |stream: TcpStream, _peer| {
+    ///     let _ = (&stream).read(&mut [0; 1]); // waits for the client
+    /// })?;
+    /// let addr = server.local_addr()?;
+    /// let handle = server.handle();
+    /// let serving = greenlet::spawn(move || server.serve_forever());
+    /// let client = TcpStream::connect(addr)?; // never sends: its handler parks
+    /// greenlet::sleep(std::time::Duration::from_millis(10));
+    /// handle.stop_with_timeout(std::time::Duration::from_millis(10));
+    /// serving.join().unwrap()?; // the handler was killed after 10 ms
+    /// assert_eq!((&client).read(&mut [0; 1])?, 0); // and its stream closed
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn serve_forever(self) -> io::Result<()> {
+        let StreamServer {
+            listener,
+            handler,
+            max_connections,
+            workers,
+            spawn_worker,
+            shared,
+        } = self;
+        // Whatever happens below, handles see the end.
+        let _stopped = SetOnDrop {
+            event: shared.stopped.clone(),
+            on_panic: Some(shared.stop.clone()),
+        };
+        let mut threads = Vec::new();
+        if let Err(e) = listener.set_nonblocking(false) {
+            shared.fail(e);
+        } else if let (Some(spawn_worker), true) = (spawn_worker, workers > 1) {
+            match extra_listeners(&listener, workers - 1) {
+                Ok(fds) => {
+                    for (i, fd) in fds.into_iter().enumerate() {
+                        match spawn_worker(&handler, fd, max_connections, &shared, i + 1) {
+                            Ok(w) => threads.push(w),
+                            Err(e) => {
+                                shared.fail(e);
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => shared.fail(e),
+            }
+        }
+        run_worker(listener, handler, max_connections, &shared);
+        let mut panicked = None;
+        for w in threads {
+            w.done.wait();
+            if let Err(payload) = w.thread.join() {
+                panicked.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = panicked {
+            resume_unwind(payload);
+        }
+        let error = shared
+            .error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<H> StreamServer<H>
+where
+    H: Fn(TcpStream, SocketAddr) + Clone + Send + 'static,
+{
+    /// Serves on `n` OS threads, each running its own hub with its own
+    /// listener on the server's address, so one server uses `n` cores.
+    /// `n = 1` (the default) serves on the calling thread only. The calling
+    /// thread is one of the `n`; the others are named
+    /// `greenlet-server-<i>`, and each gets a clone of the handler.
+    ///
+    /// [`max_connections`](StreamServer::max_connections) applies to each
+    /// worker. A stop stops every worker.
+    ///
+    /// # Platform-specific behavior
+    ///
+    /// The workers' listeners form a Linux `SO_REUSEPORT` group (the option
+    /// is set on the server's listener too, even one given to
+    /// [`new`](StreamServer::new)), and the kernel spreads incoming
+    /// connections over them by a hash of the addresses. If the kernel
+    /// refuses to add a listener to the group, the workers share the one
+    /// listening socket instead.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |mut stream: greenlet::net::TcpStream, _| {
+    ///     use std::io::Write;
+    ///     let _ = write!(stream, "{:?}", std::thread::current().id());
+    /// })?
+    /// .workers(2);
+    /// let addr = server.local_addr()?;
+    /// let handle = server.handle();
+    /// let client = std::thread::spawn(move || {
+    ///     let mut reply = String::new();
+    ///     std::net::TcpStream::connect(addr)?.read_to_string(&mut reply)?;
+    ///     handle.stop();
+    ///     Ok::<_, std::io::Error>(reply)
+    /// });
+    /// server.serve_forever()?;
+    /// assert!(client.join().unwrap()?.starts_with("ThreadId"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn workers(mut self, n: usize) -> StreamServer<H> {
+        assert!(
+            n > 0,
+            "greenlet::server::StreamServer::workers: a server needs at least one worker"
+        );
+        self.workers = n;
+        self.spawn_worker = Some(spawn_worker::<H>);
+        self
+    }
+}
+
+impl<H> fmt::Debug for StreamServer<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamServer")
+            .field("listener", &self.listener)
+            .field("max_connections", &self.max_connections)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// Asks the server to stop, with its configured stop timeout, and
+    /// returns at once (from a handler too): every worker stops accepting,
+    /// lets its running handlers finish for up to the timeout, then kills
+    /// the rest. Wait for the end with [`wait`](ServerHandle::wait) or the
+    /// return of [`serve_forever`](StreamServer::serve_forever). Stopping
+    /// again does nothing more.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?;
+    /// let handle = server.handle();
+    /// std::thread::spawn(move || handle.stop());
+    /// server.serve_forever()?; // returns once the other thread stopped it
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stop(&self) {
+        self.shared.stop.set();
+    }
+
+    /// [`stop`](ServerHandle::stop), giving running handlers `timeout`
+    /// (instead of the configured stop timeout) before they are killed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?;
+    /// server.handle().stop_with_timeout(Duration::ZERO); // kill handlers at once
+    /// server.serve_forever()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn stop_with_timeout(&self, timeout: Duration) {
+        *self
+            .shared
+            .stop_timeout
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = timeout;
+        self.stop();
+    }
+
+    /// Waits until the server has stopped: it was stopped and
+    /// [`serve_forever`](StreamServer::serve_forever) has finished. Parks a
+    /// greenlet; from root context it runs the hub; from a thread without
+    /// greenlets it blocks. Do not call it from one of the server's own
+    /// handlers: the stop would wait for that handler until the timeout,
+    /// then kill it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?;
+    /// let handle = server.handle();
+    /// let serving = greenlet::spawn(move || server.serve_forever());
+    /// handle.stop();
+    /// handle.wait();
+    /// assert!(serving.is_finished());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn wait(&self) {
+        self.shared.stopped.wait();
+    }
+
+    /// Whether a stop was asked for (by a handle, or by an error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?;
+    /// let handle = server.handle();
+    /// assert!(!handle.is_stopping());
+    /// handle.stop();
+    /// assert!(handle.is_stopping());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_stopping(&self) -> bool {
+        self.shared.stop.is_set()
+    }
+
+    /// Whether the server has stopped ([`wait`](ServerHandle::wait) would
+    /// return at once).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?;
+    /// let handle = server.handle();
+    /// assert!(!handle.is_stopped());
+    /// handle.stop();
+    /// server.serve_forever()?;
+    /// assert!(handle.is_stopped());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn is_stopped(&self) -> bool {
+        self.shared.stopped.is_set()
+    }
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("stopping", &self.is_stopping())
+            .field("stopped", &self.is_stopped())
+            .finish()
+    }
+}
+
+/// Sets `event` when dropped, and `on_panic` too if dropped by a panic.
+struct SetOnDrop {
+    event: Event,
+    on_panic: Option<Event>,
+}
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        if thread::panicking()
+            && let Some(e) = &self.on_panic
+        {
+            e.set();
+        }
+        self.event.set();
+    }
+}
+
+/// Starts worker thread `index` on its own listener.
+fn spawn_worker<H>(
+    handler: &H,
+    fd: OwnedFd,
+    max_connections: Option<usize>,
+    shared: &Arc<Shared>,
+    index: usize,
+) -> io::Result<Worker>
+where
+    H: Fn(TcpStream, SocketAddr) + Clone + Send + 'static,
+{
+    let handler = handler.clone();
+    let shared = shared.clone();
+    let done = Event::new();
+    let set_done = SetOnDrop {
+        event: done.clone(),
+        on_panic: Some(shared.stop.clone()),
+    };
+    let thread = thread::Builder::new()
+        .name(format!("greenlet-server-{index}"))
+        .spawn(move || {
+            let _done = set_done;
+            run_worker(TcpListener::from(fd), handler, max_connections, &shared);
+        })?;
+    Ok(Worker { done, thread })
+}
+
+/// `n` more listeners on `first`'s address, one per extra worker: members
+/// of one `SO_REUSEPORT` group, or, if the kernel will not make one, new
+/// fds for `first`'s own socket.
+fn extra_listeners(first: &TcpListener, n: usize) -> io::Result<Vec<OwnedFd>> {
+    let addr = first.local_addr()?;
+    if crate::sys::set_reuseport(first.as_fd()).is_ok() {
+        let mut fds = Vec::with_capacity(n);
+        for _ in 0..n {
+            match crate::sys::reuseport_listener(&addr) {
+                Ok(fd) => fds.push(fd),
+                // The kernel would not join `first`'s group: share it.
+                Err(e) if fds.is_empty() && e.kind() == io::ErrorKind::AddrInUse => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if fds.len() == n {
+            return Ok(fds);
+        }
+    }
+    (0..n).map(|_| first.as_fd().try_clone_to_owned()).collect()
+}
+
+/// One worker's life, on its thread: an accept loop feeding handler
+/// greenlets until the stop, then the graceful shutdown. Returns when the
+/// worker is done.
+///
+/// The shutdown runs in a greenlet of its own, so it happens even if the
+/// caller of `serve_forever` is killed while it waits (its unwind asks for
+/// the stop).
+fn run_worker<H>(
+    listener: TcpListener,
+    handler: H,
+    max_connections: Option<usize>,
+    shared: &Arc<Shared>,
+) where
+    H: Fn(TcpStream, SocketAddr) + 'static,
+{
+    let pool = match max_connections {
+        Some(n) => Pool::new(n),
+        None => Pool::with_slots(None, usize::MAX),
+    };
+    let acceptor = {
+        let pool = pool.clone();
+        let handler = Rc::new(handler);
+        let stop = shared.stop.clone();
+        crate::spawn(move || accept_loop(&listener, &pool, &handler, &stop))
+    };
+    let shared = shared.clone();
+    let shutdown = crate::spawn(move || {
+        shared.stop.wait();
+        // Dropping the listener (the accept loop owns it) refuses new
+        // clients.
+        acceptor.kill();
+        if let Ok(Some(e)) = acceptor.join() {
+            shared.fail(e);
+        }
+        if pool.join_timeout(shared.stop_timeout()).is_err() {
+            pool.kill();
+        }
+    });
+    // It cannot panic: a kill of the caller unwinds from here.
+    let _ = shutdown.join();
+}
+
+/// Accepts until a fatal error (returned, after asking for the stop) or
+/// until killed by the stop.
+fn accept_loop<H>(
+    listener: &TcpListener,
+    pool: &Pool,
+    handler: &Rc<H>,
+    stop: &Event,
+) -> Option<io::Error>
+where
+    H: Fn(TcpStream, SocketAddr) + 'static,
+{
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                backoff = BACKOFF_MIN;
+                let handler = handler.clone();
+                pool.spawn(move || handler(stream, peer));
+            }
+            Err(e) => match classify(&e) {
+                AcceptError::Skip => crate::yield_now(),
+                AcceptError::OutOfResources => {
+                    crate::sleep(backoff);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                }
+                AcceptError::Fatal => {
+                    stop.set();
+                    return Some(e);
+                }
+            },
+        }
+    }
+}
+
+enum AcceptError {
+    /// The failure concerns one connection, which is gone: accept the next.
+    Skip,
+    /// Out of fds or memory: the connection is still queued; wait first.
+    OutOfResources,
+    /// The listener itself is broken.
+    Fatal,
+}
+
+fn classify(e: &io::Error) -> AcceptError {
+    use crate::sys::errno::*;
+    match e.raw_os_error() {
+        Some(EMFILE | ENFILE | ENOBUFS | ENOMEM) => AcceptError::OutOfResources,
+        // accept(2): "Linux accept() passes already-pending network errors
+        // on the new socket as an error code from accept()"; with the
+        // aborted and refused-by-firewall cases, all about one connection.
+        Some(
+            ECONNABORTED | EPROTO | EPERM | EINTR | EAGAIN | ENETDOWN | ENOPROTOOPT | EHOSTDOWN
+            | ENONET | EHOSTUNREACH | EOPNOTSUPP | ENETUNREACH | ETIMEDOUT | ECONNRESET,
+        ) => AcceptError::Skip,
+        _ => AcceptError::Fatal,
+    }
+}

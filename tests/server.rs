@@ -1,0 +1,281 @@
+//! `greenlet::server::StreamServer`: a greenlet per connection, the
+//! connection limit, graceful stop (wait, then kill), stops from other
+//! threads, and `workers(n)` serving from several threads.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use greenlet::net::TcpStream;
+use greenlet::server::StreamServer;
+
+/// Connects, sends nothing, reads the whole reply.
+#[track_caller]
+fn fetch(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn the_server_handle_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<greenlet::server::ServerHandle>();
+}
+
+#[test]
+fn handlers_of_many_connections_run_concurrently() {
+    let server = StreamServer::bind("127.0.0.1:0", |mut s: TcpStream, _| {
+        greenlet::sleep(Duration::from_millis(200));
+        let _ = s.write_all(b"done");
+    })
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    let serving = greenlet::spawn(move || server.serve_forever());
+
+    let start = Instant::now();
+    let clients: Vec<_> = (0..20)
+        .map(|_| greenlet::spawn(move || fetch(addr)))
+        .collect();
+    for r in greenlet::joinall(clients) {
+        assert_eq!(r.unwrap(), "done");
+    }
+    // 20 handlers of 200 ms, overlapped: far less than the 4 s in series.
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(1), "{took:?}");
+
+    handle.stop();
+    serving.join().unwrap().unwrap();
+    assert!(handle.is_stopped());
+}
+
+#[test]
+fn max_connections_caps_the_handlers_running_at_once() {
+    let running = Rc::new(Cell::new(0));
+    let peak = Rc::new(Cell::new(0));
+    let (r, p) = (running.clone(), peak.clone());
+    let server = StreamServer::bind("127.0.0.1:0", move |mut s: TcpStream, _| {
+        r.set(r.get() + 1);
+        p.set(p.get().max(r.get()));
+        greenlet::sleep(Duration::from_millis(30));
+        r.set(r.get() - 1);
+        let _ = s.write_all(b"ok");
+    })
+    .unwrap()
+    .max_connections(2);
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    let serving = greenlet::spawn(move || server.serve_forever());
+
+    let start = Instant::now();
+    let clients: Vec<_> = (0..8)
+        .map(|_| greenlet::spawn(move || fetch(addr)))
+        .collect();
+    for r in greenlet::joinall(clients) {
+        assert_eq!(r.unwrap(), "ok");
+    }
+    assert_eq!(
+        peak.get(),
+        2,
+        "at most two handlers at once, and two did run"
+    );
+    // Four rounds of 30 ms.
+    assert!(start.elapsed() >= Duration::from_millis(110));
+    handle.stop();
+    serving.join().unwrap().unwrap();
+}
+
+#[test]
+fn stop_refuses_new_clients_waits_for_handlers_then_kills_the_rest() {
+    let killed_unwound = Rc::new(Cell::new(false));
+    let flag = killed_unwound.clone();
+    let server = StreamServer::bind("127.0.0.1:0", move |mut s: TcpStream, _| {
+        let mut cmd = [0; 1];
+        if s.read_exact(&mut cmd).is_err() {
+            return;
+        }
+        if cmd[0] == b'q' {
+            // Quick: finishes within the stop timeout.
+            greenlet::sleep(Duration::from_millis(50));
+            let _ = s.write_all(b"finished");
+        } else {
+            // Stuck: must be killed, unwinding (so this guard runs).
+            struct OnUnwind(Rc<Cell<bool>>);
+            impl Drop for OnUnwind {
+                fn drop(&mut self) {
+                    self.0.set(std::thread::panicking());
+                }
+            }
+            let _guard = OnUnwind(flag.clone());
+            greenlet::sleep(Duration::from_secs(3600));
+        }
+    })
+    .unwrap()
+    .stop_timeout(Duration::from_millis(300));
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    let serving = greenlet::spawn(move || server.serve_forever());
+
+    let mut quick = TcpStream::connect(addr).unwrap();
+    let mut stuck = TcpStream::connect(addr).unwrap();
+    quick.write_all(b"q").unwrap();
+    stuck.write_all(b"s").unwrap();
+    greenlet::sleep(Duration::from_millis(20)); // both handlers are running
+
+    let t = Instant::now();
+    handle.stop();
+    assert!(handle.is_stopping());
+    greenlet::sleep(Duration::from_millis(10));
+    let refused = TcpStream::connect(addr).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+
+    let mut reply = String::new();
+    quick.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "finished");
+    assert_eq!(
+        stuck.read(&mut [0; 8]).unwrap(),
+        0,
+        "the killed handler's stream closed"
+    );
+    serving.join().unwrap().unwrap();
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(2),
+        "stop took {took:?} with a 300 ms stop timeout"
+    );
+    assert!(killed_unwound.get(), "the stuck handler unwound");
+}
+
+#[test]
+fn killing_the_greenlet_in_serve_forever_stops_the_server() {
+    let server = StreamServer::bind("127.0.0.1:0", |s: TcpStream, _| {
+        let _ = (&s).read(&mut [0; 1]); // until the client or the stop ends it
+    })
+    .unwrap()
+    .stop_timeout(Duration::from_millis(50));
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    let serving = greenlet::spawn(move || server.serve_forever());
+    let client = TcpStream::connect(addr).unwrap();
+    greenlet::sleep(Duration::from_millis(10));
+    serving.kill();
+    assert!(serving.join().unwrap_err().is_killed());
+    assert!(handle.is_stopping());
+    // The shutdown went on without the killed caller: listener closed,
+    // the handler killed after the stop timeout.
+    assert_eq!((&client).read(&mut [0; 1]).unwrap(), 0);
+    assert!(TcpStream::connect(addr).is_err());
+}
+
+#[test]
+fn a_panicking_handler_ends_only_its_connection() {
+    let server = StreamServer::bind("127.0.0.1:0", |mut s: TcpStream, _| {
+        let mut b = [0; 1];
+        s.read_exact(&mut b).unwrap();
+        if b[0] == b'p' {
+            panic!("handler panic (expected by the test)");
+        }
+        s.write_all(b"fine").unwrap();
+    })
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    let serving = greenlet::spawn(move || server.serve_forever());
+    let mut bad = TcpStream::connect(addr).unwrap();
+    bad.write_all(b"p").unwrap();
+    assert_eq!(bad.read(&mut [0; 4]).unwrap(), 0);
+    let mut good = TcpStream::connect(addr).unwrap();
+    good.write_all(b"g").unwrap();
+    let mut reply = String::new();
+    good.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "fine");
+    handle.stop();
+    serving.join().unwrap().unwrap();
+}
+
+#[test]
+fn stop_from_another_thread_ends_serve_forever_in_root_context() {
+    let server = StreamServer::bind("127.0.0.1:0", |mut s: TcpStream, _| {
+        let _ = s.write_all(b"hi");
+    })
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    let waiter = handle.clone();
+    let client = std::thread::spawn(move || {
+        let mut reply = String::new();
+        std::net::TcpStream::connect(addr)
+            .unwrap()
+            .read_to_string(&mut reply)
+            .unwrap();
+        handle.stop();
+        waiter.wait(); // a plain thread blocks until the server is down
+        reply
+    });
+    server.serve_forever().unwrap();
+    assert_eq!(client.join().unwrap(), "hi");
+}
+
+#[test]
+fn workers_serve_from_several_threads_and_one_stop_stops_them_all() {
+    // A server (like its listener) belongs to the thread that made it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let serving = std::thread::spawn(move || {
+        let server = StreamServer::bind("127.0.0.1:0", |mut s: TcpStream, _| {
+            let _ = write!(s, "{:?}", std::thread::current().id());
+        })
+        .unwrap()
+        .workers(2);
+        tx.send((server.local_addr().unwrap(), server.handle()))
+            .unwrap();
+        server.serve_forever()
+    });
+    let (addr, handle) = rx.recv().unwrap();
+
+    // SO_REUSEPORT spreads connections by a hash of the client port: two
+    // threads show up within a few connections.
+    let mut threads = HashSet::new();
+    for _ in 0..200 {
+        let mut reply = String::new();
+        std::net::TcpStream::connect(addr)
+            .unwrap()
+            .read_to_string(&mut reply)
+            .unwrap();
+        assert!(reply.starts_with("ThreadId("), "{reply}");
+        threads.insert(reply);
+        if threads.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(threads.len(), 2, "all connections served by one thread");
+
+    handle.stop();
+    serving.join().unwrap().unwrap();
+    assert!(handle.is_stopped());
+    // Every worker closed its listener.
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}
+
+#[test]
+fn a_server_given_a_listener_serves_it() {
+    let listener = greenlet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap(); // the server turns this off
+    let addr = listener.local_addr().unwrap();
+    let server = StreamServer::new(listener, |mut s: TcpStream, peer| {
+        let _ = write!(s, "{}", peer.port());
+    });
+    let handle = server.handle();
+    let serving = greenlet::spawn(move || server.serve_forever());
+    greenlet::sleep(Duration::from_millis(5));
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, s.local_addr().unwrap().port().to_string());
+    handle.stop();
+    serving.join().unwrap().unwrap();
+}

@@ -1,0 +1,97 @@
+//! A `StreamServer` whose accepts fail with `EMFILE` backs off instead of
+//! spinning, and serves the queued connection once fds are free again.
+//! Lowers this process's fd limit, so it is the only test in its binary
+//! (the pattern of `tests/net_emfile.rs`).
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use greenlet::net::TcpStream;
+use greenlet::server::StreamServer;
+
+fn fd_limit() -> (u64, u64) {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
+    (rl.rlim_cur, rl.rlim_max)
+}
+
+fn set_fd_limit(soft: u64, hard: u64) {
+    let rl = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: valid pointer; lowering or restoring the soft limit.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) }, 0);
+}
+
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+#[test]
+fn out_of_fds_the_server_backs_off_without_spinning_then_serves() {
+    let server = StreamServer::bind("127.0.0.1:0", |mut s: TcpStream, _| {
+        let _ = s.write_all(b"served");
+    })
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    let serving = greenlet::spawn(move || server.serve_forever());
+    greenlet::sleep(Duration::from_millis(5)); // the server is parked in accept
+
+    let (soft, hard) = fd_limit();
+    set_fd_limit(soft.min(4096), hard);
+    let mut hog = Vec::new();
+    loop {
+        match File::open("/dev/null") {
+            Ok(f) => hog.push(f),
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+            Err(e) => panic!("unexpected error exhausting fds: {e}"),
+        }
+    }
+    // Free exactly one fd for the client; the server's accept then fails.
+    drop(hog.pop());
+    let mut client = TcpStream::connect(addr).unwrap();
+
+    let cpu0 = thread_cpu_time();
+    let wall0 = Instant::now();
+    greenlet::sleep(Duration::from_millis(300)); // the server retries meanwhile
+    let cpu = thread_cpu_time() - cpu0;
+    let wall = wall0.elapsed();
+    assert!(
+        cpu < wall / 4,
+        "the server used {cpu:?} of CPU in {wall:?} while out of fds"
+    );
+
+    // Not served yet: the server could not accept it.
+    client.set_nonblocking(true).unwrap();
+    let e = client.read(&mut [0; 8]).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+    client.set_nonblocking(false).unwrap();
+
+    drop(hog);
+    set_fd_limit(soft, hard);
+    let t = Instant::now();
+    let mut reply = String::new();
+    client.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "served");
+    // The back-off is capped at 1 s (it reached 160 ms or so here).
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    handle.stop();
+    serving.join().unwrap().unwrap();
+}
