@@ -10,9 +10,14 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-fn patch() {
+/// Patches once, and runs this file's tests one at a time: the C test runs
+/// the C compiler, which would otherwise compete for the CPU with the
+/// timed `ureq` test.
+fn patch() -> std::sync::MutexGuard<'static, ()> {
     static ONCE: Once = Once::new();
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     ONCE.call_once(greenlet::monkey::patch_all);
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A loopback listener with a backlog of 1,024: std's `bind` listens with
@@ -80,7 +85,7 @@ fn delayed_http_server(delay: Duration, connections: usize) -> SocketAddr {
 
 #[test]
 fn two_hundred_ureq_gets_against_a_200ms_server_finish_in_under_a_second() {
-    patch();
+    let _serial = patch();
     let n = 200;
     let addr = delayed_http_server(Duration::from_millis(200), n);
     let start = Instant::now();
@@ -138,7 +143,7 @@ fn load_c_client() -> unsafe extern "C" fn(c_int, *const c_char, *mut c_char, c_
 
 #[test]
 fn a_blocking_c_library_cooperates() {
-    patch();
+    let _serial = patch();
     let c_exchange = load_c_client();
     // An echo server greenlet that answers after 100 ms.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -185,7 +190,7 @@ fn a_blocking_c_library_cooperates() {
 
 #[test]
 fn without_greenlets_patched_std_behaves_like_std() {
-    patch();
+    let _serial = patch();
     // Root context: every hook is the real call.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
