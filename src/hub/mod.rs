@@ -150,7 +150,7 @@ impl Hub {
         let altstack = crate::sys::ensure_altstack(crate::fiber::overflow::ALTSTACK_SIZE)
             .ok()
             .flatten();
-        let root = TaskRef::new(Header::new(0, None, 0), ());
+        let root = TaskRef::new(0, None, 0, ());
         root.state.set(State::Running);
         let hub = Box::new(Hub {
             ready: UnsafeCell::new(VecDeque::with_capacity(64)),
@@ -287,7 +287,9 @@ impl Hub {
     {
         self.stacks.reserve(stack_size)?;
         let task = TaskRef::new(
-            Header::new(self.next_id(), name, stack_size),
+            self.next_id(),
+            name,
+            stack_size,
             Payload {
                 slot: ResultSlot::<T>::new(None),
                 f: UnsafeCell::new(Some(f)),

@@ -37,17 +37,26 @@ pub(crate) struct TaskRef {
 }
 
 impl TaskRef {
-    /// Allocates a task cell and returns the first reference to it.
-    pub(crate) fn new<S>(hdr: Header, slot: S) -> TaskRef {
+    /// Allocates a task cell and returns the first reference to it. The
+    /// header is built straight into the allocation (it is a few hundred
+    /// bytes: building it elsewhere and moving it costs a `memcpy` per
+    /// spawn).
+    #[inline]
+    pub(crate) fn new<S>(id: u64, name: Option<Box<str>>, stack_size: usize, slot: S) -> TaskRef {
         unsafe fn free<S>(p: NonNull<Header>) {
             // SAFETY: `p` came from `Box::into_raw` of a `TaskCell<S>` below
             // (the header is at offset 0) and the count just reached zero.
             drop(unsafe { Box::from_raw(p.as_ptr().cast::<TaskCell<S>>()) });
         }
-        let mut hdr = hdr;
-        hdr.refs.set(1);
-        hdr.free = free::<S>;
-        let cell = Box::into_raw(Box::new(TaskCell { hdr, slot }));
+        let mut uninit = Box::<TaskCell<S>>::new_uninit();
+        let cell = uninit.write(TaskCell {
+            hdr: Header::new(id, name, stack_size),
+            slot,
+        });
+        cell.hdr.refs.set(1);
+        cell.hdr.free = free::<S>;
+        // SAFETY: initialized just above.
+        let cell = Box::into_raw(unsafe { uninit.assume_init() });
         TaskRef {
             // SAFETY: Box pointers are non-null; `hdr` is at offset 0 of a
             // `#[repr(C)]` struct.
@@ -164,6 +173,24 @@ pub(crate) enum Watcher {
     Collect(Rc<Collector>, usize),
 }
 
+/// Who waits for a task: the first watcher inline (a `join` is almost always
+/// alone, and needs no allocation), any others in a vector.
+#[derive(Default)]
+pub(crate) struct Watchers {
+    first: Option<Watcher>,
+    rest: Vec<Watcher>,
+}
+
+impl Watchers {
+    pub(crate) fn push(&mut self, w: Watcher) {
+        if self.first.is_none() {
+            self.first = Some(w);
+        } else {
+            self.rest.push(w);
+        }
+    }
+}
+
 /// Completion order for `iwait`.
 pub(crate) struct Collector {
     pub(crate) done: RefCell<std::collections::VecDeque<usize>>,
@@ -203,7 +230,7 @@ pub(crate) struct Header {
     /// The timer that will start a `spawn_later` task.
     pub(crate) start_timer: Cell<Option<TimerKey>>,
     /// Who waits for this task to finish. Empty for most tasks.
-    pub(crate) watchers: RefCell<Vec<Watcher>>,
+    pub(crate) watchers: RefCell<Watchers>,
     /// The fiber; `None` for the root, before the first run, and once
     /// finished.
     pub(crate) fiber: UnsafeCell<Option<Fiber>>,
@@ -226,6 +253,7 @@ pub(crate) struct Header {
 pub(crate) type ResultSlot<T> = UnsafeCell<Option<Result<T, JoinError>>>;
 
 impl Header {
+    #[inline]
     pub(crate) fn new(id: u64, name: Option<Box<str>>, stack_size: usize) -> Self {
         unsafe fn never(_: NonNull<Header>) {}
         Header {
@@ -243,7 +271,7 @@ impl Header {
             timeout_seen_in_hook: Cell::new(false),
             timeout_depth: Cell::new(0),
             start_timer: Cell::new(None),
-            watchers: RefCell::new(Vec::new()),
+            watchers: RefCell::new(Watchers::default()),
             fiber: UnsafeCell::new(None),
             launch: Cell::new(None),
             yielder: Cell::new(std::ptr::null()),
@@ -273,8 +301,8 @@ impl Header {
 
     /// Wakes everyone waiting for this task to finish.
     pub(crate) fn notify_watchers(&self, hub: &crate::hub::Hub) {
-        let watchers = std::mem::take(&mut *self.watchers.borrow_mut());
-        for w in watchers {
+        let Watchers { first, rest } = std::mem::take(&mut *self.watchers.borrow_mut());
+        for w in first.into_iter().chain(rest) {
             match w {
                 Watcher::Task(t) => {
                     hub.unpark(&t, Wake::Ready);
