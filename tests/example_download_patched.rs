@@ -26,9 +26,10 @@ fn patched_std_downloads_of_the_embedded_pages_overlap() {
     assert_eq!((gets, received), (300, 300), "{}", describe(&out));
     // Every GET is printed before any slow page (200-500 ms) arrives: the
     // greenlets really wait concurrently on plain std::net sockets.
-    let last_get = text.lines().rposition(|l| l.starts_with("GET: ")).unwrap();
-    let first_slow = text
-        .lines()
+    let lines: Vec<&str> = text.lines().collect();
+    let last_get = lines.iter().rposition(|l| l.starts_with("GET: ")).unwrap();
+    let first_slow = lines
+        .iter()
         .position(|l| l.contains("bytes received") && l.contains("delay="))
         .unwrap();
     assert!(
