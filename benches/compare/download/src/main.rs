@@ -183,18 +183,17 @@ fn check(resp: &[u8], size: usize) -> io::Result<()> {
 /// everything to EOF into `buf` (the server closes after the body).
 fn get_sync<S: Read + Write>(mut s: S, req: &[u8], buf: &mut Vec<u8>, size: usize) -> io::Result<()> {
     s.write_all(req)?;
-    buf.clear();
+    // `buf` is zeroed once, when allocated, not for every read.
+    let mut filled = 0;
     loop {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(16 * 1024);
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2 + 4096, 0);
         }
-        let len = buf.len();
-        buf.resize(buf.capacity(), 0);
-        let n = s.read(&mut buf[len..]);
-        buf.truncate(len + *n.as_ref().unwrap_or(&0));
-        if n? == 0 {
-            return check(buf, size);
+        let n = s.read(&mut buf[filled..])?;
+        if n == 0 {
+            return check(&buf[..filled], size);
         }
+        filled += n;
     }
 }
 
@@ -207,18 +206,17 @@ async fn get_async(
 ) -> io::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     s.write_all(req).await?;
-    buf.clear();
+    // `buf` is zeroed once, when allocated, not for every read.
+    let mut filled = 0;
     loop {
-        if buf.capacity() - buf.len() < 4096 {
-            buf.reserve(16 * 1024);
+        if filled == buf.len() {
+            buf.resize(buf.len() * 2 + 4096, 0);
         }
-        let len = buf.len();
-        buf.resize(buf.capacity(), 0);
-        let n = s.read(&mut buf[len..]).await;
-        buf.truncate(len + *n.as_ref().unwrap_or(&0));
-        if n? == 0 {
-            return check(buf, size);
+        let n = s.read(&mut buf[filled..]).await?;
+        if n == 0 {
+            return check(&buf[..filled], size);
         }
+        filled += n;
     }
 }
 
@@ -248,7 +246,7 @@ fn client(peer: &str, addr: SocketAddr, n: usize, conc: usize, size: usize, core
                 greenlet::monkey::patch_all();
             }
             // Warm-up: one request (hub, stack pool, first connection).
-            let mut buf = Vec::with_capacity(size + 1024);
+            let mut buf = vec![0u8; size + 1024];
             get_sync(greenlet::net::TcpStream::connect(addr).unwrap(), &req, &mut buf, size).unwrap();
             let (t0, c0) = (Instant::now(), cpu_time());
             let workers: Vec<_> = (0..conc.min(n))
@@ -256,7 +254,7 @@ fn client(peer: &str, addr: SocketAddr, n: usize, conc: usize, size: usize, core
                     let req = req.clone();
                     greenlet::spawn(move || {
                         let mut t: Tally = (0, None);
-                        let mut buf = Vec::with_capacity(size + 1024);
+                        let mut buf = vec![0u8; size + 1024];
                         for _ in 0..share(w) {
                             let r = if patched {
                                 std::net::TcpStream::connect(addr)
@@ -280,7 +278,7 @@ fn client(peer: &str, addr: SocketAddr, n: usize, conc: usize, size: usize, core
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let mut buf = Vec::with_capacity(size + 1024);
+                let mut buf = vec![0u8; size + 1024];
                 let s = tokio::net::TcpStream::connect(addr).await.unwrap();
                 get_async(s, &req, &mut buf, size).await.unwrap();
                 let (t0, c0) = (Instant::now(), cpu_time());
@@ -289,7 +287,7 @@ fn client(peer: &str, addr: SocketAddr, n: usize, conc: usize, size: usize, core
                         let req = req.clone();
                         tokio::spawn(async move {
                             let mut t: Tally = (0, None);
-                            let mut buf = Vec::with_capacity(size + 1024);
+                            let mut buf = vec![0u8; size + 1024];
                             for _ in 0..share(w) {
                                 let r = match tokio::net::TcpStream::connect(addr).await {
                                     Ok(s) => get_async(s, &req, &mut buf, size).await,
@@ -313,7 +311,7 @@ fn client(peer: &str, addr: SocketAddr, n: usize, conc: usize, size: usize, core
             let warm = {
                 let req = req.clone();
                 may::go!(move || {
-                    let mut buf = Vec::with_capacity(size + 1024);
+                    let mut buf = vec![0u8; size + 1024];
                     let s = may::net::TcpStream::connect(addr).unwrap();
                     get_sync(s, &req, &mut buf, size).unwrap();
                 })
@@ -325,7 +323,7 @@ fn client(peer: &str, addr: SocketAddr, n: usize, conc: usize, size: usize, core
                     let req = req.clone();
                     may::go!(move || {
                         let mut t: Tally = (0, None);
-                        let mut buf = Vec::with_capacity(size + 1024);
+                        let mut buf = vec![0u8; size + 1024];
                         for _ in 0..share(w) {
                             let r = may::net::TcpStream::connect(addr)
                                 .and_then(|s| get_sync(s, &req, &mut buf, size));
