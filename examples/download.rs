@@ -89,7 +89,11 @@ fn parse_args() -> Result<Options, String> {
                 let v = value("--timeout")?;
                 opts.timeout = match v.parse::<f64>() {
                     Ok(s) if s > 0.0 && s.is_finite() => Duration::from_secs_f64(s),
-                    _ => return Err(format!("--timeout: {v:?} is not a positive number of seconds")),
+                    _ => {
+                        return Err(format!(
+                            "--timeout: {v:?} is not a positive number of seconds"
+                        ));
+                    }
                 };
             }
             "--out" | "-o" => opts.out = Some(PathBuf::from(value("--out")?)),
@@ -233,7 +237,7 @@ fn open(url: &Url) -> Result<Conn, Error> {
     let tcp = http::connect(
         url,
         |host, port| (host, port).to_socket_addrs().map(Iterator::collect),
-        |addr| TcpStream::connect(addr),
+        TcpStream::connect,
     )?;
     match url.scheme {
         Scheme::Http => Ok(Conn::Plain(tcp)),

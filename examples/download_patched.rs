@@ -59,7 +59,7 @@ fn my_download(url: &str) -> Result<usize, http::Error> {
         http::connect(
             url,
             |host, port| (host, port).to_socket_addrs().map(Iterator::collect),
-            |addr| TcpStream::connect(addr),
+            TcpStream::connect,
         )
     })?;
     let data = resp.body;

@@ -326,19 +326,20 @@ fn exchange<S: Read + Write>(
                         .find(|h| h.name.eq_ignore_ascii_case(name))
                         .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
                 };
-                let framing = if status == 204 || status == 304 {
-                    Framing::Length(0)
-                } else if header("transfer-encoding")
-                    .is_some_and(|v| v.to_ascii_lowercase().ends_with("chunked"))
-                {
-                    Framing::Chunked
-                } else if let Some(len) = header("content-length") {
-                    Framing::Length(len.parse().map_err(|_| {
-                        Error::BadResponse(format!("bad Content-Length {len:?}"))
-                    })?)
-                } else {
-                    Framing::UntilClose
-                };
+                let framing =
+                    if status == 204 || status == 304 {
+                        Framing::Length(0)
+                    } else if header("transfer-encoding")
+                        .is_some_and(|v| v.to_ascii_lowercase().ends_with("chunked"))
+                    {
+                        Framing::Chunked
+                    } else if let Some(len) = header("content-length") {
+                        Framing::Length(len.parse().map_err(|_| {
+                            Error::BadResponse(format!("bad Content-Length {len:?}"))
+                        })?)
+                    } else {
+                        Framing::UntilClose
+                    };
                 let reason = resp.reason.unwrap_or("").to_string();
                 break (status, reason, header("location"), framing, head_len);
             }

@@ -77,7 +77,18 @@ pub struct Page {
 /// every tenth one slow (200 to 500 ms), two behind redirects.
 pub fn default_pages(addr: SocketAddr, n: usize) -> Vec<Page> {
     const SIZES: [usize; 12] = [
-        0, 100, 1024, 4096, 10_000, 16_384, 30_000, 50_000, 65_536, 100_000, 262_144, 1 << 20,
+        0,
+        100,
+        1024,
+        4096,
+        10_000,
+        16_384,
+        30_000,
+        50_000,
+        65_536,
+        100_000,
+        262_144,
+        1 << 20,
     ];
     (0..n)
         .map(|i| {
@@ -189,7 +200,12 @@ fn not_found(stream: &mut TcpStream) -> io::Result<()> {
 
 /// Sends `body`: the head after half of `delay`, the first half of the
 /// body, then the rest after the other half of `delay`.
-fn send_page(stream: &mut TcpStream, body: &[u8], chunked: bool, delay: Duration) -> io::Result<()> {
+fn send_page(
+    stream: &mut TcpStream,
+    body: &[u8],
+    chunked: bool,
+    delay: Duration,
+) -> io::Result<()> {
     if !delay.is_zero() {
         greenlet::sleep(delay / 2);
     }

@@ -157,11 +157,12 @@ impl TcpStream {
         // fd was registered after the connect call.
         reg.clear_readiness(Direction::Write);
         reg.clear_readiness(Direction::Read);
-        let connected = reg.do_io(Direction::Write, timeout.map(deadline_after), || {
-            match sock.get().take_error()? {
-                Some(e) => Err(e),
-                None => Ok(()),
-            }
+        let connected = reg.do_io(Direction::Write, timeout.map(deadline_after), || match sock
+            .get()
+            .take_error()?
+        {
+            Some(e) => Err(e),
+            None => Ok(()),
         });
         match connected {
             Ok(()) => Ok(TcpStream { sock }),
