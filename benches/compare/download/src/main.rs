@@ -6,7 +6,10 @@
 //! - `patched`: plain `std::net::TcpStream` in C greenlets after
 //!   `greenlet::monkey::patch_all()`;
 //! - `tokio`: a current-thread runtime, C tasks, `tokio::net::TcpStream`;
-//! - `may`: `may::config().set_workers(1)`, C coroutines, `may::net::TcpStream`.
+//! - `may`: `may::config().set_workers(1)`, C coroutines, `may::net::TcpStream`;
+//! - `gevent` (when `python3` can import it, e.g. from `target/pydeps`):
+//!   `gevent_client.py`, C greenlets on plain `socket` after
+//!   `monkey.patch_all()`.
 //!
 //! Every client runs the same hand-written GET (write the request, read to
 //! EOF, check the status, `Content-Length` and body size): `get_sync` for
@@ -21,7 +24,7 @@
 //! (`getrusage`, user + system).
 //!
 //! Usage: `cargo run --release -- [--n N] [--conc C] [--size BYTES]
-//! [--reps R] [--peers greenlet,patched,tokio,may] [--server-core K]
+//! [--reps R] [--peers greenlet,patched,tokio,may,gevent] [--server-core K]
 //! [--client-core K]`.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -29,7 +32,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PEERS: [&str; 4] = ["greenlet", "patched", "tokio", "may"];
+const PEERS: [&str; 5] = ["greenlet", "patched", "tokio", "may", "gevent"];
 
 struct Opts {
     n: usize,
@@ -47,13 +50,23 @@ fn parse_opts(mut args: impl Iterator<Item = String>) -> Opts {
         conc: 1_000,
         size: 16 * 1024,
         reps: 5,
-        peers: PEERS.iter().map(|p| p.to_string()).collect(),
+        peers: PEERS
+            .iter()
+            .filter(|&&p| p != "gevent" || gevent_available())
+            .map(|p| p.to_string())
+            .collect(),
         server_core: 1,
         client_core: 0,
     };
     while let Some(a) = args.next() {
-        let mut val = || args.next().unwrap_or_else(|| die(&format!("{a} needs a value")));
-        let num = |v: String| v.parse().unwrap_or_else(|_| die(&format!("{a}: bad number {v:?}")));
+        let mut val = || {
+            args.next()
+                .unwrap_or_else(|| die(&format!("{a} needs a value")))
+        };
+        let num = |v: String| {
+            v.parse()
+                .unwrap_or_else(|_| die(&format!("{a}: bad number {v:?}")))
+        };
         match a.as_str() {
             "--n" => o.n = num(val()),
             "--conc" => o.conc = num(val()),
@@ -181,7 +194,12 @@ fn check(resp: &[u8], size: usize) -> io::Result<()> {
 
 /// One GET on a connected blocking-style stream: the request, then
 /// everything to EOF into `buf` (the server closes after the body).
-fn get_sync<S: Read + Write>(mut s: S, req: &[u8], buf: &mut Vec<u8>, size: usize) -> io::Result<()> {
+fn get_sync<S: Read + Write>(
+    mut s: S,
+    req: &[u8],
+    buf: &mut Vec<u8>,
+    size: usize,
+) -> io::Result<()> {
     s.write_all(req)?;
     // `buf` is zeroed once, when allocated, not for every read.
     let mut filled = 0;
@@ -247,7 +265,13 @@ fn client(peer: &str, addr: SocketAddr, n: usize, conc: usize, size: usize, core
             }
             // Warm-up: one request (hub, stack pool, first connection).
             let mut buf = vec![0u8; size + 1024];
-            get_sync(greenlet::net::TcpStream::connect(addr).unwrap(), &req, &mut buf, size).unwrap();
+            get_sync(
+                greenlet::net::TcpStream::connect(addr).unwrap(),
+                &req,
+                &mut buf,
+                size,
+            )
+            .unwrap();
             let (t0, c0) = (Instant::now(), cpu_time());
             let workers: Vec<_> = (0..conc.min(n))
                 .map(|w| {
@@ -269,7 +293,10 @@ fn client(peer: &str, addr: SocketAddr, n: usize, conc: usize, size: usize, core
                     })
                 })
                 .collect();
-            let tallies = greenlet::joinall(workers).into_iter().map(Result::unwrap).collect();
+            let tallies = greenlet::joinall(workers)
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
             (tallies, t0.elapsed(), cpu_time() - c0)
         }
         "tokio" => {
@@ -359,10 +386,44 @@ struct Run {
     error: Option<String>,
 }
 
+/// This crate's directory (for `gevent_client.py` and `target/pydeps`).
+fn crate_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A `python3` command that can import gevent from `target/pydeps` (see
+/// the README) or the system.
+fn python() -> Command {
+    let mut cmd = Command::new("python3");
+    let mut path = crate_dir().join("target/pydeps").into_os_string();
+    if let Some(old) = std::env::var_os("PYTHONPATH") {
+        path.push(":");
+        path.push(old);
+    }
+    cmd.env("PYTHONPATH", path);
+    cmd
+}
+
+fn gevent_available() -> bool {
+    python()
+        .args(["-c", "import gevent"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn run_client(peer: &str, addr: SocketAddr, o: &Opts) -> Result<Run, String> {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
-        .args(["__client", peer, &addr.to_string()])
+    let mut cmd = if peer == "gevent" {
+        let mut cmd = python();
+        cmd.arg(crate_dir().join("gevent_client.py"));
+        cmd
+    } else {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["__client", peer]);
+        cmd
+    };
+    let out = cmd
+        .arg(addr.to_string())
         .args([o.n, o.conc, o.size, o.client_core].map(|v| v.to_string()))
         .stderr(Stdio::inherit())
         .output()
@@ -436,7 +497,10 @@ fn parent(o: Opts) {
     };
     let mut table = Vec::new();
     for (peer, rs) in &runs {
-        let clean: Vec<&Run> = rs.iter().filter(|r| r.ok == o.n && r.error.is_none()).collect();
+        let clean: Vec<&Run> = rs
+            .iter()
+            .filter(|r| r.ok == o.n && r.error.is_none())
+            .collect();
         if clean.len() < rs.len() {
             for r in rs.iter().filter(|r| r.ok != o.n || r.error.is_some()) {
                 println!(
@@ -460,7 +524,9 @@ fn parent(o: Opts) {
     }
 
     println!();
-    println!("| client | wall (median) | min | max | requests/s | client CPU | clean runs | wall / greenlet |");
+    println!(
+        "| client | wall (median) | min | max | requests/s | client CPU | clean runs | wall / greenlet |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let base = table.iter().find(|t| t.0 == "greenlet").map(|t| t.1);
     for (peer, wall, min, max, cpu, clean) in &table {
@@ -472,7 +538,10 @@ fn parent(o: Opts) {
             o.n as f64 / wall.as_secs_f64(),
             cpu.as_secs_f64(),
             o.reps,
-            base.map_or("-".into(), |b| format!("{:.2}", wall.as_secs_f64() / b.as_secs_f64())),
+            base.map_or("-".into(), |b| format!(
+                "{:.2}",
+                wall.as_secs_f64() / b.as_secs_f64()
+            )),
         );
     }
     let get = |p: &str| table.iter().find(|t| t.0 == p).map(|t| t.1.as_secs_f64());
@@ -484,7 +553,7 @@ fn parent(o: Opts) {
             if r <= 1.15 { "PASS" } else { "MISS" }
         );
     }
-    for peer in ["tokio", "may"] {
+    for peer in ["tokio", "may", "gevent"] {
         if let (Some(g), Some(p)) = (get("greenlet"), get(peer)) {
             println!(
                 "greenlet / {peer} = {:.2} (goal < 1): {}",
