@@ -146,9 +146,6 @@ impl TcpStream {
         // A non-blocking socket whose connect is in progress.
         let stream = std::net::TcpStream::from(OwnedFd::from(mio::net::TcpStream::connect(addr)?));
         let sock = Socket::new(stream);
-        // Writable means the handshake ended; `SO_ERROR` says how (as
-        // tokio does: epoll reports no EPOLLOUT for a socket still in
-        // SYN_SENT, so no `getpeername` check is needed).
         let reg = sock.registration()?;
         // In progress: wait for the write edge first. And nothing can be
         // readable yet: the first read after connecting (a client's
@@ -157,12 +154,18 @@ impl TcpStream {
         // fd was registered after the connect call.
         reg.clear_readiness(Direction::Write);
         reg.clear_readiness(Direction::Read);
-        let connected = reg.do_io(Direction::Write, timeout.map(deadline_after), || match sock
-            .get()
-            .take_error()?
-        {
-            Some(e) => Err(e),
-            None => Ok(()),
+        // Writable means the handshake ended (epoll reports no EPOLLOUT
+        // for a socket still in SYN_SENT, so no `getpeername` check is
+        // needed). Plain EPOLLOUT means it succeeded; with EPOLLERR or
+        // EPOLLHUP, `SO_ERROR` says why it failed.
+        let connected = reg.do_io(Direction::Write, timeout.map(deadline_after), || {
+            if reg.writable_without_error() {
+                return Ok(());
+            }
+            match sock.get().take_error()? {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
         });
         match connected {
             Ok(()) => Ok(TcpStream { sock }),
