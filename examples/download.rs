@@ -121,11 +121,12 @@ fn parse_args() -> Result<Options, String> {
 fn main() -> ExitCode {
     let mut opts = match parse_args() {
         Ok(opts) => opts,
+        Err(why) if why.is_empty() => {
+            println!("{USAGE}"); // --help
+            return ExitCode::SUCCESS;
+        }
         Err(why) => {
-            if !why.is_empty() {
-                eprintln!("download: {why}");
-            }
-            eprintln!("{USAGE}");
+            eprintln!("download: {why}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
