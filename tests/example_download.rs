@@ -258,7 +258,7 @@ fn concurrency_one_with_progress_line_finishes_all() {
 }
 
 #[test]
-fn usage_errors_exit_with_status_2() {
+fn usage_errors_exit_with_status_2_and_help_with_0() {
     for args in [
         &["--concurrency", "0"][..],
         &["--timeout", "soon"],
@@ -273,4 +273,11 @@ fn usage_errors_exit_with_status_2() {
             describe(&out)
         );
     }
+    let (out, _) = download(&["--help"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        stdout(&out).starts_with("usage: download"),
+        "{}",
+        describe(&out)
+    );
 }
