@@ -342,3 +342,45 @@ fn shutdown_write_delivers_eof_and_keeps_the_read_half() {
     (&s).read_exact(&mut b).unwrap();
     assert_eq!(&b, b"still");
 }
+
+#[test]
+fn a_dropped_stream_leaves_epoll_by_closing_and_its_fd_number_works_again() {
+    // A registered stream that is simply dropped is not EPOLL_CTL_DEL'd:
+    // closing its last fd removes the kernel's entry. The next socket gets
+    // the same fd number and must get its own events.
+    let addr = echo_server();
+    let mut fds = Vec::new();
+    for i in 0..50u32 {
+        let mut s = TcpStream::connect(addr).unwrap();
+        fds.push(s.as_raw_fd());
+        s.write_all(&i.to_le_bytes()).unwrap();
+        let mut back = [0; 4];
+        s.read_exact(&mut back).unwrap(); // parks: the fd is in epoll
+        assert_eq!(u32::from_le_bytes(back), i);
+    }
+    fds.dedup();
+    assert!(fds.len() < 50, "fd numbers were not reused: {fds:?}");
+}
+
+#[test]
+fn dropping_one_of_two_clones_keeps_the_other_getting_events() {
+    // With a try_clone alive, the dropped handle's epoll entry would outlive
+    // its close: it must leave epoll explicitly, and the clone (registered
+    // on its own fd) keeps working.
+    let (l, addr) = listener();
+    let s = TcpStream::connect(addr).unwrap();
+    let (peer, _) = l.accept().unwrap();
+    let mut b = [0; 1];
+    (&peer).write_all(b"a").unwrap();
+    (&s).read_exact(&mut b).unwrap();
+    let c = s.try_clone().unwrap();
+    let reader = greenlet::spawn(move || {
+        let mut b = [0; 2];
+        (&c).read_exact(&mut b).map(|()| b)
+    });
+    greenlet::yield_now(); // the clone parks in epoll
+    drop(s);
+    greenlet::sleep(Duration::from_millis(10));
+    (&peer).write_all(b"bc").unwrap();
+    assert_eq!(&reader.join().unwrap().unwrap(), b"bc");
+}

@@ -239,6 +239,15 @@ impl Registration {
         self.with_slot(|s| s.readiness &= !bit);
     }
 
+    /// Whether epoll has reported nothing but plain writability since
+    /// the write readiness was last cleared: no error, no hang-up. After a
+    /// non-blocking `connect`, that means the handshake succeeded and
+    /// `SO_ERROR` need not be asked. A slot that is gone says `false`.
+    pub(crate) fn writable_without_error(&self) -> bool {
+        self.with_slot(|s| s.readiness & Direction::Write.mask() == WRITABLE)
+            .unwrap_or(false)
+    }
+
     /// Whether `dir` is known to be ready (or closed, or in error). A slot
     /// that is gone counts as ready, so the caller's syscall reports why.
     fn is_ready(&self, dir: Direction) -> bool {

@@ -39,19 +39,47 @@ struct Options {
     nonblocking: Cell<bool>,
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
+    /// Set once a [`try_clone`](Socket::try_clone) exists: the socket then
+    /// outlives any one fd's close.
+    duplicated: Cell<bool>,
 }
 
-/// A registration that removes its fd from epoll when dropped: a
-/// `try_clone` of the socket would otherwise keep the kernel's epoll entry
-/// (and its events) alive after this fd closes.
+/// A socket's registration with the hub. Dropping it frees the hub's
+/// slot; whether the fd also leaves epoll explicitly depends on what
+/// happens to the fd next:
+///
+/// - The fd closes and nothing else refers to the socket (the common case,
+///   a stream dropped): the kernel removes the epoll entry by itself when
+///   the last fd of the socket closes, so no `EPOLL_CTL_DEL` is made (one
+///   syscall less per connection; tokio makes it). An event already
+///   fetched for the old slot is ignored (its token's generation is stale).
+/// - A `try_clone` exists, or the fd lives on ([`Socket::into_inner`]):
+///   the entry would outlive this close (epoll entries belong to the
+///   socket, not to the fd number), so it is removed first.
+///
+/// A duplicate made behind the socket's back (`dup` of `as_raw_fd`) keeps
+/// the old entry until it closes; its events carry a stale token and are
+/// ignored.
 struct FdRegistration {
     reg: Registration,
     fd: RawFd,
+    opts: Rc<Options>,
+    deregistered: Cell<bool>,
+}
+
+impl FdRegistration {
+    fn deregister(&self) {
+        if !self.deregistered.replace(true) {
+            let _ = self.reg.deregister(&mut SourceFd(&self.fd));
+        }
+    }
 }
 
 impl Drop for FdRegistration {
     fn drop(&mut self) {
-        let _ = self.reg.deregister(&mut SourceFd(&self.fd));
+        if self.opts.duplicated.get() {
+            self.deregister();
+        }
     }
 }
 
@@ -93,7 +121,10 @@ impl<S: AsFd> Socket<S> {
     /// The socket without its registration (still in `O_NONBLOCK` mode).
     pub(crate) fn into_inner(self) -> S {
         let Socket { reg, inner, .. } = self;
-        drop(reg);
+        // The fd stays open: take it out of epoll now.
+        if let Some(r) = reg.into_inner() {
+            r.deregister();
+        }
         inner
     }
 
@@ -103,6 +134,7 @@ impl<S: AsFd> Socket<S> {
         S: From<OwnedFd>,
     {
         let fd = self.inner.as_fd().try_clone_to_owned()?;
+        self.opts.duplicated.set(true);
         Ok(Socket {
             reg: OnceCell::new(),
             inner: S::from(fd),
@@ -117,7 +149,16 @@ impl<S: AsFd> Socket<S> {
         }
         let fd = self.inner.as_fd().as_raw_fd();
         let reg = Registration::new(&mut SourceFd(&fd))?;
-        Ok(&self.reg.get_or_init(|| FdRegistration { reg, fd }).reg)
+        let opts = self.opts.clone();
+        Ok(&self
+            .reg
+            .get_or_init(|| FdRegistration {
+                reg,
+                fd,
+                opts,
+                deregistered: Cell::new(false),
+            })
+            .reg)
     }
 
     /// Runs one IO call the way a std socket in the user's chosen mode

@@ -146,17 +146,25 @@ impl TcpStream {
         // A non-blocking socket whose connect is in progress.
         let stream = std::net::TcpStream::from(OwnedFd::from(mio::net::TcpStream::connect(addr)?));
         let sock = Socket::new(stream);
-        // Writable means the handshake ended; `SO_ERROR` says how. A
-        // wake-up before that (no peer yet) counts as `WouldBlock`.
         let reg = sock.registration()?;
-        reg.clear_readiness(Direction::Write); // in progress: wait first
+        // In progress: wait for the write edge first. And nothing can be
+        // readable yet: the first read after connecting (a client's
+        // response) waits for epoll's read edge instead of failing a
+        // `recv` with EAGAIN. Both edges are reported from now on, as the
+        // fd was registered after the connect call.
+        reg.clear_readiness(Direction::Write);
+        reg.clear_readiness(Direction::Read);
+        // Writable means the handshake ended (epoll reports no EPOLLOUT
+        // for a socket still in SYN_SENT, so no `getpeername` check is
+        // needed). Plain EPOLLOUT means it succeeded; with EPOLLERR or
+        // EPOLLHUP, `SO_ERROR` says why it failed.
         let connected = reg.do_io(Direction::Write, timeout.map(deadline_after), || {
-            if let Some(e) = sock.get().take_error()? {
-                return Err(e);
+            if reg.writable_without_error() {
+                return Ok(());
             }
-            match sock.get().peer_addr() {
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(crate::sys::would_block()),
-                other => other.map(drop),
+            match sock.get().take_error()? {
+                Some(e) => Err(e),
+                None => Ok(()),
             }
         });
         match connected {

@@ -264,3 +264,19 @@ pub fn temp_dir(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A command for the built example `name` (`cargo test` builds examples
+/// into `target/<profile>/examples/`, next to this test binary's `deps/`).
+#[track_caller]
+pub fn example(name: &str) -> Command {
+    let mut dir = std::env::current_exe().expect("test binary path");
+    dir.pop(); // deps/
+    dir.pop(); // target/<profile>/
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "example {name} not built at {}",
+        path.display()
+    );
+    Command::new(path)
+}

@@ -1,0 +1,460 @@
+//! A small blocking HTTP/1.1 client (GET only), shared by the `download` and
+//! `download_patched` examples: URL parsing, name resolution and connect
+//! with errors that say what failed, the request, the response head
+//! (`httparse`), `Content-Length`, chunked and read-to-close bodies, and
+//! bounded redirects.
+//!
+//! It is written against `Read + Write` and two small closures (resolve,
+//! connect), so the same code runs over `greenlet::net::TcpStream`, a TLS
+//! stream on top of it, or, once `greenlet::monkey::patch_all()` has been
+//! called, a plain `std::net::TcpStream`. Inside a greenlet every read,
+//! write, connect and lookup parks only that greenlet.
+
+// Shared by two examples, each of which uses only part of it.
+#![allow(dead_code)]
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The most bytes a response head may take.
+const MAX_HEAD: usize = 64 * 1024;
+/// The most headers a response may have.
+const MAX_HEADERS: usize = 64;
+
+/// The scheme of a [`Url`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+/// An `http://` or `https://` URL split into what a request needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Url {
+    pub scheme: Scheme,
+    pub host: String,
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+impl Url {
+    /// Parses `scheme://host[:port][/path][?query]` (an IPv6 host in
+    /// brackets). The fragment is dropped.
+    pub fn parse(url: &str) -> Result<Url, Error> {
+        let bad = |why: &str| Error::BadUrl(format!("{url:?}: {why}"));
+        let (scheme, rest) = if let Some(rest) = url.strip_prefix("http://") {
+            (Scheme::Http, rest)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (Scheme::Https, rest)
+        } else if url.contains("://") {
+            return Err(bad("only http:// and https:// are supported"));
+        } else {
+            return Err(bad("not an http:// URL"));
+        };
+        let rest = rest.split('#').next().unwrap_or("");
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        let path = match path {
+            "" => "/".to_string(),
+            p if p.starts_with('?') => format!("/{p}"),
+            p => p.to_string(),
+        };
+        if authority.contains('@') {
+            return Err(bad("user info in URLs is not supported"));
+        }
+        let default_port = match scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+            let port = match after {
+                "" => default_port,
+                p => parse_port(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?)
+                    .ok_or_else(|| bad("bad port"))?,
+            };
+            (host, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, p)) => (host, parse_port(p).ok_or_else(|| bad("bad port"))?),
+                None => (authority, default_port),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        if host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("bad character in host"));
+        }
+        if path.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("bad character in path (spaces must be %20)"));
+        }
+        Ok(Url {
+            scheme,
+            host: host.to_string(),
+            port,
+            path,
+        })
+    }
+
+    /// Resolves a `Location` header against this URL: absolute URLs,
+    /// `//host/path`, `/path` and relative paths.
+    pub fn join(&self, location: &str) -> Result<Url, Error> {
+        if location.contains("://") {
+            return Url::parse(location);
+        }
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        if let Some(rest) = location.strip_prefix("//") {
+            return Url::parse(&format!("{scheme}://{rest}"));
+        }
+        let path = if location.starts_with('/') {
+            location.to_string()
+        } else {
+            let dir = self.path.split('?').next().unwrap_or("/");
+            let dir = &dir[..dir.rfind('/').map_or(0, |i| i + 1)];
+            format!("{dir}{location}")
+        };
+        Url::parse(&format!("{scheme}://{}{path}", self.authority()))
+    }
+
+    /// `host[:port]`, the port left out when it is the scheme's default
+    /// (the form the `Host` header wants).
+    pub fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match (self.scheme, self.port) {
+            (Scheme::Http, 80) | (Scheme::Https, 443) => host,
+            (_, port) => format!("{host}:{port}"),
+        }
+    }
+}
+
+fn parse_port(p: &str) -> Option<u16> {
+    if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    p.parse().ok()
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        write!(f, "{scheme}://{}{}", self.authority(), self.path)
+    }
+}
+
+/// Why one download failed. Each variant's message names the cause.
+#[derive(Debug)]
+pub enum Error {
+    /// The URL could not be parsed or is not supported.
+    BadUrl(String),
+    /// The scheme is known but not built in (https without feature `tls`).
+    Unsupported(String),
+    /// The host name did not resolve.
+    Dns { host: String, source: io::Error },
+    /// No address of the host accepted the connection (the last error).
+    Connect { addr: SocketAddr, source: io::Error },
+    /// The request took longer than allowed.
+    Timeout(Option<Duration>),
+    /// The TLS handshake or session failed.
+    Tls(String),
+    /// Reading or writing the connection failed.
+    Io(io::Error),
+    /// The peer did not answer with valid HTTP.
+    BadResponse(String),
+    /// The server answered with an error status.
+    Status(u16, String),
+    /// More redirects than allowed.
+    TooManyRedirects(usize),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::BadUrl(why) => write!(f, "bad URL {why}"),
+            Error::Unsupported(why) => write!(f, "{why}"),
+            Error::Dns { host, source } => write!(f, "DNS lookup of {host:?} failed: {source}"),
+            Error::Connect { addr, source } => match source.kind() {
+                io::ErrorKind::ConnectionRefused => write!(f, "connection to {addr} refused"),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                    write!(f, "connection to {addr} timed out")
+                }
+                _ => write!(f, "cannot connect to {addr}: {source}"),
+            },
+            Error::Timeout(Some(d)) => write!(f, "timed out after {d:?}"),
+            Error::Timeout(None) => write!(f, "timed out"),
+            Error::Tls(why) => write!(f, "TLS error: {why}"),
+            Error::Io(e) => write!(f, "connection error: {e}"),
+            Error::BadResponse(why) => write!(f, "bad response: {why}"),
+            Error::Status(code, reason) => write!(f, "HTTP {code} {reason}"),
+            Error::TooManyRedirects(n) => write!(f, "too many redirects (more than {n})"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        match e.kind() {
+            // Socket timeouts surface as WouldBlock (std on Unix) or TimedOut
+            // (a timed-out patched call).
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::Timeout(None),
+            _ => Error::Io(e),
+        }
+    }
+}
+
+/// A finished download.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub reason: String,
+    /// The URL the body came from (after redirects).
+    pub url: Url,
+    pub redirects: usize,
+    pub body: Vec<u8>,
+}
+
+/// Resolves `url`'s host with `resolve`, then connects to its addresses in
+/// turn with `connect`, returning the first that works. Errors say whether
+/// the lookup or the connection failed.
+pub fn connect<S>(
+    url: &Url,
+    resolve: impl FnOnce(&str, u16) -> io::Result<Vec<SocketAddr>>,
+    mut connect: impl FnMut(SocketAddr) -> io::Result<S>,
+) -> Result<S, Error> {
+    let dns = |source| Error::Dns {
+        host: url.host.clone(),
+        source,
+    };
+    let addrs = resolve(&url.host, url.port).map_err(dns)?;
+    let mut last = Err(dns(io::Error::new(
+        io::ErrorKind::NotFound,
+        "no addresses found",
+    )));
+    for addr in addrs {
+        match connect(addr) {
+            Ok(s) => return Ok(s),
+            Err(source) => last = Err(Error::Connect { addr, source }),
+        }
+    }
+    last
+}
+
+/// GETs `url`, following up to `max_redirects` redirects; `open` makes the
+/// connection for each hop. A status of 400 or above is an error.
+pub fn get<S: Read + Write>(
+    url: &str,
+    max_redirects: usize,
+    mut open: impl FnMut(&Url) -> Result<S, Error>,
+) -> Result<Response, Error> {
+    let mut url = Url::parse(url)?;
+    let mut redirects = 0;
+    loop {
+        let mut stream = open(&url)?;
+        let (status, reason, location, body) = exchange(&mut stream, &url)?;
+        if let (301 | 302 | 303 | 307 | 308, Some(location)) = (status, &location) {
+            if redirects == max_redirects {
+                return Err(Error::TooManyRedirects(max_redirects));
+            }
+            redirects += 1;
+            url = url.join(location)?;
+            continue;
+        }
+        if status >= 400 {
+            return Err(Error::Status(status, reason));
+        }
+        return Ok(Response {
+            status,
+            reason,
+            url,
+            redirects,
+            body,
+        });
+    }
+}
+
+/// Sends one GET on `stream` and reads the whole response: status,
+/// reason, `Location` and body.
+fn exchange<S: Read + Write>(
+    stream: &mut S,
+    url: &Url,
+) -> Result<(u16, String, Option<String>, Vec<u8>), Error> {
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: greenlet-download/0.1\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        url.path,
+        url.authority()
+    );
+    stream.write_all(request.as_bytes())?;
+    stream.flush()?;
+
+    let mut reader = Buffered::new(stream);
+    let (status, reason, location, framing, head_len) = loop {
+        if reader.fill()? == 0 {
+            return Err(Error::BadResponse(if reader.buf.is_empty() {
+                "connection closed without a response".to_string()
+            } else {
+                "connection closed in the middle of the response head".to_string()
+            }));
+        }
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&reader.buf) {
+            Ok(httparse::Status::Complete(head_len)) => {
+                let status = resp.code.unwrap_or(0);
+                if (100..200).contains(&status) {
+                    // An interim response (100 Continue): skip it.
+                    reader.buf.drain(..head_len);
+                    continue;
+                }
+                let header = |name: &str| {
+                    resp.headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case(name))
+                        .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
+                };
+                let framing =
+                    if status == 204 || status == 304 {
+                        Framing::Length(0)
+                    } else if header("transfer-encoding")
+                        .is_some_and(|v| v.to_ascii_lowercase().ends_with("chunked"))
+                    {
+                        Framing::Chunked
+                    } else if let Some(len) = header("content-length") {
+                        Framing::Length(len.parse().map_err(|_| {
+                            Error::BadResponse(format!("bad Content-Length {len:?}"))
+                        })?)
+                    } else {
+                        Framing::UntilClose
+                    };
+                let reason = resp.reason.unwrap_or("").to_string();
+                break (status, reason, header("location"), framing, head_len);
+            }
+            Ok(httparse::Status::Partial) if reader.buf.len() > MAX_HEAD => {
+                return Err(Error::BadResponse(format!(
+                    "response head larger than {} KiB",
+                    MAX_HEAD / 1024
+                )));
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(e) => {
+                return Err(Error::BadResponse(format!("not HTTP/1.x ({e})")));
+            }
+        }
+    };
+    reader.buf.drain(..head_len);
+
+    let body = match framing {
+        Framing::Length(len) => {
+            let mut body = Vec::with_capacity(len.min(64 << 20));
+            reader.take(len, &mut body)?;
+            body
+        }
+        Framing::Chunked => reader.chunked()?,
+        Framing::UntilClose => {
+            let mut body = std::mem::take(&mut reader.buf);
+            reader.stream.read_to_end(&mut body)?;
+            body
+        }
+    };
+    Ok((status, reason, location, body))
+}
+
+/// How the body's end is found.
+enum Framing {
+    Length(usize),
+    Chunked,
+    UntilClose,
+}
+
+/// A read buffer over the stream: `buf` holds bytes read and not used yet.
+struct Buffered<'a, S> {
+    stream: &'a mut S,
+    buf: Vec<u8>,
+}
+
+impl<'a, S: Read> Buffered<'a, S> {
+    fn new(stream: &'a mut S) -> Self {
+        Buffered {
+            stream,
+            buf: Vec::with_capacity(16 * 1024),
+        }
+    }
+
+    /// Reads more bytes into `buf`; 0 at the end of the stream.
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = self.stream.read(&mut chunk)?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// Moves exactly `len` body bytes into `out`.
+    fn take(&mut self, len: usize, out: &mut Vec<u8>) -> Result<(), Error> {
+        let want = out.len() + len;
+        loop {
+            let n = (want - out.len()).min(self.buf.len());
+            out.extend(self.buf.drain(..n));
+            if out.len() == want {
+                return Ok(());
+            }
+            if self.fill()? == 0 {
+                return Err(Error::BadResponse(format!(
+                    "connection closed after {} of {len} body bytes",
+                    len - (want - out.len())
+                )));
+            }
+        }
+    }
+
+    /// One CRLF-terminated line, without the CRLF.
+    fn line(&mut self) -> Result<String, Error> {
+        loop {
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..i]).into_owned();
+                self.buf.drain(..i + 2);
+                return Ok(line);
+            }
+            if self.buf.len() > MAX_HEAD {
+                return Err(Error::BadResponse("chunk header line too long".into()));
+            }
+            if self.fill()? == 0 {
+                return Err(Error::BadResponse(
+                    "connection closed in the middle of a chunked body".into(),
+                ));
+            }
+        }
+    }
+
+    /// Decodes a chunked body, trailers skipped.
+    fn chunked(&mut self) -> Result<Vec<u8>, Error> {
+        let mut body = Vec::new();
+        loop {
+            let line = self.line()?;
+            let size = line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size, 16)
+                .map_err(|_| Error::BadResponse(format!("bad chunk size {size:?}")))?;
+            if size == 0 {
+                while !self.line()?.is_empty() {}
+                return Ok(body);
+            }
+            self.take(size, &mut body)?;
+            if !self.line()?.is_empty() {
+                return Err(Error::BadResponse("chunk longer than its size".into()));
+            }
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! Runs the `download` example (built by `cargo test`) against its
+//! embedded server and against a small std-thread HTTP server of the test's
+//! own that also misbehaves: garbage, a response that never comes, a
+//! redirect loop, a 404. Only 127.0.0.1.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use util::{describe, example, temp_dir};
+
+/// A thread-per-connection HTTP server on 127.0.0.1 with fixed routes:
+///
+/// - `/ok/N`: N bytes with `Content-Length`; `/chunked/N`: N bytes chunked;
+/// - `/close/N`: N bytes, no length, ended by closing the connection;
+/// - `/redirect/N`: 302 to `/ok/N`; `/loop`: 302 to itself;
+/// - `/garbage`: not HTTP; `/hang`: never answers (until the client goes);
+/// - anything else: 404.
+///
+/// Threads are detached; they end when their connection does.
+fn test_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = serve(stream);
+            });
+        }
+    });
+    addr
+}
+
+/// The body the test server sends for a page of `n` bytes.
+fn body(n: usize) -> Vec<u8> {
+    (0..n).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+fn serve(mut s: TcpStream) -> std::io::Result<()> {
+    let mut req = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !req.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        req.extend_from_slice(&buf[..n]);
+    }
+    let req = String::from_utf8_lossy(&req);
+    let path = req.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let num = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|n| n.parse::<usize>().ok())
+    };
+    if let Some(n) = num("/ok/") {
+        write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n")?;
+        s.write_all(&body(n))
+    } else if let Some(n) = num("/chunked/") {
+        write!(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+        for piece in body(n).chunks(1000) {
+            write!(s, "{:X};ext=1\r\n", piece.len())?;
+            s.write_all(piece)?;
+            s.write_all(b"\r\n")?;
+        }
+        s.write_all(b"0\r\nX-Trailer: yes\r\n\r\n")
+    } else if let Some(n) = num("/close/") {
+        s.write_all(b"HTTP/1.0 200 OK\r\n\r\n")?;
+        s.write_all(&body(n))
+    } else if let Some(n) = num("/redirect/") {
+        write!(
+            s,
+            "HTTP/1.1 302 Found\r\nLocation: /ok/{n}\r\nContent-Length: 0\r\n\r\n"
+        )
+    } else if path == "/loop" {
+        s.write_all(b"HTTP/1.1 302 Found\r\nLocation: /loop\r\nContent-Length: 0\r\n\r\n")
+    } else if path == "/garbage" {
+        s.write_all(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")
+    } else if path == "/hang" {
+        // Read until the client gives up and closes.
+        while s.read(&mut buf)? > 0 {}
+        Ok(())
+    } else {
+        s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+    }
+}
+
+/// A loopback port with nothing listening on it.
+fn refused_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Runs the example with `args`; returns its output and the wall time.
+#[track_caller]
+fn download(args: &[&str]) -> (Output, Duration) {
+    let start = Instant::now();
+    let out = example("download")
+        .args(args)
+        .output()
+        .expect("run example");
+    (out, start.elapsed())
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("utf-8 stdout")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8(out.stderr.clone()).expect("utf-8 stderr")
+}
+
+/// The summary line's numbers: (total, ok, failed, bytes).
+#[track_caller]
+fn summary(out: &Output) -> (usize, usize, usize, u64) {
+    let text = stdout(out);
+    let line = text
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no output: {}", describe(out)));
+    // "<total> downloads: <ok> ok, <failed> failed, <bytes> bytes in ..."
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert!(
+        words.len() > 7 && words[1] == "downloads:" && words[7] == "bytes",
+        "not a summary line: {line:?}\n{}",
+        describe(out)
+    );
+    let n = |i: usize| words[i].trim_end_matches(',').parse::<u64>().unwrap();
+    (n(0) as usize, n(2) as usize, n(4) as usize, n(6))
+}
+
+#[test]
+fn embedded_server_all_pages_arrive_with_their_sizes() {
+    let (out, took) = download(&[]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = stdout(&out);
+    // "embedded server on http://...: 300 pages, <bytes> bytes in all"
+    let first = text.lines().next().unwrap();
+    let served: u64 = first
+        .split(", ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no total in {first:?}"));
+    assert!(first.contains(": 300 pages, "), "{first}");
+    assert_eq!(summary(&out), (300, 300, 0, served));
+    assert!(served > 1_000_000, "{served}");
+    // 300 URLs: a progress line on stderr instead of a line per URL.
+    assert!(stderr(&out).contains("[300/300] "), "{}", describe(&out));
+    assert!(!text.contains("bytes received from"), "{text}");
+    // 30 pages take 200-500 ms each: over 10 s one after the other.
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn url_list_failures_are_reported_per_url_and_the_rest_succeed() {
+    let addr = test_server();
+    let refused = refused_port();
+    let good = [
+        (format!("http://{addr}/ok/1234"), 1234),
+        (format!("http://{addr}/chunked/5000"), 5000),
+        (format!("http://{addr}/close/777"), 777),
+        (format!("http://{addr}/redirect/42"), 42),
+        (format!("http://{addr}/ok/0"), 0),
+    ];
+    let bad = [
+        (format!("http://127.0.0.1:{refused}/"), "refused"),
+        ("htp://nowhere/".to_owned(), "bad URL"),
+        ("http://:80/".to_owned(), "bad URL"),
+        (format!("http://{addr}/garbage"), "bad response: not HTTP"),
+        (format!("http://{addr}/hang"), "timed out after 1s"),
+        (format!("http://{addr}/loop"), "too many redirects"),
+        (format!("http://{addr}/missing"), "HTTP 404 Not Found"),
+    ];
+    // Half on the command line, half from --file.
+    let dir = temp_dir("download-list");
+    let list = dir.join("urls.txt");
+    let mut file = String::from("# test URLs\n\n");
+    for (url, _) in &bad[3..] {
+        file.push_str(url);
+        file.push('\n');
+    }
+    std::fs::write(&list, file).unwrap();
+    let mut args: Vec<String> = vec!["--timeout".into(), "1".into()];
+    args.extend(good.iter().map(|(u, _)| u.clone()));
+    args.extend(bad[..3].iter().map(|(u, _)| u.clone()));
+    args.extend(["--file".into(), list.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    let (out, took) = download(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let (text, errors) = (stdout(&out), stderr(&out));
+    for (url, len) in &good {
+        let line = format!("{len} bytes received from {url}");
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    for (url, why) in &bad {
+        let line = errors
+            .lines()
+            .find(|l| l.contains(&format!(" {url}: ")))
+            .unwrap_or_else(|| panic!("no error for {url} in\n{errors}"));
+        assert!(line.contains(why), "{url}: expected {why:?}, got {line:?}");
+    }
+    let bytes: u64 = good.iter().map(|(_, n)| *n as u64).sum();
+    assert_eq!(summary(&out), (12, 5, 7, bytes));
+    // The hanging URL costs its 1 s timeout, concurrently with the rest.
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn out_writes_each_body_to_a_numbered_file() {
+    let addr = test_server();
+    let dir = temp_dir("download-out");
+    let out_dir = dir.join("pages");
+    let urls = [
+        format!("http://{addr}/ok/100000"),
+        format!("http://{addr}/chunked/33333"),
+        format!("http://{addr}/redirect/5"),
+    ];
+    let mut args = vec!["--quiet", "--out", out_dir.to_str().unwrap()];
+    args.extend(urls.iter().map(String::as_str));
+    let (out, _) = download(&args);
+    assert!(out.status.success(), "{}", describe(&out));
+    // Quiet: only the summary.
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", describe(&out));
+    assert_eq!(summary(&out), (3, 3, 0, 100_000 + 33_333 + 5));
+    // Named after the index and the final URL's last segment.
+    for (name, len) in [
+        ("0000-100000", 100_000),
+        ("0001-33333", 33_333),
+        ("0002-5", 5),
+    ] {
+        let data = std::fs::read(out_dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}; {}", describe(&out)));
+        assert_eq!(data, body(len), "{name}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn concurrency_one_with_progress_line_finishes_all() {
+    let addr = test_server();
+    let urls: Vec<String> = (1..=20).map(|i| format!("http://{addr}/ok/{i}")).collect();
+    let mut args = vec!["--concurrency", "1", "--progress"];
+    args.extend(urls.iter().map(String::as_str));
+    let (out, _) = download(&args);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(summary(&out), (20, 20, 0, 210));
+    assert!(
+        stderr(&out).contains("[20/20] 210 bytes, 0 failed"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn usage_errors_exit_with_status_2_and_help_with_0() {
+    for args in [
+        &["--concurrency", "0"][..],
+        &["--timeout", "soon"],
+        &["--bogus"],
+        &["--file", "/nonexistent/urls.txt"],
+    ] {
+        let (out, _) = download(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", describe(&out));
+        assert!(
+            stderr(&out).contains("usage: download"),
+            "{}",
+            describe(&out)
+        );
+    }
+    let (out, _) = download(&["--help"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        stdout(&out).starts_with("usage: download"),
+        "{}",
+        describe(&out)
+    );
+}
