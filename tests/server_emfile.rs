@@ -10,34 +10,8 @@ use std::time::{Duration, Instant};
 use greenlet::net::TcpStream;
 use greenlet::server::StreamServer;
 
-fn fd_limit() -> (u64, u64) {
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid out-pointer.
-    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
-    (rl.rlim_cur, rl.rlim_max)
-}
-
-fn set_fd_limit(soft: u64, hard: u64) {
-    let rl = libc::rlimit {
-        rlim_cur: soft,
-        rlim_max: hard,
-    };
-    // SAFETY: valid pointer; lowering or restoring the soft limit.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) }, 0);
-}
-
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
+mod util;
+use util::{fd_limit, set_fd_limit, thread_cpu_time};
 
 #[test]
 fn out_of_fds_the_server_backs_off_without_spinning_then_serves() {

@@ -133,6 +133,27 @@ pub fn thread_cpu_time() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
+/// This process's fd limits: (soft, hard).
+pub fn fd_limit() -> (u64, u64) {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-pointer.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) }, 0);
+    (rl.rlim_cur, rl.rlim_max)
+}
+
+/// Sets this process's fd limits (to exhaust fds on purpose, then restore).
+pub fn set_fd_limit(soft: u64, hard: u64) {
+    let rl = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: valid pointer; lowering or restoring the soft limit.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) }, 0);
+}
+
 /// The environment variable that tells a re-executed test binary which
 /// child scenario to run.
 pub const CHILD_ENV: &str = "GREENLET_TEST_CHILD";
