@@ -153,3 +153,19 @@ fn ipv6_loopback_round_trip() {
     let (n, from) = b.recv_from(&mut buf).unwrap();
     assert_eq!((&buf[..n], from), (&b"v6"[..], a.local_addr().unwrap()));
 }
+
+#[test]
+fn multicast_options_round_trip_and_leaving_a_group_not_joined_is_an_error() {
+    use std::net::Ipv4Addr;
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    assert!(s.multicast_loop_v4().unwrap(), "the kernel default is on");
+    s.set_multicast_loop_v4(false).unwrap();
+    assert!(!s.multicast_loop_v4().unwrap());
+    s.set_multicast_ttl_v4(7).unwrap();
+    assert_eq!(s.multicast_ttl_v4().unwrap(), 7);
+    // An IPv6-only option on an IPv4 socket fails as in std.
+    assert!(s.set_multicast_loop_v6(true).is_err());
+    // Leaving a group this socket never joined is refused by the kernel.
+    let group = Ipv4Addr::new(239, 255, 0, 1);
+    assert!(s.leave_multicast_v4(&group, &Ipv4Addr::LOCALHOST).is_err());
+}
