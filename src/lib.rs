@@ -81,7 +81,16 @@
 //! | `gevent.socket` | [`net`]: `TcpStream`, `TcpListener`, `UdpSocket`, [`net::unix`] |
 //! | `gevent.threadpool`, `run_in_executor` | [`threadpool::spawn_blocking`] |
 //! | `hub.loop.run_callback_threadsafe` | [`HubHandle::spawn`], [`run_until_stopped`] |
+//! | `monkey.patch_all()` | `monkey::patch_all()` (feature `monkey`) |
 //! | monitor thread | [`monitor`] |
+//!
+//! # Cargo features
+//!
+//! - `monkey`: libc hooks that make unmodified `std::net`,
+//!   `std::thread::sleep` and blocking C libraries cooperate inside
+//!   greenlets after `monkey::patch_all()` (glibc, dynamic linking).
+//! - `tls`: https in the `download` example (rustls); the library itself
+//!   does not use it.
 //!
 //! # Platform
 //!
