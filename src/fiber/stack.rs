@@ -202,9 +202,9 @@ struct SizeClass {
     dirty: Vec<usize>,
     /// Trimmed or never-used stacks with their guard installed.
     clean: Vec<usize>,
-    /// Never-used, guarded slots of batch-guarded slabs, taken from the
-    /// last range: `(next, end, populated_to)`, where slots below
-    /// `populated_to` have their top page pre-faulted.
+    /// Never-used slots of slabs on the `MADV_GUARD_INSTALL` path, taken
+    /// from the last range: `(next, end, prepared_to)`, where slots below
+    /// `prepared_to` have their guard installed and top page pre-faulted.
     fresh: Vec<(usize, usize, usize)>,
     /// Slots left in `fresh`.
     fresh_count: usize,
@@ -233,31 +233,44 @@ impl SizeClass {
         self.dirty.len() + self.clean.len() + self.fresh_count
     }
 
-    /// Takes a never-used guarded slot, pre-faulting the top pages of the
-    /// next [`POPULATE_BATCH`] slots of its slab in one syscall when it
-    /// crosses into unpopulated ones.
-    fn take_fresh(&mut self) -> usize {
+    /// Takes a never-used slot of a lazily guarded slab. When it crosses
+    /// into slots not prepared yet, it prepares the next [`POPULATE_BATCH`]
+    /// of them: installs their guard pages and pre-faults their top pages,
+    /// one syscall each. Guards go in at first use, not at reservation, so
+    /// reserving many stacks (spawning many greenlets that will run one
+    /// after another on the same hot stack) costs no page tables.
+    ///
+    /// # Errors
+    /// When the kernel refuses the guard pages (out of memory for page
+    /// tables); the slot stays unused.
+    fn take_fresh(&mut self) -> io::Result<usize> {
         let page = sys::page_size();
         let size = self.size;
-        let (next, end, populated_to) = self
+        let (next, end, prepared_to) = self
             .fresh
             .last_mut()
             .expect("greenlet: stack reservation without capacity");
         let lo = *next;
-        if lo >= *populated_to {
+        if lo >= *prepared_to {
             let n = POPULATE_BATCH.min((*end - lo) / size);
+            if !batch_guards(lo, n, size) {
+                for i in 0..n {
+                    // SAFETY: the lowest page of an unused slot of our slab.
+                    unsafe { install_guard((lo + i * size) as *mut u8, page) }?;
+                }
+            }
             let tops: Vec<(usize, usize)> = (1..=n).map(|i| (lo + i * size - page, page)).collect();
             // SAFETY: the top pages of unused slots of our slab. Failure is
             // harmless: the pages then fault in on first touch.
             let _ = unsafe { sys::process_madvise_self(&tops, sys::MADV_POPULATE_WRITE) };
-            *populated_to = lo + n * size;
+            *prepared_to = lo + n * size;
         }
         *next += size;
         if *next >= *end {
             self.fresh.pop();
         }
         self.fresh_count -= 1;
-        lo
+        Ok(lo)
     }
 }
 
@@ -325,8 +338,12 @@ impl StackPool {
     }
 
     /// Takes a reserved stack: the most recently released one (its pages
-    /// are hot), else a trimmed one, else a fresh slot.
-    pub(crate) fn take(&self, size: usize) -> PooledStack {
+    /// are hot), else a trimmed one, else a fresh slot. The reservation is
+    /// used up either way.
+    ///
+    /// # Errors
+    /// Only when a fresh slot's guard page cannot be installed.
+    pub(crate) fn take(&self, size: usize) -> io::Result<PooledStack> {
         let mut classes = self.classes.borrow_mut();
         let class = classes
             .iter_mut()
@@ -335,13 +352,13 @@ impl StackPool {
         class.reserved -= 1;
         let lo = match class.dirty.pop().or_else(|| class.clean.pop()) {
             Some(lo) => lo,
-            None => class.take_fresh(),
+            None => class.take_fresh()?,
         };
-        PooledStack {
+        Ok(PooledStack {
             lo,
             size,
             pool: self,
-        }
+        })
     }
 
     /// Adds capacity for at least one more stack.
@@ -358,7 +375,9 @@ impl StackPool {
                 )
             })? as usize;
             self.slabs.borrow_mut().push((base, len));
-            if batch_guards(base, slots, class.size) {
+            // Probe the fast path with the first slot's guard; the rest are
+            // installed as slots are first used (see `take_fresh`).
+            if batch_guards(base, 1, class.size) {
                 class.fresh.push((base, base + len, base));
                 class.fresh_count += slots;
                 return Ok(());

@@ -349,7 +349,15 @@ impl Hub {
         // inside a greenlet, so this is the only live borrow of the fiber.
         let fiber = match unsafe { (*hdr.fiber.get()).as_mut() } {
             Some(f) => f,
-            None => self.launch(&task),
+            None => match self.launch(&task) {
+                Some(f) => f,
+                None => {
+                    // No stack: the task finished without running.
+                    CURRENT.with(|c| c.set(ptr::null()));
+                    self.monitor.left();
+                    return self.finish(task);
+                }
+            },
         };
         let result = fiber.resume(());
         CURRENT.with(|c| c.set(ptr::null()));
@@ -364,16 +372,17 @@ impl Hub {
         }
     }
 
-    /// Creates a task's fiber at its first run.
+    /// Creates a task's fiber at its first run; `None` if no stack could
+    /// be had (the task's result then says why).
     #[cold]
     #[allow(clippy::mut_from_ref)]
-    fn launch(&self, task: &TaskRef) -> &mut Fiber {
+    fn launch(&self, task: &TaskRef) -> Option<&mut Fiber> {
         let launch = task.launch.take().expect("ready task without a fiber");
         // SAFETY: `launch` was set by `spawn` for this task's payload type.
-        let fiber = unsafe { launch(task, Some(self)) }.expect("launch made no fiber");
+        let fiber = unsafe { launch(task, Some(self)) }?;
         // SAFETY: the fiber slot is empty and only `run_task` touches it; the
         // returned borrow ends before the task can run again.
-        unsafe { (*task.fiber.get()).insert(fiber) }
+        Some(unsafe { (*task.fiber.get()).insert(fiber) })
     }
 
     #[cold]
@@ -668,7 +677,19 @@ where
         return None;
     };
     let f = f?;
-    let stack = hub.stacks.take(task.stack_size);
+    let stack = match hub.stacks.take(task.stack_size) {
+        Ok(stack) => stack,
+        Err(e) => {
+            // The kernel refused the stack's guard page (out of memory for
+            // page tables): the greenlet ends before it starts, its `join`
+            // reporting why, like a panic at its first line.
+            drop(f);
+            let msg = format!("greenlet could not get a stack: {e}");
+            // SAFETY: the task never ran; nobody else touches the slot.
+            unsafe { *payload.slot.get() = Some(Err(JoinError::from_payload(Box::new(msg)))) };
+            return None;
+        }
+    };
     task.stack_lo.set(stack.guard_lo());
     let hdr: *const Header = task.as_ptr();
     let slot: *const ResultSlot<T> = &payload.slot;
