@@ -166,18 +166,24 @@ impl fmt::Display for JoinError {
 
 impl std::error::Error for JoinError {}
 
-/// The default stack size: `GREENLET_STACK_SIZE` (bytes, or with a `K`/`M`
-/// suffix) if set, else 256 KiB.
+/// The default stack size, normalized: `GREENLET_STACK_SIZE` (bytes, or
+/// with a `K`/`M` suffix) if set, else 256 KiB. Read once.
+///
+/// # Panics
+/// When `GREENLET_STACK_SIZE` is not a usable size.
 pub(crate) fn default_stack_size() -> usize {
     static SIZE: OnceLock<usize> = OnceLock::new();
-    *SIZE.get_or_init(|| match std::env::var("GREENLET_STACK_SIZE") {
-        Ok(v) => parse_size(&v).unwrap_or_else(|| {
-            panic!(
-                "greenlet: GREENLET_STACK_SIZE={v:?} is not a size (bytes, or a number with a \
-                 K or M suffix, e.g. 512K)"
-            )
-        }),
-        Err(_) => DEFAULT_STACK_SIZE,
+    *SIZE.get_or_init(|| {
+        let requested = match std::env::var("GREENLET_STACK_SIZE") {
+            Ok(v) => parse_size(&v).unwrap_or_else(|| {
+                panic!(
+                    "greenlet: GREENLET_STACK_SIZE={v:?} is not a size (bytes, or a number with \
+                     a K or M suffix, e.g. 512K)"
+                )
+            }),
+            Err(_) => DEFAULT_STACK_SIZE,
+        };
+        normalize_size(requested).unwrap_or_else(|e| panic!("greenlet: GREENLET_STACK_SIZE: {e}"))
     })
 }
 
@@ -262,7 +268,10 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let size = normalize_size(self.stack_size.unwrap_or_else(default_stack_size))?;
+        let size = match self.stack_size {
+            Some(bytes) => normalize_size(bytes)?,
+            None => default_stack_size(),
+        };
         let name = self.name.map(String::into_boxed_str);
         Ok(Greenlet::new(Hub::current().spawn(f, name, size, delay)?))
     }
@@ -288,19 +297,11 @@ where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    let size = default_stack_size_normalized();
+    let size = default_stack_size();
     match Hub::current().spawn(f, None, size, None) {
         Ok(task) => Greenlet::new(task),
         Err(e) => panic!("greenlet::spawn: cannot spawn a greenlet: {e}"),
     }
-}
-
-fn default_stack_size_normalized() -> usize {
-    static SIZE: OnceLock<usize> = OnceLock::new();
-    *SIZE.get_or_init(|| {
-        normalize_size(default_stack_size())
-            .unwrap_or_else(|e| panic!("greenlet: GREENLET_STACK_SIZE: {e}"))
-    })
 }
 
 /// Spawns a greenlet that starts after `delay` (gevent's `spawn_later`).
@@ -421,7 +422,6 @@ pub(crate) fn kill_task(task: &TaskRef) {
         State::Running => {
             // The greenlet is killing itself.
             if !std::thread::panicking() {
-                hdr.killed.set(true);
                 resume_unwind(Box::new(KillSignal));
             }
         }

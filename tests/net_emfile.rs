@@ -3,14 +3,13 @@
 //! does not spin. Lowers this process's fd limit, so it is the only test in
 //! its binary.
 
-use std::fs::File;
 use std::io;
 use std::time::{Duration, Instant};
 
 use greenlet::net::{TcpListener, TcpStream};
 
 mod util;
-use util::{fd_limit, set_fd_limit, thread_cpu_time};
+use util::{exhaust_fds, fd_limit, set_fd_limit, thread_cpu_time};
 
 #[test]
 fn accept_out_of_fds_returns_emfile_and_a_backing_off_server_does_not_spin() {
@@ -20,15 +19,7 @@ fn accept_out_of_fds_returns_emfile_and_a_backing_off_server_does_not_spin() {
     greenlet::sleep(Duration::from_millis(1)); // hub and its fds exist now
 
     let (soft, hard) = fd_limit();
-    set_fd_limit(soft.min(4096), hard);
-    let mut hog = Vec::new();
-    loop {
-        match File::open("/dev/null") {
-            Ok(f) => hog.push(f),
-            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
-            Err(e) => panic!("unexpected error exhausting fds: {e}"),
-        }
-    }
+    let hog = exhaust_fds();
 
     // The error reaches the caller.
     let e = listener.accept().unwrap_err();

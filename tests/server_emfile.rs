@@ -3,7 +3,6 @@
 //! Lowers this process's fd limit, so it is the only test in its binary
 //! (the pattern of `tests/net_emfile.rs`).
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,7 @@ use greenlet::net::TcpStream;
 use greenlet::server::StreamServer;
 
 mod util;
-use util::{fd_limit, set_fd_limit, thread_cpu_time};
+use util::{exhaust_fds, fd_limit, set_fd_limit, thread_cpu_time};
 
 #[test]
 fn out_of_fds_the_server_backs_off_without_spinning_then_serves() {
@@ -25,15 +24,7 @@ fn out_of_fds_the_server_backs_off_without_spinning_then_serves() {
     greenlet::sleep(Duration::from_millis(5)); // the server is parked in accept
 
     let (soft, hard) = fd_limit();
-    set_fd_limit(soft.min(4096), hard);
-    let mut hog = Vec::new();
-    loop {
-        match File::open("/dev/null") {
-            Ok(f) => hog.push(f),
-            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
-            Err(e) => panic!("unexpected error exhausting fds: {e}"),
-        }
-    }
+    let mut hog = exhaust_fds();
     // Free exactly one fd for the client; the server's accept then fails.
     drop(hog.pop());
     let mut client = TcpStream::connect(addr).unwrap();

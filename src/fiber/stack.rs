@@ -124,7 +124,7 @@ fn batch_guards(base: usize, slots: usize, size: usize) -> bool {
     for chunk in guards.chunks(MAX_IOV) {
         // SAFETY: each range is the lowest page of an unused slot of the slab
         // the caller just mapped.
-        match unsafe { sys::process_madvise_self(chunk, sys::MADV_GUARD) } {
+        match unsafe { sys::process_madvise_self(chunk, sys::MADV_GUARD_INSTALL) } {
             Ok(n) if n == chunk.len() * page => {}
             // Partly done is fine: installing a guard twice is harmless, and
             // the caller guards each slot itself from here on.

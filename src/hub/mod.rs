@@ -321,7 +321,6 @@ impl Hub {
             self.timers.borrow_mut().remove(key);
         }
         hdr.state.set(State::Finished);
-        hdr.killed.set(true);
         if let Some(launch) = hdr.launch.take() {
             // SAFETY: `launch` was set by `spawn` for this task's payload
             // type; `None` asks it to discard.
@@ -706,7 +705,6 @@ where
                 if result.is_ok() && (*hdr).kill.get() {
                     // Killed while inside calls that could not unwind (the
                     // monkey hooks fail instead): it still dies as killed.
-                    (*hdr).killed.set(true);
                     result = Err(JoinError::killed());
                 }
                 // Greenlet-local values die with the greenlet, on its own
@@ -886,7 +884,6 @@ fn deliver_slow(hdr: &Header) {
         return;
     }
     if hdr.kill.replace(false) {
-        hdr.killed.set(true);
         resume_unwind(Box::new(KillSignal));
     }
     if let Some((_, id)) = hdr.timeout.take() {

@@ -58,6 +58,16 @@ struct IoSlot {
     writers: Vec<TaskRef>,
 }
 
+impl IoSlot {
+    /// The tasks waiting in direction `dir`.
+    fn waiters(&mut self, dir: Direction) -> &mut Vec<TaskRef> {
+        match dir {
+            Direction::Read => &mut self.readers,
+            Direction::Write => &mut self.writers,
+        }
+    }
+}
+
 pub(crate) struct Reactor {
     poll: RefCell<Poll>,
     events: RefCell<Events>,
@@ -279,23 +289,10 @@ impl Registration {
         deadline: Option<Instant>,
         deliver: bool,
     ) -> io::Result<()> {
-        let hub = Hub::current();
-        let me = hub.current_task();
-        let registered = self.with_slot(|s| {
-            if s.readiness & dir.mask() != 0 {
-                return false;
-            }
-            match dir {
-                Direction::Read => s.readers.push(me.clone()),
-                Direction::Write => s.writers.push(me.clone()),
-            }
-            true
-        });
-        if registered != Some(true) {
+        let me = Hub::current().current_task();
+        if !self.add_waiter(dir, &me) {
             return Ok(());
         }
-        let r = &hub.reactor;
-        r.io_waiters.set(r.io_waiters.get() + 1);
         let _cleanup = WaitCleanup {
             reg: self,
             dir,
@@ -307,13 +304,7 @@ impl Registration {
                 return Err(io::Error::from(io::ErrorKind::Interrupted));
             }
             let still_waiting = self
-                .with_slot(|s| {
-                    let list = match dir {
-                        Direction::Read => &s.readers,
-                        Direction::Write => &s.writers,
-                    };
-                    list.iter().any(|t| t.as_ptr() == me.as_ptr())
-                })
+                .with_slot(|s| s.waiters(dir).iter().any(|t| t.as_ptr() == me.as_ptr()))
                 .unwrap_or(false);
             if !still_waiting {
                 return Ok(());
@@ -395,16 +386,12 @@ impl Registration {
     /// (then returns false). Pair every `true` with [`remove_waiter`].
     ///
     /// [`remove_waiter`]: Registration::remove_waiter
-    #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
     pub(crate) fn add_waiter(&self, dir: Direction, task: &TaskRef) -> bool {
         let added = self.with_slot(|s| {
             if s.readiness & dir.mask() != 0 {
                 return false;
             }
-            match dir {
-                Direction::Read => s.readers.push(task.clone()),
-                Direction::Write => s.writers.push(task.clone()),
-            }
+            s.waiters(dir).push(task.clone());
             true
         }) == Some(true);
         if added {
@@ -415,14 +402,11 @@ impl Registration {
     }
 
     /// Undoes a successful [`Registration::add_waiter`].
-    #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
     pub(crate) fn remove_waiter(&self, dir: Direction, task: &TaskRef) {
-        WaitCleanup {
-            reg: self,
-            dir,
-            me: task,
-        }
-        .run();
+        let me = task.as_ptr();
+        self.with_slot(|s| s.waiters(dir).retain(|t| t.as_ptr() != me));
+        let r = &Hub::current().reactor;
+        r.io_waiters.set(r.io_waiters.get() - 1);
     }
 }
 
@@ -433,24 +417,9 @@ struct WaitCleanup<'a> {
     me: &'a TaskRef,
 }
 
-impl WaitCleanup<'_> {
-    fn run(self) {
-        // Dropping does the work.
-    }
-}
-
 impl Drop for WaitCleanup<'_> {
     fn drop(&mut self) {
-        let me = self.me.as_ptr();
-        self.reg.with_slot(|s| {
-            let list = match self.dir {
-                Direction::Read => &mut s.readers,
-                Direction::Write => &mut s.writers,
-            };
-            list.retain(|t| t.as_ptr() != me);
-        });
-        let r = &Hub::current().reactor;
-        r.io_waiters.set(r.io_waiters.get() - 1);
+        self.reg.remove_waiter(self.dir, self.me);
     }
 }
 

@@ -217,8 +217,6 @@ pub(crate) struct Header {
     pub(crate) wake: Cell<Wake>,
     /// `kill` was requested and not yet delivered.
     pub(crate) kill: Cell<bool>,
-    /// The task was killed (delivered or before it started).
-    pub(crate) killed: Cell<bool>,
     /// A `with_timeout` expired: (nesting depth, timeout id). The outermost
     /// expired scope wins.
     pub(crate) timeout: Cell<Option<(u32, u64)>>,
@@ -266,7 +264,6 @@ impl Header {
             state: Cell::new(State::Ready),
             wake: Cell::new(Wake::Ready),
             kill: Cell::new(false),
-            killed: Cell::new(false),
             timeout: Cell::new(None),
             timeout_seen_in_hook: Cell::new(false),
             timeout_depth: Cell::new(0),

@@ -40,7 +40,7 @@ pub(crate) mod errno {
 
 /// `MADV_GUARD_INSTALL` (Linux 6.13+): turns pages into guard pages without
 /// splitting the mapping. Not yet in every libc crate release.
-const MADV_GUARD_INSTALL: libc::c_int = 102;
+pub(crate) const MADV_GUARD_INSTALL: libc::c_int = 102;
 
 /// The system page size, read once.
 pub(crate) fn page_size() -> usize {
@@ -101,9 +101,6 @@ pub(crate) unsafe fn madvise_guard_install(ptr: *mut u8, len: usize) -> io::Resu
 /// `MADV_POPULATE_WRITE` (Linux 5.14+): fault pages in, writable, without
 /// touching them one by one.
 pub(crate) const MADV_POPULATE_WRITE: libc::c_int = 23;
-
-/// `MADV_GUARD_INSTALL`, for [`process_madvise_self`].
-pub(crate) const MADV_GUARD: libc::c_int = MADV_GUARD_INSTALL;
 
 /// `PIDFD_SELF_THREAD` (Linux 6.14+): "the calling thread" for pidfd
 /// syscalls; its memory map is the process's, and it stays right across

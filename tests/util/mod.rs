@@ -154,6 +154,23 @@ pub fn set_fd_limit(soft: u64, hard: u64) {
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) }, 0);
 }
 
+/// Lowers the soft fd limit to at most 4,096 and opens `/dev/null` until
+/// `open` fails with `EMFILE`; returns the files holding the fds. Restore
+/// the limit with [`set_fd_limit`] (from [`fd_limit`], read before).
+pub fn exhaust_fds() -> Vec<std::fs::File> {
+    let (soft, hard) = fd_limit();
+    set_fd_limit(soft.min(4096), hard);
+    let mut hog = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => hog.push(f),
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
+            Err(e) => panic!("unexpected error exhausting fds: {e}"),
+        }
+    }
+    hog
+}
+
 /// The environment variable that tells a re-executed test binary which
 /// child scenario to run.
 pub const CHILD_ENV: &str = "GREENLET_TEST_CHILD";
