@@ -145,3 +145,43 @@ pub fn with_timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
         Err(payload) => crate::hub::resume_unwind_marked(payload),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    /// What a monkey hook does when a park of its is interrupted by an
+    /// expired scope: it cannot unwind, so it notes the expiry and fails
+    /// its call.
+    fn hook_park(d: Duration) {
+        let _ = hub::park_until_with(Some(Instant::now() + d), false);
+        if hub::interrupt_pending() {
+            hub::mark_timeout_seen_in_hook();
+        }
+    }
+
+    #[test]
+    fn an_expiry_seen_by_a_hook_ends_with_its_scope() {
+        let g = crate::spawn(|| {
+            // A hook sees the expiry, then a Rust park delivers it.
+            let first = with_timeout(Duration::from_millis(1), || {
+                hook_park(Duration::from_millis(50));
+                sleep(Duration::from_secs(5));
+            });
+            // A later scope expires while its body is parked where nothing
+            // is delivered and no hook notes it; the body then finishes:
+            // it made it.
+            let later = with_timeout(Duration::from_millis(1), || {
+                let _ =
+                    hub::park_until_with(Some(Instant::now() + Duration::from_millis(50)), false);
+                "made it"
+            });
+            (first, later)
+        });
+        let (first, later) = g.join().unwrap();
+        assert!(first.is_err());
+        assert_eq!(later, Ok("made it"));
+    }
+}

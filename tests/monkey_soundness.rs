@@ -9,7 +9,7 @@ use std::sync::Once;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use greenlet::{sleep, spawn, with_timeout};
+use greenlet::{sleep, spawn};
 use util::{assert_child_passed, child_mode, run_child_within, within};
 
 const LIMIT: Duration = Duration::from_secs(20);
@@ -17,29 +17,6 @@ const LIMIT: Duration = Duration::from_secs(20);
 fn patch() {
     static ONCE: Once = Once::new();
     ONCE.call_once(greenlet::monkey::patch_all);
-}
-
-#[test]
-fn timeout_seen_by_a_hook_does_not_leak_into_a_later_scope() {
-    patch();
-    within(LIMIT, || {
-        let g = spawn(|| {
-            let first = with_timeout(Duration::from_millis(20), || {
-                // The hook fails this sleep because of the expired scope...
-                std::thread::sleep(Duration::from_millis(300));
-                // ...and this Rust park delivers the expiry by unwinding.
-                sleep(Duration::from_secs(1));
-            });
-            let later = with_timeout(Duration::from_secs(5), || {
-                std::thread::sleep(Duration::from_millis(1));
-                "made it"
-            });
-            (first.is_err(), later)
-        });
-        let (first_elapsed, later) = g.join().unwrap();
-        assert!(first_elapsed);
-        assert_eq!(later, Ok("made it"));
-    });
 }
 
 #[test]

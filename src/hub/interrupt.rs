@@ -77,21 +77,26 @@ fn note_suspend_panicking(hdr: &Header) {
     let unwinding = hub.parked_unwinding.get() == 0 || hdr.unwinding.get();
     hdr.unwinding.set(unwinding);
     if unwinding {
+        hdr.counted_unwinding.set(true);
         hub.parked_unwinding.set(hub.parked_unwinding.get() + 1);
     }
 }
 
-/// Ends the suspension [`note_suspend`] recorded.
+/// Ends the suspension [`note_suspend`] recorded. Keyed on whether the
+/// suspension was counted, not on the flag: the flag of a suspended root
+/// can change meanwhile (a panic in code the loop runs on the root's
+/// stack).
 #[inline(always)]
 pub(super) fn note_resume(hdr: &Header) {
-    if hdr.unwinding.get() {
-        note_resume_unwinding();
+    if hdr.counted_unwinding.get() {
+        note_resume_counted(hdr);
     }
 }
 
 #[cold]
 #[inline(never)]
-fn note_resume_unwinding() {
+fn note_resume_counted(hdr: &Header) {
+    hdr.counted_unwinding.set(false);
     let hub = Hub::current();
     hub.parked_unwinding.set(hub.parked_unwinding.get() - 1);
 }

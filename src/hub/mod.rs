@@ -41,9 +41,11 @@ use sync_wait::{SyncWaitLink, SyncWaits};
 use task::{Fiber, Header, ResultSlot, State, TaskRef, Wake};
 
 pub(crate) use interrupt::{
-    KillSignal, TimeoutSignal, deliver_interrupts, interrupt_pending, mark_timeout_seen_in_hook,
-    pending_interrupt, resume_unwind_marked, unwind_with, unwinding_now,
+    KillSignal, TimeoutSignal, deliver_interrupts, interrupt_pending, resume_unwind_marked,
+    unwind_with, unwinding_now,
 };
+#[cfg(any(feature = "monkey", test))]
+pub(crate) use interrupt::{mark_timeout_seen_in_hook, pending_interrupt};
 use timers::{TimerAction, TimerKey, Timers};
 
 /// Greenlet runs between two non-blocking epoll polls while greenlets keep

@@ -247,6 +247,8 @@ pub(crate) struct Header {
     /// timeouts are not delivered to an unwinding task: a second unwind out
     /// of a destructor aborts the process. See `hub::unwind`.
     pub(crate) unwinding: Cell<bool>,
+    /// This suspension is counted in the hub's `parked_unwinding`.
+    pub(crate) counted_unwinding: Cell<bool>,
     /// A `with_timeout` expired: (nesting depth, timeout id). The outermost
     /// expired scope wins.
     pub(crate) timeout: Cell<Option<(u32, u64)>>,
@@ -295,6 +297,7 @@ impl Header {
             wake: Cell::new(Wake::Ready),
             kill: Cell::new(false),
             unwinding: Cell::new(false),
+            counted_unwinding: Cell::new(false),
             timeout: Cell::new(None),
             timeout_seen_in_hook: Cell::new(false),
             timeout_depth: Cell::new(0),
