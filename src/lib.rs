@@ -122,6 +122,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("greenlet supports only Linux");
 
+pub mod channel;
 mod fiber;
 mod greenlet;
 mod hub;

@@ -75,7 +75,7 @@
 
 mod async_result;
 mod event;
-mod lock;
+pub(crate) mod lock;
 mod mutex;
 mod queue;
 mod semaphore;

@@ -318,3 +318,23 @@ pub fn example(name: &str) -> Command {
     );
     Command::new(path)
 }
+
+/// Runs `f` on its own OS thread (with its own hub) and fails the test if
+/// it has not returned within `limit`: a test that would hang fails
+/// instead. A panic in `f` fails the test with its message.
+#[track_caller]
+pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(v)) => {
+            t.join().unwrap();
+            v
+        }
+        Ok(Err(payload)) => panic!("test body panicked: {}", payload_message(&*payload)),
+        Err(_) => panic!("test body did not finish within {limit:?} (hang?)"),
+    }
+}
