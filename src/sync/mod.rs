@@ -74,23 +74,31 @@
 //! ```
 
 mod async_result;
+mod barrier;
+mod condvar;
 mod event;
 pub(crate) mod lock;
 mod mutex;
 mod queue;
+mod rlock;
+mod rwlock;
 mod semaphore;
 pub(crate) mod wait_queue;
 
 use std::fmt;
 
 pub use async_result::AsyncResult;
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use condvar::{Condvar, WaitTimeoutResult};
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
 pub use queue::{
     GetError, GetTimeoutError, IntoIter, Iter, PutError, PutTimeoutError, Queue, TryGetError,
     TryPutError,
 };
-pub use semaphore::{Semaphore, SemaphorePermit};
+pub use rlock::{RLock, RLockGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::{BoundedSemaphore, ReleaseError, Semaphore, SemaphorePermit};
 
 /// The error of a timed wait whose time ran out before its condition held.
 ///
@@ -113,6 +121,15 @@ impl fmt::Display for TimedOut {
 }
 
 impl std::error::Error for TimedOut {}
+
+/// Who holds a lock: a greenlet (or the root, id 0) of one OS thread.
+type Owner = (std::thread::ThreadId, u64);
+
+/// The running greenlet (or root) as a lock owner.
+fn current_owner() -> Owner {
+    let id = crate::current().map_or(0, |c| c.id().as_u64());
+    (std::thread::current().id(), id)
+}
 
 /// The deadline of a `*_timeout` call.
 fn deadline(timeout: std::time::Duration) -> std::time::Instant {
