@@ -93,8 +93,8 @@ pub use condvar::{Condvar, WaitTimeoutResult};
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
 pub use queue::{
-    GetError, GetTimeoutError, IntoIter, Iter, PutError, PutTimeoutError, Queue, TryGetError,
-    TryPutError,
+    GetError, GetTimeoutError, IntoIter, Iter, LifoQueue, PriorityQueue, PutError, PutTimeoutError,
+    Queue, TryGetError, TryPutError,
 };
 pub use rlock::{RLock, RLockGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
