@@ -1,6 +1,13 @@
-//! Coordination between greenlets: [`Event`], [`AsyncResult`], [`Queue`],
-//! [`Semaphore`] and [`Mutex`] (gevent's `gevent.event`, `gevent.queue` and
-//! `gevent.lock`).
+//! Coordination between greenlets (gevent's `gevent.event`, `gevent.queue`
+//! and `gevent.lock`, and std's `Mutex`, `RwLock`, `Condvar` and `Barrier`):
+//!
+//! - events: [`Event`], [`AsyncResult`];
+//! - queues: [`Queue`] (FIFO; bounded, unbounded or rendezvous; joinable),
+//!   [`LifoQueue`], [`PriorityQueue`] (for std's mpsc shape see
+//!   [`crate::channel`]);
+//! - locks: [`Mutex`], re-entrant [`RLock`], [`RwLock`], [`Semaphore`],
+//!   [`BoundedSemaphore`], and [`Condvar`] (with [`Mutex`]);
+//! - [`Barrier`].
 //!
 //! std's `Mutex`, `Condvar`, `mpsc` and `thread::park` block the whole OS
 //! thread, so a greenlet waiting on one of them stalls every other greenlet

@@ -293,7 +293,10 @@ impl<T> Queue<T> {
     /// let ch = Queue::bounded(0);
     /// let getter = greenlet::spawn({
     ///     let (ch, log) = (ch.clone(), log.clone());
-    ///     move || log.borrow_mut().push(ch.get().unwrap())
+    ///     move || {
+    ///         let word = ch.get().unwrap();
+    ///         log.borrow_mut().push(word);
+    ///     }
     /// });
     /// greenlet::yield_now(); // the getter waits
     /// log.borrow_mut().push("sending hello");
