@@ -199,7 +199,13 @@ impl<T> Chan<T> {
         }
         match wait(&self.state, s, receivers, None, deadline, pass_on) {
             Waited::Notified(Some(item)) => Ok(item),
-            Waited::Notified(None) => Err(RecvTimeoutError::Disconnected),
+            // Disconnected. A message handed to a receiver that then died
+            // may have come back into the buffer since: take it.
+            Waited::Notified(None) => self
+                .state
+                .lock()
+                .take()
+                .ok_or(RecvTimeoutError::Disconnected),
             Waited::TimedOut(_) => Err(RecvTimeoutError::Timeout),
         }
     }

@@ -319,8 +319,35 @@ fn messages_survive_receivers_timing_out_and_being_killed() {
         for r in receivers {
             r.join().unwrap();
         }
+        // A message handed to a receiver killed after the others saw the
+        // disconnection went back into the buffer: it is there, not lost.
+        got.borrow_mut().extend(rx.try_iter());
         let mut got = got.borrow().clone();
         got.sort();
         assert_eq!(got, (0..N).collect::<Vec<_>>());
+    });
+}
+
+/// Regression: a message handed to a receiver that is killed before it
+/// runs, after every sender is gone, comes back to the buffer; a receiver
+/// already woken by the disconnection takes it instead of reporting
+/// `Disconnected` with a message still in the channel.
+#[test]
+fn message_of_a_killed_receiver_reaches_a_receiver_woken_by_disconnection() {
+    within(LIMIT, || {
+        let (tx, rx) = channel();
+        let rx = Rc::new(rx);
+        let spawn_receiver = || {
+            let rx = rx.clone();
+            greenlet::spawn(move || rx.recv())
+        };
+        let first = spawn_receiver();
+        let second = spawn_receiver();
+        greenlet::yield_now(); // both wait, `first` in front
+        tx.send("only").unwrap(); // handed to `first`, which has not run
+        drop(tx); // wakes `second` with the disconnection
+        first.kill(); // `first` passes its message back
+        assert_eq!(second.join().unwrap(), Ok("only"));
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
     });
 }

@@ -474,7 +474,9 @@ impl<T> Queue<T> {
         }
         match wait(&self.inner, s, getters, None, deadline, pass_on) {
             Waited::Notified(Some(item)) => Ok(item),
-            Waited::Notified(None) => Err(GetTimeoutError::Closed),
+            // Closed. An item handed to a getter that then died may have
+            // come back into the queue since: take it.
+            Waited::Notified(None) => self.inner.lock().try_get().ok_or(GetTimeoutError::Closed),
             Waited::TimedOut(_) => Err(GetTimeoutError::Timeout),
         }
     }
