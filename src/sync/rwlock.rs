@@ -350,6 +350,14 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
 
 /// Shared access to an [`RwLock`]'s data; leaves when dropped.
 ///
+/// Not `Send`: release where you locked.
+///
+/// ```compile_fail
+/// let l = std::sync::Arc::new(greenlet::sync::RwLock::new(0));
+/// let g = l.read();
+/// std::thread::spawn(move || drop(g)); // error: `RwLockReadGuard` cannot be sent between threads
+/// ```
+///
 /// # Examples
 ///
 /// ```
