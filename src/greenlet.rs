@@ -242,6 +242,7 @@ impl Builder {
     /// (`InvalidInput`), address space exhausted, or, on kernels without
     /// `MADV_GUARD_INSTALL`, `vm.max_map_count` reached (the message names
     /// the limit).
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<Greenlet<T>>
     where
         F: FnOnce() -> T + 'static,
@@ -254,6 +255,7 @@ impl Builder {
     ///
     /// # Errors
     /// As [`Builder::spawn`].
+    #[track_caller]
     pub fn spawn_later<F, T>(self, delay: Duration, f: F) -> io::Result<Greenlet<T>>
     where
         F: FnOnce() -> T + 'static,
@@ -262,6 +264,7 @@ impl Builder {
         self.spawn_inner(f, Some(delay))
     }
 
+    #[track_caller]
     fn spawn_inner<F, T>(self, f: F, delay: Option<Duration>) -> io::Result<Greenlet<T>>
     where
         F: FnOnce() -> T + 'static,
@@ -272,7 +275,10 @@ impl Builder {
             None => default_stack_size(),
         };
         let name = self.name.map(String::into_boxed_str);
-        Ok(Greenlet::new(Hub::current().spawn(f, name, size, delay)?))
+        let site = std::panic::Location::caller();
+        Ok(Greenlet::new(
+            Hub::current().spawn(f, name, size, delay, site)?,
+        ))
     }
 }
 
@@ -291,13 +297,14 @@ impl Builder {
 /// let g = greenlet::spawn(|| "done");
 /// assert_eq!(g.join().unwrap(), "done");
 /// ```
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> Greenlet<T>
 where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
     let size = default_stack_size();
-    match Hub::current().spawn(f, None, size, None) {
+    match Hub::current().spawn(f, None, size, None, std::panic::Location::caller()) {
         Ok(task) => Greenlet::new(task),
         Err(e) => panic!("greenlet::spawn: cannot spawn a greenlet: {e}"),
     }
@@ -317,6 +324,7 @@ where
 /// assert_eq!(g.join().unwrap(), 1);
 /// assert!(t.elapsed() >= Duration::from_millis(20));
 /// ```
+#[track_caller]
 pub fn spawn_later<F, T>(delay: Duration, f: F) -> Greenlet<T>
 where
     F: FnOnce() -> T + 'static,
@@ -335,13 +343,16 @@ pub(crate) fn wait_finished(task: &TaskRef) {
     if task.state.get() == State::Running {
         panic!("greenlet: a greenlet cannot wait for itself to finish (it would wait forever)");
     }
-    let me = Hub::current().current_task();
+    let hub = Hub::current();
+    let me = hub.current_task();
+    let reason = hub::join_reason(task);
+    let _cycle = hub.wait_for_task(&me, task, reason);
     task.watchers.borrow_mut().push(Watcher::Task(me.clone()));
     // One entry per wait, removed however the wait ends (a timeout or kill
     // unwinding out of `park`): timed joins in a loop do not grow the list.
     let _unwatch = Unwatch { task, me: &me };
     while !task.is_finished() {
-        hub::park();
+        hub::park(reason);
     }
 }
 
@@ -582,7 +593,7 @@ impl<T: 'static> Iterator for Iwait<T> {
             }
             *self.collector.waiter.borrow_mut() = Some(hub.current_task());
             let _clear = ClearWaiter(&self.collector);
-            hub::park();
+            hub::park(hub::WaitReason::Iwait);
         }
     }
 

@@ -203,6 +203,7 @@ pub use crate::greenlet::{
     Builder, Current, Greenlet, GreenletId, Iwait, JoinError, current, iwait, joinall, spawn,
     spawn_later,
 };
+pub use crate::hub::dump;
 pub use crate::hub::handle::{HubHandle, JoinHandle, hub_handle, run_until_stopped};
 pub use crate::local::Local;
 pub use crate::time::{Elapsed, sleep, with_timeout, yield_now};

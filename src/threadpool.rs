@@ -168,7 +168,7 @@ where
     pool().execute(Box::new(move || {
         tx.send(catch_unwind(AssertUnwindSafe(f)));
     }));
-    match rx.recv() {
+    match rx.recv(crate::hub::WaitReason::Blocking) {
         Ok(Ok(value)) => value,
         Ok(Err(payload)) => crate::hub::resume_unwind_marked(payload),
         Err(oneshot::Closed) => unreachable!("a pool job always sends its result"),
@@ -187,7 +187,7 @@ where
 {
     let (tx, rx) = oneshot::channel();
     pool().execute(Box::new(move || tx.send(f())));
-    rx.recv_uninterruptible()
+    rx.recv_uninterruptible(crate::hub::WaitReason::Blocking)
         .expect("a pool job always sends its result")
 }
 

@@ -29,7 +29,7 @@ pub fn sleep(dur: Duration) {
         return;
     }
     let deadline = deadline_after(dur);
-    while hub::park_until(Some(deadline)) != Wake::TimedOut {}
+    while hub::park_until(Some(deadline), hub::WaitReason::Sleep) != Wake::TimedOut {}
 }
 
 /// Lets every other ready greenlet run once, then continues (gevent's
@@ -156,7 +156,7 @@ mod tests {
     /// expired scope: it cannot unwind, so it notes the expiry and fails
     /// its call.
     fn hook_park(d: Duration) {
-        let _ = hub::park_until_with(Some(Instant::now() + d), false);
+        let _ = hub::park_until_with(Some(Instant::now() + d), false, hub::WaitReason::Sleep);
         if hub::interrupt_pending() {
             hub::mark_timeout_seen_in_hook();
         }
@@ -174,8 +174,11 @@ mod tests {
             // is delivered and no hook notes it; the body then finishes:
             // it made it.
             let later = with_timeout(Duration::from_millis(1), || {
-                let _ =
-                    hub::park_until_with(Some(Instant::now() + Duration::from_millis(50)), false);
+                let _ = hub::park_until_with(
+                    Some(Instant::now() + Duration::from_millis(50)),
+                    false,
+                    hub::WaitReason::Sleep,
+                );
                 "made it"
             });
             (first, later)

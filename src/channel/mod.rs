@@ -60,8 +60,9 @@ mod iter;
 
 pub use iter::{IntoIter, Iter, TryIter};
 
+use crate::hub::SyncKind;
 use crate::sync::lock::Lock;
-use crate::sync::wait_queue::{WaitList, Waited, drop_payload, wait};
+use crate::sync::wait_queue::{WaitList, WaitSite, Waited, drop_payload, wait};
 
 /// Creates an unbounded channel: [`Sender::send`] never waits (std's
 /// `mpsc::channel`).
@@ -186,7 +187,15 @@ impl<T> Chan<T> {
             Ok(()) => return Ok(()),
             Err(item) => item,
         };
-        match wait(&self.state, s, blocked, Some(item), None, drop_payload) {
+        match wait(
+            &self.state,
+            s,
+            blocked,
+            Some(item),
+            None,
+            drop_payload,
+            WaitSite::of(SyncKind::ChannelSend),
+        ) {
             Waited::Notified(None) => Ok(()),
             Waited::Notified(Some(item)) | Waited::TimedOut(Some(item)) => Err(SendError(item)),
             Waited::TimedOut(None) => unreachable!("an untimed send does not time out"),
@@ -201,7 +210,15 @@ impl<T> Chan<T> {
         if s.senders == 0 {
             return Err(RecvTimeoutError::Disconnected);
         }
-        match wait(&self.state, s, receivers, None, deadline, pass_on) {
+        match wait(
+            &self.state,
+            s,
+            receivers,
+            None,
+            deadline,
+            pass_on,
+            WaitSite::of(SyncKind::ChannelRecv),
+        ) {
             Waited::Notified(Some(item)) => Ok(item),
             // Disconnected. A message handed to a receiver that then died
             // may have come back into the buffer since: take it.

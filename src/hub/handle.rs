@@ -213,7 +213,7 @@ pub fn run_until_stopped() {
         let _registered = CancelOnDrop(waker.clone());
         SERVING.with_borrow_mut(|s| s.push(waker.clone()));
         let _unlisted = Unlist(&waker);
-        hub::park();
+        hub::park(hub::WaitReason::Serving);
     }
 }
 
@@ -262,7 +262,9 @@ impl<T> JoinHandle<T> {
     /// assert_eq!(job.join().unwrap_err().panic_message(), Some("oops"));
     /// ```
     pub fn join(self) -> Result<T, JoinError> {
-        self.rx.recv().unwrap_or_else(|_| Err(JoinError::killed()))
+        self.rx
+            .recv(hub::WaitReason::Remote)
+            .unwrap_or_else(|_| Err(JoinError::killed()))
     }
 
     /// Whether the greenlet has finished, so [`join`](JoinHandle::join)

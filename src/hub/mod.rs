@@ -14,6 +14,8 @@
 //! unparked. Greenlets never run the loop: they park by suspending back
 //! into it.
 
+pub(crate) mod deadlock;
+pub mod dump;
 pub(crate) mod handle;
 mod interrupt;
 pub(crate) mod oneshot;
@@ -21,12 +23,14 @@ pub(crate) mod reactor;
 pub(crate) mod remote;
 pub(crate) mod sync_wait;
 pub(crate) mod task;
+mod task_table;
 pub(crate) mod timers;
+pub mod wait_reason;
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::ptr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,10 +39,13 @@ use corosensei::{CoroutineResult, Yielder};
 
 use crate::fiber::stack::StackPool;
 use crate::greenlet::JoinError;
+pub(crate) use deadlock::join_reason;
 use reactor::Reactor;
 use remote::{Remote, RemoteMsg, RemoteWaker};
 use sync_wait::{SyncWaitLink, SyncWaits};
 use task::{Fiber, Header, ResultSlot, State, TaskRef, Wake};
+use task_table::TaskTable;
+pub(crate) use wait_reason::{IoDirection, SyncKind, WaitReason};
 
 pub(crate) use interrupt::{
     KillSignal, TimeoutSignal, deliver_interrupts, interrupt_pending, resume_unwind_marked,
@@ -113,6 +120,12 @@ pub(crate) struct Hub {
     /// Greenlets that started and have not finished (parked, ready, or
     /// running): at thread exit their stacks must stay mapped.
     live: Cell<usize>,
+    /// Every greenlet that has not finished (for dumps and deadlock
+    /// reports).
+    tasks: RefCell<TaskTable>,
+    /// The loop's clock: `Instant::now()` as of the last epoll poll or
+    /// timer check (parks record it as their start without a clock read).
+    clock: Cell<Instant>,
     /// Suspended tasks whose `unwinding` flag is set (see `interrupt`).
     parked_unwinding: Cell<usize>,
     next_id: Cell<u64>,
@@ -163,7 +176,7 @@ impl Hub {
         let altstack = crate::sys::ensure_altstack(crate::fiber::overflow::ALTSTACK_SIZE)
             .ok()
             .flatten();
-        let root = TaskRef::new(0, None, 0, ());
+        let root = TaskRef::new(0, None, 0, None, ());
         root.state.set(State::Running);
         let hub = Box::new(Hub {
             ready: UnsafeCell::new(VecDeque::with_capacity(64)),
@@ -174,6 +187,8 @@ impl Hub {
             waits: RefCell::new(WaitSlots::default()),
             sync_waits: SyncWaits::new(),
             live: Cell::new(0),
+            tasks: RefCell::new(TaskTable::default()),
+            clock: Cell::new(Instant::now()),
             parked_unwinding: Cell::new(0),
             next_id: Cell::new(1),
             ticks: Cell::new(0),
@@ -259,15 +274,19 @@ impl Hub {
     /// return up the call chain to the parking code mispredicts (the CPU's
     /// return-stack buffer holds the other stack's addresses), so a shallow
     /// chain makes the greenlet side of a switch cheaper.
+    ///
+    /// `reason` is recorded for dumps and deadlock reports (one store).
     #[inline]
-    pub(crate) fn park_raw(&self) -> Wake {
+    pub(crate) fn park_raw(&self, reason: WaitReason) -> Wake {
         let cur = current_header();
         if cur.is_null() {
-            self.park_root()
+            self.park_root(reason)
         } else {
             // SAFETY: CURRENT points at the header of the task that is
             // running this code; `run_task` keeps it alive.
             let hdr = unsafe { &*cur };
+            hdr.reason.set(reason);
+            hdr.since.set(Some(self.clock.get()));
             hdr.state.set(State::Parked);
             switch_out(hdr);
             hdr.wake.get()
@@ -278,12 +297,14 @@ impl Hub {
     /// unparked. Out of line, so the greenlet path of `park_raw` stays small
     /// enough to inline.
     #[inline(never)]
-    fn park_root(&self) -> Wake {
+    fn park_root(&self, reason: WaitReason) -> Wake {
         // Refuse re-entry before touching the root's state: a blocking call
         // made from inside the loop (a destructor the loop ran) must leave
         // the outer wait parked, even if its panic is caught.
         let _loop = LoopGuard::enter(self);
         let root: &Header = &self.root;
+        root.reason.set(reason);
+        root.since.set(Some(self.clock.get()));
         root.state.set(State::Parked);
         interrupt::note_suspend(root);
         let guard = RootUnpark(root);
@@ -300,6 +321,7 @@ impl Hub {
         name: Option<Box<str>>,
         stack_size: usize,
         delay: Option<Duration>,
+        site: &'static Location<'static>,
     ) -> io::Result<(TaskRef, *const ResultSlot<T>)>
     where
         F: FnOnce() -> T + 'static,
@@ -310,12 +332,14 @@ impl Hub {
             self.next_id(),
             name,
             stack_size,
+            Some(site),
             Payload {
                 slot: ResultSlot::<T>::new(None),
                 f: UnsafeCell::new(Some(f)),
             },
         );
         task.launch.set(Some(launch::<F, T>));
+        self.tasks.borrow_mut().insert(&task);
         self.monitor.spawned(task.id, task.name.as_deref());
         // SAFETY: created just above with this payload type.
         let slot: *const ResultSlot<T> = unsafe { &task.slot::<Payload<F, T>>().slot };
@@ -341,6 +365,8 @@ impl Hub {
             self.timers.borrow_mut().remove(key);
         }
         hdr.state.set(State::Finished);
+        let entry = self.tasks.borrow_mut().remove(hdr);
+        drop(entry);
         if let Some(launch) = hdr.launch.take() {
             // SAFETY: `launch` was set by `spawn` for this task's payload
             // type; `None` asks it to discard.
@@ -425,6 +451,8 @@ impl Hub {
         }
         // SAFETY: only the fiber prologue and this function touch it.
         let keepalive = unsafe { (*hdr.keepalive.get()).take() };
+        let entry = self.tasks.borrow_mut().remove(hdr);
+        drop(entry);
         hdr.notify_watchers(self);
         self.monitor.finished(hdr);
         drop(keepalive);
@@ -485,6 +513,7 @@ impl Hub {
         if !may_block || self.ready_len() > 0 || self.root.state.get() == State::Ready {
             if self.ticks.get() >= TICK_BUDGET {
                 self.ticks.set(0);
+                self.clock.set(Instant::now());
                 if self.reactor.has_waiters() {
                     self.reactor.poll(self, Some(Duration::ZERO));
                     self.drain_remote();
@@ -502,6 +531,12 @@ impl Hub {
             .next_deadline()
             .map(|d| d.saturating_duration_since(Instant::now()));
         if timeout.is_none() && !self.can_be_woken() {
+            // A cross-thread wake-up may have been sent after the last
+            // drain, by a notifier that then dropped its handle.
+            self.drain_remote();
+            if self.ready_len() > 0 || self.root.state.get() == State::Ready {
+                return;
+            }
             self.would_block_forever();
         }
         let timeout = if self.remote.prepare_sleep() {
@@ -510,6 +545,7 @@ impl Hub {
             Some(Duration::ZERO)
         };
         self.reactor.poll(self, timeout);
+        self.clock.set(Instant::now());
         self.remote.end_sleep();
         self.drain_remote();
         self.fire_timers();
@@ -521,7 +557,7 @@ impl Hub {
     fn can_be_woken(&self) -> bool {
         self.reactor.has_waiters()
             || self.waits.borrow().used > 0
-            || self.sync_waits.count() > 0
+            || self.sync_waits.any_open()
             || Arc::strong_count(&self.remote) > 1
     }
 
@@ -529,8 +565,10 @@ impl Hub {
     fn would_block_forever(&self) -> ! {
         panic!(
             "greenlet: this operation would block forever: the root is waiting, but no greenlet \
-             is ready, no timer is pending, and no I/O or cross-thread wake-up is registered \
-             (a deadlock: greenlets waiting on each other or on something nobody will set)"
+             is ready, no timer is pending, no I/O or cross-thread wake-up is registered, and \
+             every sync primitive waited on has no handle left but its waiter's (a deadlock: \
+             greenlets waiting on each other or on something nobody will set)\n{}",
+            self.dump()
         );
     }
 
@@ -543,6 +581,7 @@ impl Hub {
 
     fn fire_timers_slow(&self) {
         let now = Instant::now();
+        self.clock.set(now);
         loop {
             let action = self.timers.borrow_mut().pop_expired(now);
             match action {
@@ -694,6 +733,8 @@ impl Drop for Hub {
         drop(ready);
         let timers = self.timers.get_mut().clear();
         drop(timers);
+        let tasks = self.tasks.get_mut().take_all();
+        drop(tasks);
         if self.live.get() > 0 {
             self.stacks.leak();
         }
@@ -902,10 +943,10 @@ pub(crate) fn yield_now() {
 /// Parks the running task and delivers a pending kill or expired timeout by
 /// unwinding (never while already unwinding).
 #[inline]
-pub(crate) fn park() -> Wake {
+pub(crate) fn park(reason: WaitReason) -> Wake {
     interrupt::deliver_before_park();
     let hub = Hub::current();
-    let wake = hub.park_raw();
+    let wake = hub.park_raw(reason);
     deliver_interrupts();
     wake
 }
@@ -916,19 +957,23 @@ pub(crate) fn park() -> Wake {
 /// every park, it may return spuriously with `Wake::Ready`: callers re-check
 /// their condition in a loop.
 #[inline]
-pub(crate) fn park_until(deadline: Option<Instant>) -> Wake {
-    park_until_with(deadline, true)
+pub(crate) fn park_until(deadline: Option<Instant>, reason: WaitReason) -> Wake {
+    park_until_with(deadline, true, reason)
 }
 
 /// [`park_until`], delivering kills and timeouts by unwinding only if
 /// `deliver`; otherwise the caller checks [`interrupt_pending`].
-pub(crate) fn park_until_with(deadline: Option<Instant>, deliver: bool) -> Wake {
+pub(crate) fn park_until_with(
+    deadline: Option<Instant>,
+    deliver: bool,
+    reason: WaitReason,
+) -> Wake {
     if deliver {
         interrupt::deliver_before_park();
     }
     let hub = Hub::current();
     let park = || {
-        let wake = hub.park_raw();
+        let wake = hub.park_raw(reason);
         if deliver {
             deliver_interrupts();
         }
@@ -937,9 +982,12 @@ pub(crate) fn park_until_with(deadline: Option<Instant>, deliver: bool) -> Wake 
     let Some(deadline) = deadline else {
         return park();
     };
+    let task = hub.current_task();
+    task.deadline.set(Some(deadline));
+    let _clear = ClearDeadline(&task);
     let guard = TimerGuard(Some(
         hub.timers()
-            .insert(deadline, TimerAction::Wake(hub.current_task())),
+            .insert(deadline, TimerAction::Wake(task.clone())),
     ));
     let wake = park();
     if wake == Wake::TimedOut || guard.fired(hub) {
@@ -947,6 +995,15 @@ pub(crate) fn park_until_with(deadline: Option<Instant>, deliver: bool) -> Wake 
         Wake::TimedOut
     } else {
         wake
+    }
+}
+
+/// Forgets a timed park's deadline however the park ends.
+struct ClearDeadline<'a>(&'a TaskRef);
+
+impl Drop for ClearDeadline<'_> {
+    fn drop(&mut self) {
+        self.0.deadline.set(None);
     }
 }
 

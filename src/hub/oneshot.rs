@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::hub::remote::RemoteWaker;
-use crate::hub::{self, Hub};
+use crate::hub::{self, Hub, WaitReason};
 
 struct State<T> {
     value: Option<T>,
@@ -103,8 +103,8 @@ impl<T> Receiver<T> {
     ///
     /// # Errors
     /// [`Closed`] if the sender was dropped without sending.
-    pub(crate) fn recv(self) -> Result<T, Closed> {
-        self.recv_with(true)
+    pub(crate) fn recv(self, reason: WaitReason) -> Result<T, Closed> {
+        self.recv_with(true, reason)
     }
 
     /// [`Receiver::recv`] that neither unwinds nor gives up on a kill or
@@ -112,11 +112,11 @@ impl<T> Receiver<T> {
     /// callers that cannot unwind and whose sender borrows their memory,
     /// like the monkey-patching `getaddrinfo` hook).
     #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
-    pub(crate) fn recv_uninterruptible(self) -> Result<T, Closed> {
-        self.recv_with(false)
+    pub(crate) fn recv_uninterruptible(self, reason: WaitReason) -> Result<T, Closed> {
+        self.recv_with(false, reason)
     }
 
-    fn recv_with(self, deliver: bool) -> Result<T, Closed> {
+    fn recv_with(self, deliver: bool, reason: WaitReason) -> Result<T, Closed> {
         let hub = Hub::current();
         let mut registered: Option<CancelOnDrop> = None;
         loop {
@@ -132,9 +132,9 @@ impl<T> Receiver<T> {
                 }
             }
             if deliver {
-                hub::park();
+                hub::park(reason);
             } else {
-                hub.park_raw();
+                hub.park_raw(reason);
             }
         }
     }

@@ -21,7 +21,7 @@ use mio::event::Source;
 use mio::{Events, Interest, Poll, Token};
 
 use crate::hub::task::{TaskRef, Wake};
-use crate::hub::{Hub, park_until_with};
+use crate::hub::{Hub, IoDirection, WaitReason, park_until_with};
 
 /// The token of the cross-thread `mio::Waker`.
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
@@ -167,6 +167,8 @@ impl Reactor {
 ///
 /// Not `Send`: it belongs to the hub of the thread that made it.
 pub(crate) struct Registration {
+    /// The registered fd (for wait reasons).
+    fd: i32,
     key: usize,
     generation: u32,
     _not_send: std::marker::PhantomData<*const ()>,
@@ -177,7 +179,8 @@ impl Registration {
     /// Both directions start out as ready, so the first call in each tries
     /// its syscall; a caller that has just seen `WouldBlock` clears that
     /// direction with [`clear_readiness`](Registration::clear_readiness).
-    pub(crate) fn new(source: &mut impl Source) -> io::Result<Registration> {
+    pub(crate) fn new(fd: i32) -> io::Result<Registration> {
+        let source = &mut mio::unix::SourceFd(&fd);
         let hub = Hub::current();
         let r = &hub.reactor;
         let (key, generation) = {
@@ -202,6 +205,7 @@ impl Registration {
             Interest::READABLE | Interest::WRITABLE,
         );
         let reg = Registration {
+            fd,
             key,
             generation,
             _not_send: std::marker::PhantomData,
@@ -299,7 +303,14 @@ impl Registration {
             me: &me,
         };
         loop {
-            let wake = park_until_with(deadline, deliver);
+            let reason = WaitReason::Io {
+                fd: self.fd,
+                direction: match dir {
+                    Direction::Read => IoDirection::Read,
+                    Direction::Write => IoDirection::Write,
+                },
+            };
+            let wake = park_until_with(deadline, deliver, reason);
             if !deliver && wake == Wake::Interrupted && crate::hub::interrupt_pending() {
                 return Err(io::Error::from(io::ErrorKind::Interrupted));
             }

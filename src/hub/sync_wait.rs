@@ -26,15 +26,22 @@ pub(crate) struct SyncWaitLink {
     prev: Cell<*const SyncWaitLink>,
     next: Cell<*const SyncWaitLink>,
     cancel: unsafe fn(*const SyncWaitLink),
+    /// Whether the wait provably cannot be ended by anyone but tasks of
+    /// this hub (see `crate::sync::wait_queue::WaitSite::sole`).
+    closed: unsafe fn(*const SyncWaitLink) -> bool,
 }
 
 impl SyncWaitLink {
     /// An unlinked link whose wait is cancelled by `cancel`.
-    pub(crate) const fn new(cancel: unsafe fn(*const SyncWaitLink)) -> SyncWaitLink {
+    pub(crate) const fn new(
+        cancel: unsafe fn(*const SyncWaitLink),
+        closed: unsafe fn(*const SyncWaitLink) -> bool,
+    ) -> SyncWaitLink {
         SyncWaitLink {
             prev: Cell::new(ptr::null()),
             next: Cell::new(ptr::null()),
             cancel,
+            closed,
         }
     }
 }
@@ -51,12 +58,6 @@ impl SyncWaits {
             head: Cell::new(ptr::null()),
             count: Cell::new(0),
         }
-    }
-
-    /// How many waits are linked.
-    #[inline]
-    pub(crate) fn count(&self) -> usize {
-        self.count.get()
     }
 
     /// Links `link`.
@@ -94,6 +95,27 @@ impl SyncWaits {
         link.prev.set(ptr::null());
         link.next.set(ptr::null());
         self.count.set(self.count.get() - 1);
+    }
+
+    /// Whether some wait may still be ended from another thread (it is not
+    /// provably closed). Asked on the hub's thread while its tasks are
+    /// parked.
+    pub(crate) fn any_open(&self) -> bool {
+        if self.count.get() == 0 {
+            return false;
+        }
+        let mut p = self.head.get();
+        while !p.is_null() {
+            // SAFETY: a linked link is valid (the invariant), and its task
+            // is parked (the hub is between runs).
+            let link = unsafe { &*p };
+            // SAFETY: as above; the registration's contract for `closed`.
+            if !unsafe { (link.closed)(p) } {
+                return true;
+            }
+            p = link.next.get();
+        }
+        false
     }
 
     /// Hub teardown: unlinks and cancels every wait. The caller guarantees

@@ -11,14 +11,18 @@
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::marker::PhantomData;
+use std::panic::Location;
 use std::ptr::NonNull;
 use std::rc::Rc;
+use std::time::Instant;
 
 use corosensei::{Coroutine, Yielder};
 
 use crate::fiber::stack::PooledStack;
 use crate::greenlet::JoinError;
+use crate::hub::deadlock::WaitsFor;
 use crate::hub::timers::TimerKey;
+use crate::hub::wait_reason::WaitReason;
 
 /// The coroutine type every greenlet runs in: resumed with `()`, suspends
 /// with `()`, returns `()`. Why it was resumed lives in [`Header::wake`].
@@ -42,7 +46,13 @@ impl TaskRef {
     /// bytes: building it elsewhere and moving it costs a `memcpy` per
     /// spawn).
     #[inline]
-    pub(crate) fn new<S>(id: u64, name: Option<Box<str>>, stack_size: usize, slot: S) -> TaskRef {
+    pub(crate) fn new<S>(
+        id: u64,
+        name: Option<Box<str>>,
+        stack_size: usize,
+        site: Option<&'static Location<'static>>,
+        slot: S,
+    ) -> TaskRef {
         unsafe fn free<S>(p: NonNull<Header>) {
             // SAFETY: `p` came from `Box::into_raw` of a `TaskCell<S>` below
             // (the header is at offset 0) and the count just reached zero.
@@ -50,7 +60,7 @@ impl TaskRef {
         }
         let mut uninit = Box::<TaskCell<S>>::new_uninit();
         let cell = uninit.write(TaskCell {
-            hdr: Header::new(id, name, stack_size),
+            hdr: Header::new(id, name, stack_size, site),
             slot,
         });
         cell.hdr.refs.set(1);
@@ -277,6 +287,22 @@ pub(crate) struct Header {
     /// Greenlet-local values (`greenlet::Local`); the root's are the
     /// thread's fallback values.
     pub(crate) locals: crate::local::LocalMap,
+    /// Where the greenlet was spawned (`None` for the root).
+    pub(crate) site: Option<&'static Location<'static>>,
+    /// What the task waits for while parked: written at every park, read
+    /// only by dumps and deadlock reports.
+    pub(crate) reason: Cell<WaitReason>,
+    /// When the task last parked, by the hub's loop clock.
+    pub(crate) since: Cell<Option<Instant>>,
+    /// The deadline of the task's current timed park (set and cleared by
+    /// timed parks only; stale otherwise, so read it only while parked).
+    pub(crate) deadline: Cell<Option<Instant>>,
+    /// The task's index in its hub's task table (`u32::MAX`: none).
+    pub(crate) slot_index: Cell<u32>,
+    /// Whom the task waits for, for wait-for cycle detection: set by the
+    /// waits that can take part in a cycle (Mutex, join, kill) and cleared
+    /// when they end.
+    pub(crate) waits_for: Cell<WaitsFor>,
 }
 
 /// The typed result slot of a `Greenlet<T>`.
@@ -284,7 +310,12 @@ pub(crate) type ResultSlot<T> = UnsafeCell<Option<Result<T, JoinError>>>;
 
 impl Header {
     #[inline]
-    pub(crate) fn new(id: u64, name: Option<Box<str>>, stack_size: usize) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        name: Option<Box<str>>,
+        stack_size: usize,
+        site: Option<&'static Location<'static>>,
+    ) -> Self {
         unsafe fn never(_: NonNull<Header>) {}
         Header {
             refs: Cell::new(0),
@@ -308,6 +339,12 @@ impl Header {
             yielder: Cell::new(std::ptr::null()),
             keepalive: UnsafeCell::new(None),
             locals: crate::local::LocalMap::new(),
+            site,
+            reason: Cell::new(WaitReason::Unknown),
+            since: Cell::new(None),
+            deadline: Cell::new(None),
+            slot_index: Cell::new(u32::MAX),
+            waits_for: Cell::new(WaitsFor::Nothing),
         }
     }
 
@@ -315,6 +352,15 @@ impl Header {
     #[inline]
     pub(crate) fn is_root(&self) -> bool {
         self.stack_size == 0
+    }
+
+    /// How reports name the task: `'name'`, `greenlet #id`, or `the root`.
+    pub(crate) fn display_name(&self) -> String {
+        match &self.name {
+            Some(n) => format!("'{n}'"),
+            None if self.is_root() => "the root".to_string(),
+            None => format!("greenlet #{}", self.id),
+        }
     }
 
     pub(crate) fn is_finished(&self) -> bool {

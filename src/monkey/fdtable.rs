@@ -172,7 +172,7 @@ pub(crate) fn registration(fd: libc::c_int, info: &FdInfo) -> Option<Rc<Registra
                 // A stale entry's fd is gone; its epoll entry went with it
                 // (or belongs to a dup we must not disturb).
                 regs[idx] = None;
-                let reg = Rc::new(Registration::new(&mut SourceFd(&fd)).ok()?);
+                let reg = Rc::new(Registration::new(fd).ok()?);
                 regs[idx] = Some((generation, reg.clone()));
                 Some(reg)
             }

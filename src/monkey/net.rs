@@ -240,7 +240,13 @@ fn wait_any(hook: &Hook, fds: &[libc::pollfd], deadline: Option<Instant>) -> Opt
         }
     }
     let wake = if ok && !ready_now {
-        Some(hook.parked(|| crate::hub::park_until_with(deadline, false)))
+        Some(hook.parked(|| {
+            crate::hub::park_until_with(
+                deadline,
+                false,
+                crate::hub::WaitReason::Hook { call: "poll" },
+            )
+        }))
     } else if ok {
         Some(Wake::Ready)
     } else {

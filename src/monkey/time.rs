@@ -21,7 +21,13 @@ fn green_sleep(hook: &Hook, d: Duration) -> Result<(), ()> {
     }
     let deadline = crate::hub::deadline_after(d);
     loop {
-        let w = hook.parked(|| crate::hub::park_until_with(Some(deadline), false));
+        let w = hook.parked(|| {
+            crate::hub::park_until_with(
+                Some(deadline),
+                false,
+                crate::hub::WaitReason::Hook { call: "nanosleep" },
+            )
+        });
         if crate::hub::interrupt_pending() {
             let _ = interrupt_errno();
             return Err(());

@@ -5,8 +5,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::lock::Lock;
-use super::wait_queue::{WaitList, Waited, drop_payload, wait};
+use super::wait_queue::{WaitList, WaitSite, Waited, drop_payload, wait};
 use super::{TimedOut, deadline};
+use crate::hub::SyncKind;
 
 /// A value that is set once and waited for by any number of greenlets
 /// (gevent's `gevent.event.AsyncResult`, a one-shot future).
@@ -176,6 +177,9 @@ impl<T> AsyncResult<T> {
             None,
             deadline,
             drop_payload,
+            WaitSite::sole(SyncKind::AsyncResult, &|| {
+                std::sync::Arc::strong_count(&self.inner) == 1
+            }),
         ) {
             Waited::Notified(_) => Ok(self
                 .inner

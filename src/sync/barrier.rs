@@ -3,7 +3,8 @@
 use std::fmt;
 
 use super::lock::Lock;
-use super::wait_queue::{WaitList, Waited, drop_payload, wait};
+use super::wait_queue::{WaitList, WaitSite, Waited, drop_payload, wait};
+use crate::hub::SyncKind;
 
 /// Lets `n` greenlets (or threads, in any mix of hubs) wait until all of
 /// them have arrived (std's `Barrier`). Reusable: once `n` have arrived
@@ -118,7 +119,15 @@ impl Barrier {
             round: s.round,
         };
         // Untimed: this returns only once the round is complete.
-        let _: Waited<()> = wait(&self.state, s, waiters, None, None, drop_payload);
+        let _: Waited<()> = wait(
+            &self.state,
+            s,
+            waiters,
+            None,
+            None,
+            drop_payload,
+            WaitSite::of(SyncKind::Barrier),
+        );
         std::mem::forget(leave);
         BarrierWaitResult(false)
     }

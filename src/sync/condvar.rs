@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 use super::deadline;
 use super::lock::Lock;
 use super::mutex::{Mutex, MutexGuard};
-use super::wait_queue::{WaitList, Waited, wait};
+use super::wait_queue::{WaitList, WaitSite, Waited, wait};
+use crate::hub::SyncKind;
 
 /// A condition variable for the crate's [`Mutex`] (std's `Condvar`,
 /// gevent's `threading.Condition` under monkey patching).
@@ -254,7 +255,15 @@ impl Condvar {
         // Unlock while holding our own lock: a notifier waits for it, so it
         // cannot notify before we are registered.
         drop(guard);
-        let timed_out = match wait(&self.waiters, waiters, list, None, deadline, pass_on) {
+        let timed_out = match wait(
+            &self.waiters,
+            waiters,
+            list,
+            None,
+            deadline,
+            pass_on,
+            WaitSite::of(SyncKind::Condvar),
+        ) {
             Waited::Notified(_) => false,
             Waited::TimedOut(_) => true,
         };

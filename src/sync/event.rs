@@ -6,8 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::lock::Lock;
-use super::wait_queue::{WaitList, Waited, wait};
+use super::wait_queue::{WaitList, WaitSite, Waited, wait};
 use super::{TimedOut, deadline};
+use crate::hub::SyncKind;
 
 /// A flag that greenlets wait for until it is set (gevent's
 /// `gevent.event.Event`).
@@ -214,7 +215,15 @@ impl Event {
             }
             return Ok(());
         }
-        match wait(&self.inner.state, s, list, None, deadline, uncount) {
+        match wait(
+            &self.inner.state,
+            s,
+            list,
+            None,
+            deadline,
+            uncount,
+            WaitSite::sole(SyncKind::Event, &|| Arc::strong_count(&self.inner) == 1),
+        ) {
             Waited::Notified(_) => {
                 let mut s = self.inner.state.lock();
                 s.woken -= 1;

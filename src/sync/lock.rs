@@ -16,7 +16,7 @@
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// Spins this many times before yielding the OS thread.
 const SPINS: u32 = 100;
@@ -24,6 +24,8 @@ const SPINS: u32 = 100;
 /// A spin lock around `S`.
 pub(crate) struct Lock<S> {
     locked: AtomicBool,
+    /// The primitive's id for dumps and reports; 0 until first asked.
+    id: AtomicU32,
     state: UnsafeCell<S>,
 }
 
@@ -36,6 +38,7 @@ impl<S> Lock<S> {
     pub(crate) const fn new(state: S) -> Lock<S> {
         Lock {
             locked: AtomicBool::new(false),
+            id: AtomicU32::new(0),
             state: UnsafeCell::new(state),
         }
     }
@@ -50,6 +53,37 @@ impl<S> Lock<S> {
             self.lock_contended();
         }
         LockGuard { lock: self }
+    }
+
+    /// Locks if nobody holds the lock right now.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> Option<LockGuard<'_, S>> {
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+            .then_some(LockGuard { lock: self })
+    }
+
+    /// The primitive's id: unique in the process, given at the first call.
+    #[inline]
+    pub(crate) fn id(&self) -> u32 {
+        match self.id.load(Ordering::Relaxed) {
+            0 => self.assign_id(),
+            id => id,
+        }
+    }
+
+    #[cold]
+    fn assign_id(&self) -> u32 {
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        let new = NEXT.fetch_add(1, Ordering::Relaxed).max(1);
+        match self
+            .id
+            .compare_exchange(0, new, Ordering::Relaxed, Ordering::Relaxed)
+        {
+            Ok(_) => new,
+            Err(id) => id,
+        }
     }
 
     #[cold]

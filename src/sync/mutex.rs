@@ -7,8 +7,10 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::lock::Lock;
-use super::wait_queue::{WaitList, Waited, wait};
+use super::wait_queue::{WaitList, WaitSite, Waited, wait};
 use super::{TimedOut, deadline};
+use crate::hub::deadlock::{TaskKey, WaitsFor};
+use crate::hub::{Hub, SyncKind};
 
 /// A mutual-exclusion lock that parks the waiting greenlet instead of
 /// blocking the thread (gevent's `gevent.lock.RLock`/`Semaphore(1)`, minus
@@ -20,8 +22,12 @@ use super::{TimedOut, deadline};
 /// longest waiter (FIFO), so a greenlet that unlocks and locks again in a
 /// loop cannot starve the others.
 ///
-/// Not re-entrant: a greenlet that locks a mutex it already holds waits for
-/// itself forever. Not poisoned: a greenlet killed (or panicking) while
+/// Not re-entrant: a greenlet (or the root) that locks a mutex it already
+/// holds panics at once ("deadlock: ... already holds this Mutex"), as std
+/// allows its `Mutex` to. A lock that would close a wait-for cycle among
+/// the greenlets of one thread ('a' holds this mutex and waits for one
+/// that 'b' holds, or joins 'b', while 'b' waits for this one) panics too,
+/// naming the cycle. Not poisoned: a greenlet killed (or panicking) while
 /// holding the guard unwinds and unlocks it, and the next holder sees the
 /// data as it was left.
 ///
@@ -63,26 +69,46 @@ pub struct Mutex<T: ?Sized> {
 
 struct State {
     locked: bool,
-    waiters: WaitList<()>,
+    /// Who holds the lock (`None` when free). Each waiter's node holds its
+    /// own key, which a hand-off copies here.
+    owner: Option<TaskKey>,
+    waiters: WaitList<TaskKey>,
 }
 
 impl State {
     /// Hands the lock to the first waiter, or marks it free.
     fn unlock(&mut self) {
-        if self.waiters.notify_first_with(()).is_err() {
-            self.locked = false;
+        match self.waiters.first() {
+            Some(k) => {
+                self.owner = *self.waiters.payload_mut(k);
+                self.waiters.notify(k);
+            }
+            None => {
+                self.locked = false;
+                self.owner = None;
+            }
         }
     }
 }
 
-fn waiters(s: &mut State) -> &mut WaitList<()> {
+fn waiters(s: &mut State) -> &mut WaitList<TaskKey> {
     &mut s.waiters
 }
 
 /// The `abandon` hook: ownership handed to a waiter that died goes on.
-fn pass_on(s: &mut State, (): ()) -> Option<()> {
+fn pass_on(s: &mut State, _: TaskKey) -> Option<TaskKey> {
     s.unlock();
     None
+}
+
+/// [`crate::hub::deadlock::OwnerOf`] for a mutex's state.
+///
+/// # Safety
+/// `p` points at the live `Lock<State>` of a mutex.
+unsafe fn owner_of(p: *const ()) -> Option<TaskKey> {
+    // SAFETY: per the contract.
+    let lock = unsafe { &*p.cast::<Lock<State>>() };
+    lock.try_lock().and_then(|s| s.owner)
 }
 
 // SAFETY: the data is reached only through a `MutexGuard`, and at most one
@@ -105,6 +131,7 @@ impl<T> Mutex<T> {
         Mutex {
             state: Lock::new(State {
                 locked: false,
+                owner: None,
                 waiters: WaitList::new(),
             }),
             data: UnsafeCell::new(value),
@@ -160,6 +187,7 @@ impl<T: ?Sized> Mutex<T> {
         if !s.locked {
             debug_assert!(s.waiters.is_empty());
             s.locked = true;
+            s.owner = Some(TaskKey::current());
             Some(self.guard())
         } else {
             None
@@ -184,16 +212,71 @@ impl<T: ?Sized> Mutex<T> {
     }
 
     fn lock_until(&self, deadline: Option<Instant>) -> Result<MutexGuard<'_, T>, TimedOut> {
+        let me = TaskKey::current();
         let mut s = self.state.lock();
         if !s.locked {
             s.locked = true;
+            s.owner = Some(me);
             return Ok(self.guard());
         }
-        match wait(&self.state, s, waiters, None, deadline, pass_on) {
-            Waited::Notified(Some(())) => Ok(self.guard()),
+        let owner = s.owner;
+        if owner == Some(me) {
+            drop(s);
+            self.self_deadlock();
+        }
+        let hub = Hub::current();
+        let me = hub.current_key();
+        if let Some(o) = owner {
+            self.check_cycle(hub, o);
+        }
+        let state = &self.state;
+        let sole = || {
+            // Only the holder can unlock: if it is a task of this hub, the
+            // hub's own progress decides.
+            state
+                .try_lock()
+                .is_some_and(|s| s.owner.is_some_and(|o| Hub::current().owns(o)))
+        };
+        let site = WaitSite {
+            kind: SyncKind::Mutex,
+            sole: Some(&sole),
+            waits_for: WaitsFor::Object((&self.state as *const Lock<State>).cast(), owner_of),
+        };
+        match wait(&self.state, s, waiters, Some(me), deadline, pass_on, site) {
+            Waited::Notified(Some(_)) => Ok(self.guard()),
             Waited::Notified(None) => unreachable!("mutex waiters are notified with the lock"),
             Waited::TimedOut(_) => Err(TimedOut),
         }
+    }
+
+    #[cold]
+    fn self_deadlock(&self) -> ! {
+        let hub = Hub::current();
+        panic!(
+            "deadlock: {} already holds this Mutex (#{}) and locks it again, which would wait \
+             forever (greenlet::sync::Mutex is not re-entrant; sync::RLock is)",
+            hub.name_of(hub.current_key()),
+            self.state.id()
+        );
+    }
+
+    /// Panics if waiting for `owner` closes a wait-for cycle (see
+    /// [`crate::hub::deadlock`]).
+    fn check_cycle(&self, hub: &Hub, owner: TaskKey) {
+        let Some(owner) = hub.task_ptr(owner) else {
+            return; // held on another thread: nothing to prove
+        };
+        let me = hub.current_task();
+        me.reason.set(crate::hub::WaitReason::Sync {
+            kind: SyncKind::Mutex,
+            id: self.state.id(),
+        });
+        me.waits_for.set(WaitsFor::Object(
+            (&self.state as *const Lock<State>).cast(),
+            owner_of,
+        ));
+        let _clear = crate::hub::deadlock::WaitsForGuard(&me);
+        hub.check_cycle(owner);
     }
 
     /// Whether some greenlet or thread holds the lock right now.

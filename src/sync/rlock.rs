@@ -6,8 +6,9 @@ use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use super::lock::Lock;
-use super::wait_queue::{WaitList, Waited, wait};
+use super::wait_queue::{WaitList, WaitSite, Waited, wait};
 use super::{Owner, TimedOut, current_owner, deadline};
+use crate::hub::SyncKind;
 
 /// A re-entrant lock (gevent's `gevent.lock.RLock`, std's unstable
 /// `ReentrantLock`): the greenlet that holds it may lock it again without
@@ -232,7 +233,15 @@ impl<T: ?Sized> RLock<T> {
         if self.try_take(&mut s, me) {
             return Ok(self.guard());
         }
-        match wait(&self.state, s, waiters, Some(me), deadline, pass_on) {
+        match wait(
+            &self.state,
+            s,
+            waiters,
+            Some(me),
+            deadline,
+            pass_on,
+            WaitSite::of(SyncKind::RLock),
+        ) {
             Waited::Notified(_) => Ok(self.guard()),
             Waited::TimedOut(_) => Err(TimedOut),
         }

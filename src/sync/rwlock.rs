@@ -7,8 +7,9 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::lock::Lock;
-use super::wait_queue::{WaitList, Waited, wait};
+use super::wait_queue::{WaitList, WaitSite, Waited, wait};
 use super::{TimedOut, deadline};
+use crate::hub::SyncKind;
 
 /// A readers-writer lock for greenlets (std's `RwLock`, parking instead of
 /// blocking the thread): any number of readers, or one writer.
@@ -294,7 +295,15 @@ impl<T: ?Sized> RwLock<T> {
         // A waiter that leaves without entering (timed out, or unwound by a
         // kill) may have been all that kept the waiters behind it out.
         let readmit = Readmit(&self.state);
-        match wait(&self.state, s, waiters, Some(kind), deadline, pass_on) {
+        match wait(
+            &self.state,
+            s,
+            waiters,
+            Some(kind),
+            deadline,
+            pass_on,
+            WaitSite::of(SyncKind::RwLock),
+        ) {
             Waited::Notified(_) => {
                 std::mem::forget(readmit);
                 Ok(())

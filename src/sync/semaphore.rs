@@ -4,8 +4,9 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::lock::Lock;
-use super::wait_queue::{WaitList, Waited, wait};
+use super::wait_queue::{WaitList, WaitSite, Waited, wait};
 use super::{TimedOut, deadline};
+use crate::hub::SyncKind;
 
 /// A counting semaphore (gevent's `gevent.lock.Semaphore`): at most `n`
 /// holders of a permit at a time.
@@ -170,7 +171,15 @@ impl Semaphore {
             s.permits -= 1;
             return Ok(self.permit());
         }
-        match wait(&self.state, s, waiters, None, deadline, pass_on) {
+        match wait(
+            &self.state,
+            s,
+            waiters,
+            None,
+            deadline,
+            pass_on,
+            WaitSite::of(SyncKind::Semaphore),
+        ) {
             Waited::Notified(Some(())) => Ok(self.permit()),
             Waited::Notified(None) => unreachable!("semaphore waiters are notified with a permit"),
             Waited::TimedOut(_) => Err(TimedOut),

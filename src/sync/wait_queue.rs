@@ -53,14 +53,53 @@
 use std::cell::{Cell, UnsafeCell};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering, fence};
 use std::time::Instant;
 
 use super::lock::{Lock, LockGuard};
+use crate::hub::deadlock::{WaitsFor, WaitsForGuard};
 use crate::hub::remote::{Remote, RemoteMsg};
 use crate::hub::sync_wait::SyncWaitLink;
 use crate::hub::task::{Header, TaskRef, Wake};
-use crate::hub::{self, Hub};
+use crate::hub::{self, Hub, SyncKind, WaitReason};
+
+/// What a [`wait`] is for: the primitive's kind (for dumps), whether only
+/// the waiter's own handle can ever notify it (for "would block forever"),
+/// and whom it waits for (for deadlock cycles).
+pub(crate) struct WaitSite<'a> {
+    pub(crate) kind: SyncKind,
+    /// Asked by the hub, on the waiter's thread, while the waiter is
+    /// parked and the hub has nothing else to do: `true` only if nothing
+    /// but this waiter's own handle could ever notify it (the primitive's
+    /// handle count is one; a lock's holder is a task of this hub). `None`:
+    /// no such proof exists for this primitive.
+    pub(crate) sole: Option<&'a dyn Fn() -> bool>,
+    /// Whom the waiter waits for, if a wait-for cycle can go through it.
+    pub(crate) waits_for: WaitsFor,
+}
+
+impl WaitSite<'_> {
+    /// A wait with no proof of anything but its kind.
+    pub(crate) const fn of(kind: SyncKind) -> WaitSite<'static> {
+        WaitSite {
+            kind,
+            sole: None,
+            waits_for: WaitsFor::Nothing,
+        }
+    }
+}
+
+impl<'a> WaitSite<'a> {
+    /// A wait on a primitive whose only handle may be the waiter's: `sole`
+    /// says whether it is.
+    pub(crate) fn sole(kind: SyncKind, sole: &'a dyn Fn() -> bool) -> WaitSite<'a> {
+        WaitSite {
+            kind,
+            sole: Some(sole),
+            waits_for: WaitsFor::Nothing,
+        }
+    }
+}
 
 /// Linked, waiting.
 const WAITING: u8 = 0;
@@ -309,6 +348,7 @@ pub(crate) fn wait<S, P>(
     payload: Option<P>,
     mut deadline: Option<Instant>,
     abandon: fn(&mut S, P) -> Option<P>,
+    site: WaitSite<'_>,
 ) -> Waited<P> {
     if let Some(d) = deadline
         && Instant::now() >= d
@@ -317,6 +357,10 @@ pub(crate) fn wait<S, P>(
         return Waited::TimedOut(payload);
     }
     let hub = Hub::current();
+    let reason = WaitReason::Sync {
+        kind: site.kind,
+        id: lock.id(),
+    };
     let mut node = Node {
         waiter: Waiter {
             mark: AtomicU8::new(WAITING),
@@ -334,22 +378,25 @@ pub(crate) fn wait<S, P>(
     // SAFETY: a fresh node; we hold the lock.
     unsafe { list(&mut guard).link(node) };
     let reg = Registration {
-        link: SyncWaitLink::new(Registration::<S, P>::cancel),
+        link: SyncWaitLink::new(Registration::<S, P>::cancel, Registration::<S, P>::closed),
         hub,
         lock,
         list,
         node,
         abandon,
         done: Cell::new(false),
+        sole: site.sole,
+        reason,
     };
     // SAFETY: `reg` stays in this frame and is never moved (only borrowed)
     // until it drops, and both `finish` and `Drop` unlink it first.
     unsafe { hub.begin_sync_wait(&reg.link) };
     drop(guard);
+    let _waits_for = track_waits_for(hub, site.waits_for);
     loop {
         let wake = match deadline {
-            None => hub::park(),
-            Some(_) => park_timed(deadline),
+            None => hub::park(reason),
+            Some(_) => park_timed(deadline, reason),
         };
         match reg.mark() {
             NOTIFIED => return Waited::Notified(reg.finish()),
@@ -381,8 +428,25 @@ pub(crate) fn wait<S, P>(
 
 /// A timed park, kept out of line so the untimed path stays short.
 #[inline(never)]
-fn park_timed(deadline: Option<Instant>) -> Wake {
-    hub::park_until(deadline)
+fn park_timed(deadline: Option<Instant>, reason: WaitReason) -> Wake {
+    hub::park_until(deadline, reason)
+}
+
+/// Records whom the running task waits for (only for waits that can take
+/// part in a cycle: the common case stores nothing).
+#[inline]
+fn track_waits_for(hub: &Hub, w: WaitsFor) -> Option<WaitsForGuard<'static>> {
+    match w {
+        WaitsFor::Nothing => None,
+        w => {
+            let me = current_task_ptr(hub);
+            // SAFETY: the running task's header lives while it runs this
+            // wait, which the guard does not outlive.
+            let me: &'static Header = unsafe { &*me };
+            me.waits_for.set(w);
+            Some(WaitsForGuard(me))
+        }
+    }
 }
 
 /// The running task's header (the root's in root context).
@@ -411,6 +475,9 @@ struct Registration<'a, S, P> {
     abandon: fn(&mut S, P) -> Option<P>,
     /// `finish` or `cancel` ended the wait: `Drop` has nothing to do.
     done: Cell<bool>,
+    /// See [`WaitSite::sole`].
+    sole: Option<&'a dyn Fn() -> bool>,
+    reason: WaitReason,
 }
 
 impl<S, P> Registration<'_, S, P> {
@@ -440,6 +507,27 @@ impl<S, P> Registration<'_, S, P> {
         self.hub.end_sync_wait(&self.link);
         // SAFETY: our callers saw the node notified, or unlinked it.
         unsafe { self.take_payload() }
+    }
+
+    /// Whether nothing but the waiter's own handle can ever notify it, and
+    /// no notification is on its way (see [`WaitSite::sole`]).
+    ///
+    /// # Safety
+    /// `link` is the `link` field of a live, linked `Registration<S, P>`
+    /// whose task is parked, asked on its hub's thread.
+    unsafe fn closed(link: *const SyncWaitLink) -> bool {
+        // SAFETY: per the contract, as in `cancel`.
+        let this = unsafe { &*link.cast::<Registration<'_, S, P>>() };
+        let Some(sole) = this.sole else {
+            return false;
+        };
+        if !sole() {
+            return false;
+        }
+        // A notifier on another thread marks the node before it drops its
+        // handle: having seen the handle gone, see its mark too.
+        fence(Ordering::Acquire);
+        this.mark() == WAITING
     }
 
     /// Hub teardown (the thread exits while this wait is parked; the task
@@ -495,7 +583,7 @@ impl<S, P> Drop for Registration<'_, S, P> {
             // `park_raw` delivers no interrupts, so this cannot unwind.
             drop(guard);
             while mark == PENDING {
-                self.hub.park_raw();
+                self.hub.park_raw(self.reason);
                 mark = self.mark();
             }
             guard = self.lock.lock();

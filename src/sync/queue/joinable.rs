@@ -1,8 +1,10 @@
 //! Task accounting (gevent's `JoinableQueue`): `task_done`, `join`,
 //! `unfinished_tasks`.
 
-use super::super::wait_queue::{drop_payload, wait};
+use super::super::wait_queue::{WaitSite, drop_payload, wait};
 use super::{Queue, joiners};
+use crate::hub::SyncKind;
+use std::sync::Arc;
 
 impl<T> Queue<T> {
     /// Items put and not yet marked done with
@@ -83,6 +85,14 @@ impl<T> Queue<T> {
         if s.unfinished == 0 {
             return;
         }
-        let _ = wait(&self.inner, s, joiners, None, None, drop_payload);
+        let _ = wait(
+            &self.inner,
+            s,
+            joiners,
+            None,
+            None,
+            drop_payload,
+            WaitSite::sole(SyncKind::QueueJoin, &|| Arc::strong_count(&self.inner) == 1),
+        );
     }
 }

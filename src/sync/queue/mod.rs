@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use super::deadline;
 use super::lock::Lock;
-use super::wait_queue::{WaitList, Waited, drop_payload, wait};
+use super::wait_queue::{WaitList, WaitSite, Waited, drop_payload, wait};
+use crate::hub::SyncKind;
 
 pub use error::{GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError};
 use items::Items;
@@ -379,7 +380,15 @@ impl<T> Queue<T> {
         };
         // A rendezvous putter's item is what `peek` shows.
         s.wake_peekers();
-        match wait(&self.inner, s, putters, Some(item), deadline, drop_payload) {
+        match wait(
+            &self.inner,
+            s,
+            putters,
+            Some(item),
+            deadline,
+            drop_payload,
+            WaitSite::sole(SyncKind::QueuePut, &|| Arc::strong_count(&self.inner) == 1),
+        ) {
             Waited::Notified(None) => Ok(()),
             Waited::Notified(Some(item)) => Err(PutTimeoutError::Closed(item)),
             Waited::TimedOut(Some(item)) => Err(PutTimeoutError::Timeout(item)),
@@ -472,7 +481,15 @@ impl<T> Queue<T> {
         if s.closed {
             return Err(GetTimeoutError::Closed);
         }
-        match wait(&self.inner, s, getters, None, deadline, pass_on) {
+        match wait(
+            &self.inner,
+            s,
+            getters,
+            None,
+            deadline,
+            pass_on,
+            WaitSite::sole(SyncKind::QueueGet, &|| Arc::strong_count(&self.inner) == 1),
+        ) {
             Waited::Notified(Some(item)) => Ok(item),
             // Closed. An item handed to a getter that then died may have
             // come back into the queue since: take it.

@@ -3,8 +3,10 @@
 use std::time::{Duration, Instant};
 
 use super::super::deadline;
-use super::super::wait_queue::{Waited, drop_payload, wait};
+use super::super::wait_queue::{WaitSite, Waited, drop_payload, wait};
 use super::{GetError, GetTimeoutError, Queue, TryGetError, peekers};
+use crate::hub::SyncKind;
+use std::sync::Arc;
 
 impl<T> Queue<T> {
     /// Returns a copy of the item the next [`get`](Queue::get) would take,
@@ -105,7 +107,15 @@ impl<T> Queue<T> {
             if s.closed {
                 return Err(GetTimeoutError::Closed);
             }
-            match wait(&self.inner, s, peekers, None, deadline, drop_payload) {
+            match wait(
+                &self.inner,
+                s,
+                peekers,
+                None,
+                deadline,
+                drop_payload,
+                WaitSite::sole(SyncKind::QueuePeek, &|| Arc::strong_count(&self.inner) == 1),
+            ) {
                 // Something arrived (or the queue closed): look again.
                 Waited::Notified(_) => {}
                 Waited::TimedOut(_) => return Err(GetTimeoutError::Timeout),

@@ -1,0 +1,290 @@
+//! What every greenlet of a hub is doing: [`dump`] takes a snapshot of the
+//! calling thread's hub (each greenlet's id, name, state, what it waits for
+//! and for how long, where it was spawned), printable like Go's goroutine
+//! dump. The same text ends every "would block forever" panic.
+//!
+//! Wait reasons are recorded at every park (one store, no allocation);
+//! durations come from the hub's loop clock, which advances at every epoll
+//! poll and timer check, so they are exact to within one loop turn.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let q: greenlet::sync::Queue<u32> = greenlet::sync::Queue::new();
+//! let q2 = q.clone();
+//! let consumer = greenlet::Builder::new()
+//!     .name("consumer")
+//!     .spawn(move || q2.get().unwrap())
+//!     .unwrap();
+//! greenlet::sleep(Duration::from_millis(5));
+//! let d = greenlet::dump::dump();
+//! let text = d.to_string();
+//! assert!(text.contains("'consumer'"), "{text}");
+//! assert!(text.contains("Queue #"), "{text}");
+//! q.put(1);
+//! assert_eq!(consumer.join().unwrap(), 1);
+//! ```
+
+use std::fmt;
+use std::panic::Location;
+use std::time::{Duration, Instant};
+
+use super::Hub;
+use super::task::{Header, State};
+pub use super::wait_reason::{IoDirection, SyncKind, WaitReason};
+
+/// A snapshot of one hub: the root and every greenlet that has not
+/// finished. See the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct Dump {
+    thread: Option<String>,
+    root: GreenletInfo,
+    greenlets: Vec<GreenletInfo>,
+}
+
+/// Where a greenlet is in its life, in a [`Dump`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GreenletState {
+    /// Spawned, not started yet (ready, or waiting for its `spawn_later`
+    /// delay).
+    NotStarted,
+    /// In the ready queue.
+    Ready,
+    /// Running now (the one that took the dump, or the root driving the
+    /// loop).
+    Running,
+    /// Parked: see [`GreenletInfo::wait_reason`].
+    Parked,
+}
+
+/// One greenlet (or the root) in a [`Dump`].
+#[derive(Clone, Debug)]
+pub struct GreenletInfo {
+    id: u64,
+    name: Option<String>,
+    state: GreenletState,
+    reason: Option<WaitReason>,
+    waiting_for: Option<Duration>,
+    deadline: Option<Duration>,
+    spawned_at: Option<&'static Location<'static>>,
+}
+
+impl GreenletInfo {
+    fn of(hdr: &Header, hub: &Hub, now: Instant) -> GreenletInfo {
+        let state = match hdr.state.get() {
+            State::Parked => GreenletState::Parked,
+            State::Running => GreenletState::Running,
+            State::Delayed => GreenletState::NotStarted,
+            State::Ready if !hdr.is_root() && !hub.has_started(hdr) => GreenletState::NotStarted,
+            State::Ready | State::Finished => GreenletState::Ready,
+        };
+        let parked = state == GreenletState::Parked;
+        GreenletInfo {
+            id: hdr.id,
+            name: hdr.name.as_deref().map(str::to_owned),
+            state,
+            reason: parked.then(|| hdr.reason.get()),
+            waiting_for: if parked {
+                hdr.since.get().map(|s| now.saturating_duration_since(s))
+            } else {
+                None
+            },
+            deadline: if parked {
+                hdr.deadline.get().map(|d| d.saturating_duration_since(now))
+            } else {
+                None
+            },
+            spawned_at: hdr.site,
+        }
+    }
+
+    /// The greenlet's id (`Greenlet::id().as_u64()`; the root is 0).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Its name, if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// Where it is in its life.
+    pub fn state(&self) -> GreenletState {
+        self.state
+    }
+
+    /// What it waits for, if it is parked.
+    pub fn wait_reason(&self) -> Option<WaitReason> {
+        self.reason
+    }
+
+    /// How long it has been parked, if it is.
+    pub fn waiting_for(&self) -> Option<Duration> {
+        self.waiting_for
+    }
+
+    /// For a timed wait (a sleep, a `*_timeout` call, a socket timeout):
+    /// how long until its deadline.
+    pub fn deadline(&self) -> Option<Duration> {
+        self.deadline
+    }
+
+    /// Where it was spawned (`None` for the root).
+    pub fn spawned_at(&self) -> Option<&'static Location<'static>> {
+        self.spawned_at
+    }
+
+    fn is_root(&self) -> bool {
+        self.id == 0
+    }
+}
+
+impl fmt::Display for GreenletInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_root() {
+            f.write_str("root")?;
+        } else {
+            write!(f, "greenlet #{}", self.id)?;
+        }
+        if let Some(n) = &self.name {
+            write!(f, " '{n}'")?;
+        }
+        f.write_str(" [")?;
+        match (self.state, self.reason) {
+            (GreenletState::Parked, Some(r)) => write!(f, "{r}")?,
+            (GreenletState::NotStarted, _) => f.write_str("not started")?,
+            (GreenletState::Ready, _) => f.write_str("ready")?,
+            (GreenletState::Running, _) => f.write_str("running")?,
+            (GreenletState::Parked, None) => f.write_str("parked")?,
+        }
+        if let Some(w) = self.waiting_for {
+            write!(f, ", {:?}", round_ms(w))?;
+        }
+        if let Some(d) = self.deadline {
+            write!(f, ", deadline in {:?}", round_ms(d))?;
+        }
+        f.write_str("]")?;
+        if let Some(l) = self.spawned_at {
+            write!(f, " spawned at {}:{}:{}", l.file(), l.line(), l.column())?;
+        }
+        Ok(())
+    }
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis().min(u64::MAX as u128) as u64)
+}
+
+impl Dump {
+    /// The root of the thread (id 0).
+    pub fn root(&self) -> &GreenletInfo {
+        &self.root
+    }
+
+    /// Every greenlet that has not finished, by id.
+    pub fn greenlets(&self) -> &[GreenletInfo] {
+        &self.greenlets
+    }
+
+    /// The name of the hub's thread, if it has one.
+    pub fn thread(&self) -> Option<&str> {
+        self.thread.as_deref()
+    }
+
+    fn count(&self, state: GreenletState) -> usize {
+        self.greenlets.iter().filter(|g| g.state == state).count()
+    }
+}
+
+/// Groups: running, ready, not started, then the parked ones grouped by
+/// what they wait for.
+fn group_key(g: &GreenletInfo) -> (u8, u8) {
+    let reason_rank = match g.reason {
+        None => 0,
+        Some(WaitReason::Sync { .. }) => 1,
+        Some(WaitReason::Join { .. } | WaitReason::Kill { .. } | WaitReason::Iwait) => 2,
+        Some(WaitReason::Io { .. } | WaitReason::Hook { .. }) => 3,
+        Some(WaitReason::Sleep) => 4,
+        Some(_) => 5,
+    };
+    let state_rank = match g.state {
+        GreenletState::Running => 0,
+        GreenletState::Ready => 1,
+        GreenletState::NotStarted => 2,
+        GreenletState::Parked => 3,
+    };
+    (state_rank, reason_rank)
+}
+
+impl fmt::Display for Dump {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "greenlet dump of thread ")?;
+        match &self.thread {
+            Some(t) => write!(f, "'{t}'")?,
+            None => f.write_str("<unnamed>")?,
+        }
+        writeln!(
+            f,
+            ": {} greenlets ({} running, {} ready, {} not started, {} parked)",
+            self.greenlets.len(),
+            self.count(GreenletState::Running),
+            self.count(GreenletState::Ready),
+            self.count(GreenletState::NotStarted),
+            self.count(GreenletState::Parked),
+        )?;
+        writeln!(f, "  {}", self.root)?;
+        let mut sorted: Vec<&GreenletInfo> = self.greenlets.iter().collect();
+        sorted.sort_by_key(|g| (group_key(g), g.id));
+        for g in sorted {
+            writeln!(f, "  {g}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Hub {
+    /// A snapshot of this hub (see [`Dump`]).
+    pub(crate) fn dump(&self) -> Dump {
+        let now = Instant::now();
+        let root = GreenletInfo::of(&self.root, self, now);
+        let mut greenlets: Vec<GreenletInfo> = self
+            .tasks
+            .borrow()
+            .iter()
+            .map(|t| GreenletInfo::of(t, self, now))
+            .collect();
+        greenlets.sort_by_key(|g| g.id);
+        Dump {
+            thread: std::thread::current().name().map(str::to_owned),
+            root,
+            greenlets,
+        }
+    }
+}
+
+/// A snapshot of the calling thread's hub: the root and every greenlet
+/// that has not finished, with what each waits for (see the
+/// [module docs](self)).
+///
+/// # Examples
+///
+/// ```
+/// use greenlet::dump::{GreenletState, WaitReason};
+///
+/// let ev = greenlet::sync::Event::new();
+/// let e = ev.clone();
+/// let g = greenlet::Builder::new().name("waiter").spawn(move || e.wait()).unwrap();
+/// greenlet::yield_now();
+/// let d = greenlet::dump::dump();
+/// let info = d.greenlets().iter().find(|i| i.name() == Some("waiter")).unwrap();
+/// assert_eq!(info.state(), GreenletState::Parked);
+/// assert!(matches!(info.wait_reason(), Some(WaitReason::Sync { .. })));
+/// assert!(info.spawned_at().is_some());
+/// ev.set();
+/// g.join().unwrap();
+/// ```
+pub fn dump() -> Dump {
+    Hub::current().dump()
+}
