@@ -7,6 +7,11 @@
 //! level-triggered and unwinds its target at every park. The deadlocks below
 //! use the one thing a kill does not interrupt: a greenlet that is already
 //! unwinding, whose destructor waits.
+//!
+//! Sync primitives whose only handle is their waiter's own (a `Queue` whose
+//! producers are gone) cannot be set by anyone either: those root waits are
+//! reported too, while a handle elsewhere (another thread) or a live
+//! `HubHandle` keeps the wait going.
 
 mod util;
 
@@ -241,25 +246,167 @@ fn an_uncaught_self_join_ends_only_that_greenlet() {
 }
 
 #[test]
-fn greenlets_deadlocked_among_themselves_do_not_stop_the_root() {
-    // g joins w, and w joins g (g hands its own handle to w): neither can
-    // finish, but the root waits on neither, so nothing is reported.
-    let after = Rc::new(Cell::new(0u32));
+fn greenlets_joining_each_other_panic_at_the_join_that_closes_the_cycle() {
+    // g joins w, and w joins g (g hands its own handle to w): the join that
+    // closes the cycle (w's) panics naming it; g's join then reports w's
+    // panic, and g goes on. (Before wait-for cycles were detected, both
+    // stayed parked forever.)
+    let seen = Log::new();
     let slot: Rc<RefCell<Option<Greenlet<()>>>> = Rc::new(RefCell::new(None));
     let s = slot.clone();
-    let a = after.clone();
-    let g = greenlet::spawn(move || {
-        let me = s.borrow_mut().take().expect("own handle stored");
-        let a2 = a.clone();
-        let w = greenlet::spawn(move || {
-            let _ = me.join();
-            a2.set(a2.get() + 1);
-        });
-        let _ = w.join();
-        a.set(a.get() + 1);
-    });
+    let l = seen.clone();
+    let g = greenlet::Builder::new()
+        .name("g")
+        .spawn(move || {
+            let me = s.borrow_mut().take().expect("own handle stored");
+            let w = greenlet::Builder::new()
+                .name("w")
+                .spawn(move || {
+                    let _ = me.join();
+                })
+                .unwrap();
+            let err = w.join().unwrap_err();
+            l.push(err.panic_message().unwrap().to_string());
+        })
+        .unwrap();
     *slot.borrow_mut() = Some(g);
-    greenlet::sleep(Duration::from_millis(10));
-    assert_eq!(after.get(), 0, "a deadlocked greenlet went on");
+    let t = Instant::now();
+    while seen.len() == 0 && t.elapsed() < Duration::from_secs(2) {
+        greenlet::sleep(Duration::from_millis(1));
+    }
+    let msgs = seen.snapshot();
+    assert_eq!(
+        msgs.len(),
+        1,
+        "g never went on:\n{}",
+        greenlet::dump::dump()
+    );
+    assert!(
+        msgs[0].starts_with("deadlock: 'w' joins 'g', 'g' joins 'w'"),
+        "{}",
+        msgs[0]
+    );
     assert_hub_still_works();
+}
+
+// ---- sync primitives whose only handle is the waiter's ----
+
+/// Runs `f` on a fresh thread (its own hub) and returns the message of the
+/// "would block forever" panic it must raise within 1 s.
+#[track_caller]
+fn expect_block_forever_on_own_thread<R: 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> String {
+    util::within(Duration::from_secs(1), move || {
+        let msg = expect_block_forever_panic(f);
+        assert_hub_still_works();
+        msg
+    })
+}
+
+#[test]
+fn root_get_on_a_queue_nobody_else_holds_panics_with_the_dump() {
+    let msg = expect_block_forever_on_own_thread(|| {
+        let q: greenlet::sync::Queue<u32> = greenlet::sync::Queue::new();
+        q.get()
+    });
+    assert!(msg.contains("greenlet dump of thread"), "{msg}");
+    assert!(msg.contains("root [Queue #"), "{msg}");
+}
+
+#[test]
+fn root_wait_on_an_event_nobody_else_holds_panics() {
+    expect_block_forever_on_own_thread(|| greenlet::sync::Event::new().wait());
+}
+
+#[test]
+fn root_get_on_an_async_result_nobody_else_holds_panics() {
+    expect_block_forever_on_own_thread(|| {
+        let r: greenlet::sync::AsyncResult<u32> = greenlet::sync::AsyncResult::new();
+        r.get()
+    });
+}
+
+#[test]
+fn a_consumer_whose_producers_all_dropped_their_handles_panics() {
+    let msg = expect_block_forever_on_own_thread(|| {
+        let q: greenlet::sync::Queue<u32> = greenlet::sync::Queue::new();
+        let producers: Vec<_> = (0..3)
+            .map(|i| {
+                let q = q.clone();
+                greenlet::spawn(move || q.put(i).unwrap())
+            })
+            .collect();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(q.get().unwrap());
+        }
+        greenlet::joinall(producers);
+        assert_eq!(got.len(), 3);
+        q.get() // every producer is gone
+    });
+    assert!(msg.contains("would block forever"), "{msg}");
+}
+
+#[test]
+fn root_joining_a_greenlet_that_waits_on_a_queue_nobody_else_holds_panics() {
+    let msg = expect_block_forever_on_own_thread(|| {
+        let g = greenlet::Builder::new()
+            .name("lonely consumer")
+            .spawn(|| {
+                let q: greenlet::sync::Queue<u32> = greenlet::sync::Queue::new();
+                q.get()
+            })
+            .unwrap();
+        g.join()
+    });
+    assert!(msg.contains("'lonely consumer' [Queue #"), "{msg}");
+    assert!(msg.contains("root [join greenlet #"), "{msg}");
+}
+
+#[test]
+fn root_get_on_a_queue_a_plain_thread_feeds_later_completes() {
+    util::within(Duration::from_secs(5), || {
+        let q: greenlet::sync::Queue<u32> = greenlet::sync::Queue::new();
+        let q2 = q.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            q2.put(5).unwrap();
+        });
+        assert_eq!(q.get(), Ok(5));
+        t.join().unwrap();
+    });
+}
+
+#[test]
+fn root_get_with_a_plain_thread_that_drops_its_handle_after_putting_completes() {
+    // The producer's wake-up races its handle's drop: never a false report.
+    util::within(Duration::from_secs(10), || {
+        for _ in 0..200 {
+            let q: greenlet::sync::Queue<u32> = greenlet::sync::Queue::new();
+            let q2 = q.clone();
+            let t = std::thread::spawn(move || q2.put(1).unwrap());
+            assert_eq!(q.get(), Ok(1));
+            t.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn a_queue_wait_is_not_reported_while_a_hub_handle_is_alive() {
+    util::within(Duration::from_secs(5), || {
+        let handle = greenlet::hub_handle();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(handle);
+        });
+        // A greenlet waits with a timeout so the root's join ends: while
+        // the handle lives nothing is reported, and the timed wait ends it.
+        let g = greenlet::spawn(|| {
+            let q: greenlet::sync::Queue<u32> = greenlet::sync::Queue::new();
+            q.get_timeout(Duration::from_millis(300)).is_err()
+        });
+        assert!(g.join().unwrap());
+        t.join().unwrap();
+    });
 }
