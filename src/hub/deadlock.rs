@@ -145,6 +145,9 @@ impl Hub {
             return; // the common case: no walk, no allocation
         }
         let me = self.current_task();
+        if me.timeout_depth.get() > 0 {
+            return; // a `with_timeout` scope ends our wait anyway
+        }
         let mut chain: Vec<*const Header> = vec![me.as_ptr()];
         let mut cur = first;
         while chain.len() < 10_000 {
@@ -159,8 +162,11 @@ impl Hub {
             // the caller; each next one is the live target of a parked
             // task's join (which holds it) or was found in the table.
             let hdr = unsafe { &*cur };
-            if hdr.state.get() != super::task::State::Parked {
-                return;
+            if hdr.state.get() != super::task::State::Parked
+                || hdr.deadline.get().is_some()
+                || hdr.timeout_depth.get() > 0
+            {
+                return; // it runs, or its wait ends by itself
             }
             cur = match hdr.waits_for.get() {
                 WaitsFor::Nothing => return,
@@ -175,6 +181,12 @@ impl Hub {
             };
         }
     }
+}
+
+/// Whether the running task is inside a `with_timeout` scope (never
+/// creates a hub).
+pub(crate) fn in_timeout_scope() -> bool {
+    Hub::try_current().is_some_and(|h| h.current_task().timeout_depth.get() > 0)
 }
 
 /// Clears a task's [`WaitsFor`] when its wait ends (also by unwinding).

@@ -39,7 +39,7 @@ use corosensei::{CoroutineResult, Yielder};
 
 use crate::fiber::stack::StackPool;
 use crate::greenlet::JoinError;
-pub(crate) use deadlock::join_reason;
+pub(crate) use deadlock::{in_timeout_scope, join_reason};
 use reactor::Reactor;
 use remote::{Remote, RemoteMsg, RemoteWaker};
 use sync_wait::{SyncWaitLink, SyncWaits};

@@ -220,13 +220,16 @@ impl<T: ?Sized> Mutex<T> {
             return Ok(self.guard());
         }
         let owner = s.owner;
-        if owner == Some(me) {
+        // A timed wait (its own deadline, or a `with_timeout` around it)
+        // ends anyway: only an untimed one is a deadlock.
+        let untimed = deadline.is_none() && !crate::hub::in_timeout_scope();
+        if owner == Some(me) && untimed {
             drop(s);
             self.self_deadlock();
         }
         let hub = Hub::current();
         let me = hub.current_key();
-        if let Some(o) = owner {
+        if let (Some(o), true) = (owner, untimed) {
             self.check_cycle(hub, o);
         }
         let state = &self.state;
