@@ -148,3 +148,40 @@ fn a_dump_from_a_greenlet_shows_it_running_and_the_root_parked_on_its_join() {
         );
     });
 }
+
+#[test]
+fn the_dump_signal_makes_a_hub_idle_in_epoll_print_its_dump() {
+    if util::child_mode().as_deref() == Some("signal") {
+        let ev = greenlet::sync::Event::new();
+        let e = ev.clone();
+        let _g = greenlet::Builder::new()
+            .name("parked-one")
+            .spawn(move || e.wait())
+            .unwrap();
+        greenlet::yield_now();
+        let setter = ev.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            // SAFETY: signals this process; the handler was installed by
+            // the first hub (GREENLET_DUMP_SIGNAL).
+            unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+            std::thread::sleep(Duration::from_millis(300));
+            setter.set();
+        });
+        // The root sleeps in epoll with no timeout until the event is set.
+        ev.wait();
+        t.join().unwrap();
+        return;
+    }
+    let out = util::run_child_within(
+        "the_dump_signal_makes_a_hub_idle_in_epoll_print_its_dump",
+        "signal",
+        &[("GREENLET_DUMP_SIGNAL", "USR1")],
+        Duration::from_secs(10),
+    );
+    util::assert_child_passed(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("greenlet dump of thread"), "{err}");
+    assert!(err.contains("'parked-one' [Event #"), "{err}");
+    assert!(err.contains("root [Event #"), "{err}");
+}

@@ -3,6 +3,11 @@
 //! and for how long, where it was spawned), printable like Go's goroutine
 //! dump. The same text ends every "would block forever" panic.
 //!
+//! [`request_all`] (or the signal named by `GREENLET_DUMP_SIGNAL`, e.g.
+//! `GREENLET_DUMP_SIGNAL=USR1`, read when the first hub starts) makes every
+//! hub of the process print its dump to stderr at its next loop turn,
+//! without stopping the program; a hub asleep in epoll is woken for it.
+//!
 //! Wait reasons are recorded at every park (one store, no allocation);
 //! durations come from the hub's loop clock, which advances at every epoll
 //! poll and timer check, so they are exact to within one loop turn.
@@ -32,6 +37,7 @@ use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use super::Hub;
+pub use super::dump_signal::request_all;
 use super::task::{Header, State};
 pub use super::wait_reason::{IoDirection, SyncKind, WaitReason};
 

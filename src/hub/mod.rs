@@ -16,6 +16,7 @@
 
 pub(crate) mod deadlock;
 pub mod dump;
+mod dump_signal;
 pub(crate) mod handle;
 mod interrupt;
 pub(crate) mod oneshot;
@@ -197,6 +198,7 @@ impl Hub {
             altstack,
             stacks: StackPool::new(),
         });
+        dump_signal::register(&hub.remote);
         let p = Box::into_raw(hub);
         HUB.with(|h| h.set(p));
         // Register the owner so the hub is torn down at thread exit.

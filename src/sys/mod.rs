@@ -301,3 +301,66 @@ pub(crate) unsafe fn free_altstack(base: *mut u8, len: usize) {
     // SAFETY: guaranteed by the caller.
     let _ = unsafe { munmap(base, len) };
 }
+
+/// A pipe whose ends are close-on-exec: `(read end, write end)`.
+pub(crate) fn pipe_cloexec() -> io::Result<(libc::c_int, libc::c_int)> {
+    let mut fds = [0 as libc::c_int; 2];
+    syscall!(pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC))?;
+    Ok((fds[0], fds[1]))
+}
+
+/// Writes one byte to `fd`, ignoring the result. Async-signal-safe (one
+/// `write`; `errno` is saved and restored for the interrupted code).
+pub(crate) fn write_byte_in_signal_handler(fd: libc::c_int) {
+    // SAFETY: `__errno_location` returns this thread's errno slot.
+    let saved = unsafe { *libc::__errno_location() };
+    let b = 1u8;
+    // SAFETY: writes one byte from a live local; `write` is async-signal-
+    // safe.
+    let _ = unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = saved };
+}
+
+/// Blocks until `fd` has bytes and reads up to `buf.len()` of them
+/// (retrying on `EINTR`).
+pub(crate) fn read_blocking(fd: libc::c_int, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match syscall!(read(fd, buf.as_mut_ptr().cast(), buf.len())) {
+            Ok(n) => return Ok(n as usize),
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A signal number from its name (`USR1`, `SIGUSR2`, any case) or number.
+pub(crate) fn signal_number(name: &str) -> Option<libc::c_int> {
+    let n = name.trim().to_ascii_uppercase();
+    let n = n.strip_prefix("SIG").unwrap_or(&n);
+    Some(match n {
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "HUP" => libc::SIGHUP,
+        "QUIT" => libc::SIGQUIT,
+        "WINCH" => libc::SIGWINCH,
+        "PWR" => libc::SIGPWR,
+        other => other.parse().ok().filter(|s| (1..=64).contains(s))?,
+    })
+}
+
+/// Installs a plain handler for `signum` (`SA_RESTART`, so interrupted
+/// system calls resume).
+pub(crate) fn install_plain_handler(
+    signum: libc::c_int,
+    handler: extern "C" fn(libc::c_int),
+) -> io::Result<()> {
+    // SAFETY: a zeroed sigaction is a valid "empty" value.
+    let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+    new.sa_sigaction = handler as usize;
+    new.sa_flags = libc::SA_RESTART;
+    // SAFETY: sa_mask is a valid sigset_t inside `new`.
+    unsafe { libc::sigemptyset(&mut new.sa_mask) };
+    syscall!(sigaction(signum, &new, ptr::null_mut()))?;
+    Ok(())
+}
