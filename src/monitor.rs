@@ -1,12 +1,25 @@
-//! A watchdog that reports hubs blocked by a greenlet that does not yield.
+//! A watchdog that reports hubs blocked by code that does not yield, and
+//! hubs stuck waiting on sync primitives.
 //!
 //! Green threads only take turns at park points. A greenlet that computes
 //! for a long time, or calls something that blocks the OS thread (std's
 //! `Mutex`, a blocking syscall the hub does not know about), stalls every
-//! other greenlet of its thread. The monitor is a background thread that
-//! samples each hub's switch counter; when a hub has been running the same
-//! greenlet for longer than the threshold (default 100 ms), it reports that
-//! once per episode, naming the greenlet.
+//! other greenlet of its thread; so does root-context code (the thread's
+//! own code outside any greenlet) that runs long between two greenlet
+//! calls. The monitor is a background thread that samples each hub's
+//! switch counter; when a hub has been running the same greenlet, or its
+//! root, for longer than the threshold (default 100 ms), it reports that
+//! once per episode, naming the greenlet ([`ReportKind::Running`],
+//! [`ReportKind::Root`]).
+//!
+//! It also reports, once per episode and with the hub's
+//! [dump](crate::dump), a hub that has slept in epoll for longer than the
+//! threshold with greenlets (or its root) parked on sync primitives and
+//! nothing else that could wake it: no timer, no fd, no blocking-pool job
+//! ([`ReportKind::IdleOnSync`]). Such a wait is ended only by another
+//! thread that holds a handle to the primitive; when no such thread
+//! exists the program hangs, and the runtime cannot prove it (the
+//! "would block forever" panic covers the waits it can prove).
 //!
 //! Opt in with the environment variable `GREENLET_MONITOR=1` (or a threshold
 //! in milliseconds, e.g. `GREENLET_MONITOR=250`), read when the first hub
@@ -48,9 +61,27 @@ use crate::hub::task::Header;
 /// Default threshold: a hub that has not switched for this long is reported.
 pub const DEFAULT_THRESHOLD: Duration = Duration::from_millis(100);
 
+/// What a [`Report`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReportKind {
+    /// A greenlet has been running without yielding past the threshold.
+    Running,
+    /// Root-context code has been running without entering the hub past
+    /// the threshold (`greenlet_id` is 0).
+    Root,
+    /// The hub has slept past the threshold with only sync-primitive waits
+    /// that could wake it (`greenlet_id` is 0; `dump` says who waits).
+    IdleOnSync,
+}
+
 /// One blocked-hub episode.
 #[derive(Clone, Debug)]
 pub struct Report {
+    /// What is reported.
+    pub kind: ReportKind,
+    /// For [`ReportKind::IdleOnSync`]: the hub's [dump](crate::dump).
+    pub dump: Option<String>,
     /// The name of the hub's OS thread, if it has one.
     pub thread: Option<String>,
     /// The id of the greenlet that was running.
@@ -67,6 +98,30 @@ impl fmt::Display for Report {
         match &self.thread {
             Some(t) => write!(f, "'{t}'")?,
             None => write!(f, "<unnamed>")?,
+        }
+        match self.kind {
+            ReportKind::Running => {}
+            ReportKind::Root => {
+                return write!(
+                    f,
+                    " has not switched for {} ms: root-context code is running without \
+                     entering the hub (CPU-bound work, or a call that blocks the OS thread)",
+                    self.blocked_for.as_millis()
+                );
+            }
+            ReportKind::IdleOnSync => {
+                write!(
+                    f,
+                    " has slept for {} ms with greenlets waiting on sync primitives and \
+                     nothing else that could wake it (a deadlock, unless another thread still \
+                     sets them)",
+                    self.blocked_for.as_millis()
+                )?;
+                if let Some(d) = &self.dump {
+                    write!(f, "\n{d}")?;
+                }
+                return Ok(());
+            }
         }
         write!(
             f,
@@ -99,10 +154,18 @@ static MONITOR: OnceLock<Monitor> = OnceLock::new();
 struct Probe {
     thread: Option<String>,
     switches: AtomicU64,
-    /// Id of the running greenlet; 0 when none runs.
+    /// Id of the running greenlet; 0 when none runs (the hub loop runs or
+    /// sleeps); [`ROOT`] while root-context code runs.
     running: AtomicU64,
+    /// The hub sleeps with only sync waits that could wake it.
+    idle_on_sync: AtomicBool,
+    /// The hub's remote queue, to take its dump on its own thread.
+    remote: Option<Weak<crate::hub::remote::Remote>>,
     names: Mutex<HashMap<u64, String>>,
 }
+
+/// `Probe::running` while root-context code runs.
+const ROOT: u64 = u64::MAX;
 
 /// The hub's side of the monitor: costs one relaxed load per switch while
 /// the monitor is off.
@@ -129,6 +192,8 @@ impl HubProbe {
                 thread: std::thread::current().name().map(str::to_owned),
                 switches: AtomicU64::new(0),
                 running: AtomicU64::new(0),
+                idle_on_sync: AtomicBool::new(false),
+                remote: crate::hub::Hub::try_current().map(|h| Arc::downgrade(h.remote())),
                 names: Mutex::new(HashMap::new()),
             });
             if let Some(m) = MONITOR.get() {
@@ -160,6 +225,32 @@ impl HubProbe {
     pub(crate) fn left(&self) {
         if ENABLED.load(Ordering::Relaxed) {
             self.probe().running.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// The root left the hub loop: root-context code runs now.
+    #[inline]
+    pub(crate) fn root_running(&self) {
+        if ENABLED.load(Ordering::Relaxed) {
+            self.root_running_slow();
+        }
+    }
+
+    #[cold]
+    fn root_running_slow(&self) {
+        let p = self.probe();
+        let n = self.switches.get() + 1;
+        self.switches.set(n);
+        p.switches.store(n, Ordering::Relaxed);
+        p.running.store(ROOT, Ordering::Relaxed);
+    }
+
+    /// The hub is about to sleep with only sync waits that could wake it
+    /// (`true`), or woke up (`false`).
+    #[inline]
+    pub(crate) fn idle_on_sync(&self, on: bool) {
+        if ENABLED.load(Ordering::Relaxed) {
+            self.probe().idle_on_sync.store(on, Ordering::Relaxed);
         }
     }
 
@@ -228,6 +319,8 @@ fn watchdog() {
     let tick = (m.threshold / 4).max(Duration::from_millis(1));
     // Per probe: (last switch count seen, when it changed, last reported).
     let mut seen: HashMap<usize, (u64, Instant, u64)> = HashMap::new();
+    // Per probe: (switch count of the idle episode, since when, reported).
+    let mut idle: HashMap<usize, (u64, Instant, bool)> = HashMap::new();
     loop {
         std::thread::sleep(tick);
         let now = Instant::now();
@@ -237,10 +330,12 @@ fn watchdog() {
             list.iter().filter_map(Weak::upgrade).collect()
         };
         seen.retain(|k, _| probes.iter().any(|p| Arc::as_ptr(p) as usize == *k));
+        idle.retain(|k, _| probes.iter().any(|p| Arc::as_ptr(p) as usize == *k));
         for p in &probes {
             let key = Arc::as_ptr(p) as usize;
             let switches = p.switches.load(Ordering::Relaxed);
             let running = p.running.load(Ordering::Relaxed);
+            check_idle(m, p, key, switches, now, &mut idle);
             let entry = seen.entry(key).or_insert((switches, now, u64::MAX));
             if entry.0 != switches || running == 0 {
                 *entry = (switches, now, entry.2);
@@ -249,14 +344,69 @@ fn watchdog() {
             let blocked_for = now - entry.1;
             if blocked_for >= m.threshold && entry.2 != switches {
                 entry.2 = switches;
+                let root = running == ROOT;
                 let report = Report {
+                    kind: if root {
+                        ReportKind::Root
+                    } else {
+                        ReportKind::Running
+                    },
+                    dump: None,
                     thread: p.thread.clone(),
-                    greenlet_id: running,
-                    greenlet_name: p.names.lock().unwrap().get(&running).cloned(),
+                    greenlet_id: if root { 0 } else { running },
+                    greenlet_name: if root {
+                        None
+                    } else {
+                        p.names.lock().unwrap().get(&running).cloned()
+                    },
                     blocked_for,
                 };
                 (m.reporter)(&report);
             }
         }
     }
+}
+
+/// Reports a hub asleep with only sync waits past the threshold, once per
+/// episode (an episode ends when a greenlet runs: the switch count moves).
+/// The report is made on the hub's own thread, which the request wakes,
+/// so it can carry the hub's dump.
+fn check_idle(
+    m: &'static Monitor,
+    p: &Arc<Probe>,
+    key: usize,
+    switches: u64,
+    now: Instant,
+    idle: &mut HashMap<usize, (u64, Instant, bool)>,
+) {
+    if !p.idle_on_sync.load(Ordering::Relaxed) {
+        if idle.get(&key).is_some_and(|e| e.0 != switches) {
+            idle.remove(&key);
+        }
+        return;
+    }
+    let e = idle.entry(key).or_insert((switches, now, false));
+    if e.0 != switches {
+        *e = (switches, now, false);
+    }
+    if e.2 || now - e.1 < m.threshold {
+        return;
+    }
+    e.2 = true;
+    let Some(remote) = p.remote.as_ref().and_then(Weak::upgrade) else {
+        return;
+    };
+    let blocked_for = now - e.1;
+    let thread = p.thread.clone();
+    remote.send(crate::hub::remote::RemoteMsg::Run(Box::new(move || {
+        let dump = crate::hub::Hub::try_current().map(|h| h.dump().to_string());
+        (m.reporter)(&Report {
+            kind: ReportKind::IdleOnSync,
+            dump,
+            thread,
+            greenlet_id: 0,
+            greenlet_name: None,
+            blocked_for,
+        });
+    })));
 }

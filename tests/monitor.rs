@@ -7,7 +7,7 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use greenlet::monitor::{self, Report};
+use greenlet::monitor::{self, Report, ReportKind};
 
 const THRESHOLD: Duration = Duration::from_millis(50);
 
@@ -123,4 +123,81 @@ fn the_root_blocking_is_not_blamed_on_a_greenlet() {
     std::thread::sleep(THRESHOLD);
     let mine = reports_for("parked-while-root-blocks");
     assert!(mine.is_empty(), "{mine:#?}");
+}
+
+/// The reports about the hub of the thread called `thread`.
+fn reports_for_thread(thread: &str, kind: ReportKind) -> Vec<Report> {
+    reports()
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.thread.as_deref() == Some(thread) && r.kind == kind)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn root_context_code_that_blocks_the_thread_for_300_ms_is_reported() {
+    reports();
+    let name = "root-blocker";
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(|| {
+            greenlet::yield_now(); // the hub exists and the root left it
+            std::thread::sleep(Duration::from_millis(300));
+            greenlet::yield_now();
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    std::thread::sleep(THRESHOLD);
+    let mine = reports_for_thread(name, ReportKind::Root);
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    let r = &mine[0];
+    assert!(
+        r.blocked_for >= THRESHOLD && r.blocked_for < Duration::from_millis(300),
+        "{r:?}"
+    );
+    assert_eq!(r.greenlet_id, 0);
+    assert!(r.to_string().contains("root-context code"), "{r}");
+}
+
+#[test]
+fn a_hub_asleep_with_only_sync_waits_is_reported_once_with_its_dump() {
+    reports();
+    let name = "idle-on-sync";
+    let q: greenlet::sync::Queue<u32> = greenlet::sync::Queue::new();
+    let q2 = q.clone();
+    let t = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let _waiter = greenlet::Builder::new()
+                .name("idle-getter")
+                .spawn({
+                    let q = q2.clone();
+                    move || q.get()
+                })
+                .unwrap();
+            // The root waits too: nothing but the queue can wake the hub.
+            q2.get().unwrap()
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    assert!(t.join().unwrap() > 0);
+    std::thread::sleep(THRESHOLD);
+    let mine = reports_for_thread(name, ReportKind::IdleOnSync);
+    assert_eq!(mine.len(), 1, "once per episode: {mine:#?}");
+    let dump = mine[0]
+        .dump
+        .as_deref()
+        .expect("the report carries the dump");
+    assert!(dump.contains("'idle-getter' [Queue #"), "{dump}");
+    assert!(dump.contains("root [Queue #"), "{dump}");
+    assert!(
+        mine[0].to_string().contains("sync primitives"),
+        "{}",
+        mine[0]
+    );
 }

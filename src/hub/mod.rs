@@ -304,6 +304,7 @@ impl Hub {
         // made from inside the loop (a destructor the loop ran) must leave
         // the outer wait parked, even if its panic is caught.
         let _loop = LoopGuard::enter(self);
+        self.monitor.left();
         let root: &Header = &self.root;
         root.reason.set(reason);
         root.since.set(Some(self.clock.get()));
@@ -312,6 +313,7 @@ impl Hub {
         let guard = RootUnpark(root);
         self.run_until_root_ready();
         drop(guard);
+        self.monitor.root_running();
         root.wake.get()
     }
 
@@ -502,6 +504,7 @@ impl Hub {
         self.run_pass();
         self.ticks.set(TICK_BUDGET);
         self.maintain(false);
+        self.monitor.root_running();
     }
 
     /// Between passes: fire due timers, drain the remote queue, and poll
@@ -541,12 +544,25 @@ impl Hub {
             }
             self.would_block_forever();
         }
+        // Asleep with nothing but sync waits that could end it: the
+        // monitor reports it if it lasts (another thread may still set
+        // them; nothing here can prove either way).
+        let sync_only = timeout.is_none()
+            && !self.reactor.has_waiters()
+            && self.waits.borrow().used == 0
+            && Arc::strong_count(&self.remote) == 1;
         let timeout = if self.remote.prepare_sleep() {
             timeout
         } else {
             Some(Duration::ZERO)
         };
+        if sync_only {
+            self.monitor.idle_on_sync(true);
+        }
         self.reactor.poll(self, timeout);
+        if sync_only {
+            self.monitor.idle_on_sync(false);
+        }
         self.clock.set(Instant::now());
         self.remote.end_sleep();
         self.drain_remote();
