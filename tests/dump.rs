@@ -135,7 +135,7 @@ fn a_dump_from_a_greenlet_shows_it_running_and_the_root_parked_on_its_join() {
     within(Duration::from_secs(10), || {
         let g = greenlet::Builder::new()
             .name("me")
-            .spawn(|| greenlet::dump::dump())
+            .spawn(greenlet::dump::dump)
             .unwrap();
         let id = g.id().as_u64();
         let d = g.join().unwrap();

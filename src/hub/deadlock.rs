@@ -171,9 +171,11 @@ impl Hub {
             cur = match hdr.waits_for.get() {
                 WaitsFor::Nothing => return,
                 WaitsFor::Task(t) => t,
-                // SAFETY: stored by the parked task with this function.
                 WaitsFor::Object(obj, owner) => {
-                    match unsafe { owner(obj) }.and_then(|k| self.task_ptr(k)) {
+                    // SAFETY: stored by the parked task with this function;
+                    // the object lives while it waits on it.
+                    let key = unsafe { owner(obj) };
+                    match key.and_then(|k| self.task_ptr(k)) {
                         Some(t) => t,
                         None => return,
                     }
