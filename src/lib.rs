@@ -41,8 +41,9 @@
 //!   outside any greenlet (the *root context*), they run the hub loop until
 //!   their condition holds, so no `run(main)` wrapper is needed, exactly as
 //!   in gevent.
-//! - A root wait that nothing can ever end panics with "this operation would
-//!   block forever" instead of hanging (gevent's `LoopExit`).
+//! - Some waits that can never end are reported instead of hanging (see
+//!   [Deadlocks and dumps](#deadlocks-and-dumps) for exactly which), and
+//!   [`dump`] shows what every greenlet waits for.
 //! - A panic in a greenlet is caught at its boundary and returned by
 //!   [`Greenlet::join`]; [`Greenlet::kill`] and [`with_timeout`] unwind the
 //!   target from its park point, so destructors run.
@@ -113,8 +114,52 @@
 //!
 //! - `GREENLET_STACK_SIZE`: default stack size (bytes, or `512K`, `1M`).
 //! - `GREENLET_MONITOR`: `1` (or a threshold in ms) starts the [`monitor`].
+//! - `GREENLET_DUMP_SIGNAL`: a signal (`USR1`, `USR2`, or a number) that
+//!   makes every hub print its [`dump`] to stderr ([`dump::request_all`]).
 //! - `GREENLET_THREADPOOL_SIZE`: the blocking pool's largest number of
 //!   threads ([`threadpool`]).
+//!
+//! # Deadlocks and dumps
+//!
+//! Every park records what the greenlet waits for (an fd and direction, a
+//! sleep and its deadline, a sync primitive's kind and id, a join or kill
+//! target, a blocking-pool job, a result from another thread, a
+//! monkey-patched `poll`/`nanosleep`), since when, and each greenlet keeps
+//! its name and spawn site. [`dump::dump`] returns that snapshot of the
+//! calling thread's hub, printable like Go's goroutine dump.
+//!
+//! Reported at once, as a panic at the wait that cannot end:
+//!
+//! - **"this operation would block forever"** (gevent's `LoopExit`), with
+//!   the dump: a root-context wait while no greenlet of the thread is ready,
+//!   no timer is pending, no fd is registered, no blocking-pool job or
+//!   cross-thread result is awaited, no [`HubHandle`] is alive, and every
+//!   sync-primitive wait of the thread is provably unreachable: its
+//!   primitive ([`sync::Queue`] and its variants, [`sync::Event`],
+//!   [`sync::AsyncResult`]) has no handle left but its waiter's own, or it
+//!   is a [`sync::Mutex`] held by a greenlet of this same thread. A
+//!   `Queue::new().get()` alone in root context, or a consumer whose
+//!   producers have all dropped their handles, ends this way.
+//! - **"deadlock: ... already holds this Mutex"**: an untimed
+//!   [`sync::Mutex::lock`] by the greenlet (or root) that holds it.
+//! - **"deadlock: 'a' waits for Mutex #3 held by 'b', 'b' joins 'a'"**: an
+//!   untimed lock, join or kill that closes a wait-for cycle of `Mutex`
+//!   holders and join/kill targets among the greenlets of one thread. The
+//!   wait that closes the cycle panics; the others then go on.
+//!
+//! Not reported, because the runtime cannot prove them (another thread may
+//! still end them): waits on primitives a handle of which lives elsewhere
+//! (another thread, a `static`, a greenlet that is itself stuck), waits on
+//! [`sync::Semaphore`], [`sync::RLock`], [`sync::RwLock`],
+//! [`sync::Condvar`], [`sync::Barrier`] and [`channel`] (channels report
+//! disconnection as an error instead), cycles that go through another
+//! thread, timed waits (`*_timeout`, inside [`with_timeout`]), greenlets
+//! stuck while the root is not waiting, and hangs in code the hub cannot
+//! see (std's `Mutex`, a blocking syscall outside the hooks). For those,
+//! the [`monitor`] reports a hub asleep past its threshold with only sync
+//! waits pending (with the dump), and code that blocks the thread without
+//! yielding, in a greenlet or in root context; `GREENLET_DUMP_SIGNAL`
+//! prints every hub's dump on demand.
 //!
 //! # Stack overflow
 //!

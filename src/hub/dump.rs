@@ -28,7 +28,7 @@
 //! let text = d.to_string();
 //! assert!(text.contains("'consumer'"), "{text}");
 //! assert!(text.contains("Queue #"), "{text}");
-//! q.put(1);
+//! q.put(1).unwrap();
 //! assert_eq!(consumer.join().unwrap(), 1);
 //! ```
 

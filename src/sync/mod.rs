@@ -54,11 +54,16 @@
 //!
 //! # Waiting that nothing can end
 //!
-//! A root-context wait with no greenlet ready, no timer and no I/O normally
-//! panics with "this operation would block forever". A wait on one of these
-//! primitives is the exception: another OS thread might still signal it, so
-//! the hub cannot know that nobody will, and such a wait hangs. Give root
-//! waits a timeout when in doubt.
+//! A root-context wait with no greenlet ready, no timer and no I/O panics
+//! with "this operation would block forever" when every wait on these
+//! primitives is provably unreachable: a [`Queue`], [`Event`] or
+//! [`AsyncResult`] with no handle left but its waiter's own, or a [`Mutex`]
+//! held by a greenlet of the same thread. Otherwise another OS thread might
+//! still signal it, the hub cannot know that nobody will, and the wait
+//! hangs (the [`monitor`](crate::monitor) reports such a hub, and
+//! [`dump`](crate::dump) shows who waits on what). Locking a [`Mutex`] one
+//! already holds, or closing a wait-for cycle of `Mutex` holders and join
+//! targets, panics at once. See the crate docs' "Deadlocks and dumps".
 //!
 //! # Examples
 //!
