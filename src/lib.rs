@@ -124,7 +124,7 @@
 //! Every park records what the greenlet waits for (an fd and direction, a
 //! sleep and its deadline, a sync primitive's kind and id, a join or kill
 //! target, a blocking-pool job, a result from another thread, a
-//! monkey-patched `poll`/`nanosleep`), since when, and each greenlet keeps
+//! monkey-patched libc call by name and fd), since when, and each greenlet keeps
 //! its name and spawn site. [`dump::dump`] returns that snapshot of the
 //! calling thread's hub, printable like Go's goroutine dump.
 //!

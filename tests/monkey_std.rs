@@ -236,3 +236,60 @@ fn kill_during_a_patched_read_ends_the_greenlet_as_killed() {
     let err = reader.join().unwrap_err();
     assert!(err.is_killed(), "{err}");
 }
+
+#[test]
+fn a_dump_names_the_patched_libc_call_a_greenlet_waits_in() {
+    use greenlet::dump::WaitReason;
+    patch();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let client = TcpStream::connect(addr).unwrap();
+    let (mut server_side, _) = l.accept().unwrap();
+    let fd = {
+        use std::os::fd::AsRawFd;
+        server_side.as_raw_fd()
+    };
+    let reader = greenlet::Builder::new()
+        .name("std-reader")
+        .spawn(move || {
+            let mut buf = [0u8; 8];
+            server_side.read(&mut buf).unwrap()
+        })
+        .unwrap();
+    let sleeper = greenlet::Builder::new()
+        .name("std-sleeper")
+        .spawn(|| std::thread::sleep(Duration::from_millis(300)))
+        .unwrap();
+    greenlet::sleep(Duration::from_millis(20));
+    let d = greenlet::dump::dump();
+    let find = |n: &str| {
+        d.greenlets()
+            .iter()
+            .find(|g| g.name() == Some(n))
+            .unwrap()
+            .wait_reason()
+    };
+    assert_eq!(
+        find("std-reader"),
+        Some(WaitReason::Hook { call: "recv", fd }),
+        "{d}"
+    );
+    assert!(
+        matches!(
+            find("std-sleeper"),
+            Some(WaitReason::Hook {
+                call: "nanosleep",
+                ..
+            })
+        ),
+        "{d}"
+    );
+    assert!(
+        d.to_string()
+            .contains(&format!("monkey-patched recv() on fd {fd}")),
+        "{d}"
+    );
+    (&client).write_all(b"hi").unwrap();
+    assert_eq!(reader.join().unwrap(), 2);
+    sleeper.join().unwrap();
+}

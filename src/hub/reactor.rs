@@ -276,15 +276,29 @@ impl Registration {
     /// `TimedOut` when the deadline passed first. Kills and `with_timeout`
     /// unwind out of it as from any park, leaving no registration behind.
     pub(crate) fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
-        self.wait_with(dir, deadline, true)
+        let reason = WaitReason::Io {
+            fd: self.fd,
+            direction: match dir {
+                Direction::Read => IoDirection::Read,
+                Direction::Write => IoDirection::Write,
+            },
+        };
+        self.wait_with(dir, deadline, true, reason)
     }
 
     /// [`Registration::wait`] without unwinding: a pending kill or expired
     /// `with_timeout` ends the wait with `ErrorKind::Interrupted` instead
     /// (for callers that cannot unwind, like the monkey-patching hooks).
     #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
-    pub(crate) fn wait_raw(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
-        self.wait_with(dir, deadline, false)
+    /// `reason` is what the wait records (a monkey hook names its call).
+    #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
+    pub(crate) fn wait_raw(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        reason: WaitReason,
+    ) -> io::Result<()> {
+        self.wait_with(dir, deadline, false, reason)
     }
 
     fn wait_with(
@@ -292,6 +306,7 @@ impl Registration {
         dir: Direction,
         deadline: Option<Instant>,
         deliver: bool,
+        reason: WaitReason,
     ) -> io::Result<()> {
         let me = Hub::current().current_task();
         if !self.add_waiter(dir, &me) {
@@ -303,13 +318,6 @@ impl Registration {
             me: &me,
         };
         loop {
-            let reason = WaitReason::Io {
-                fd: self.fd,
-                direction: match dir {
-                    Direction::Read => IoDirection::Read,
-                    Direction::Write => IoDirection::Write,
-                },
-            };
             let wake = park_until_with(deadline, deliver, reason);
             if !deliver && wake == Wake::Interrupted && crate::hub::interrupt_pending() {
                 return Err(io::Error::from(io::ErrorKind::Interrupted));

@@ -64,11 +64,12 @@ pub enum WaitReason {
     Remote,
     /// `run_until_stopped`: serving work sent by other threads.
     Serving,
-    /// A monkey-patched libc call that parks without an fd of its own
-    /// (feature `monkey`).
+    /// A monkey-patched libc call (feature `monkey`).
     Hook {
-        /// The libc function's name.
+        /// The libc function's name (`recv`, `connect`, `poll`, ...).
         call: &'static str,
+        /// The fd it waits on; -1 for none or several (`poll`, sleeps).
+        fd: i32,
     },
 }
 
@@ -176,7 +177,10 @@ impl fmt::Display for WaitReason {
             WaitReason::Blocking => f.write_str("blocking-pool job"),
             WaitReason::Remote => f.write_str("result from another thread"),
             WaitReason::Serving => f.write_str("run_until_stopped"),
-            WaitReason::Hook { call } => write!(f, "monkey-patched {call}()"),
+            WaitReason::Hook { call, fd } if fd >= 0 => {
+                write!(f, "monkey-patched {call}() on fd {fd}")
+            }
+            WaitReason::Hook { call, .. } => write!(f, "monkey-patched {call}()"),
         }
     }
 }

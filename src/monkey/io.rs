@@ -31,7 +31,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
     match Hook::enter() {
         Some(h) if is_socket(fd) => {
             // SAFETY: the caller's buffer, as for read.
-            cooperate(&h, fd, Direction::Read, &mut || unsafe {
+            cooperate(&h, "read", fd, Direction::Read, &mut || unsafe {
                 real::recv(fd, buf, n, DW)
             })
         }
@@ -49,7 +49,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
     match Hook::enter() {
         Some(h) if is_socket(fd) => {
             // SAFETY: the caller's buffer, as for write.
-            cooperate(&h, fd, Direction::Write, &mut || unsafe {
+            cooperate(&h, "write", fd, Direction::Write, &mut || unsafe {
                 real::send(fd, buf, n, DW)
             })
         }
@@ -68,7 +68,7 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> 
         Some(h) if is_socket(fd) => {
             let mut m = msghdr_for(iov, n);
             // SAFETY: the caller's iovecs, as for readv.
-            cooperate(&h, fd, Direction::Read, &mut || unsafe {
+            cooperate(&h, "readv", fd, Direction::Read, &mut || unsafe {
                 real::recvmsg(fd, &mut m, DW)
             })
         }
@@ -87,7 +87,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
         Some(h) if is_socket(fd) => {
             let m = msghdr_for(iov, n);
             // SAFETY: the caller's iovecs, as for writev.
-            cooperate(&h, fd, Direction::Write, &mut || unsafe {
+            cooperate(&h, "writev", fd, Direction::Write, &mut || unsafe {
                 real::sendmsg(fd, &m, DW)
             })
         }
@@ -105,7 +105,7 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_i
     match Hook::enter() {
         Some(h) if flags & DW == 0 && is_socket(fd) => {
             // SAFETY: the caller's buffer, as for recv.
-            cooperate(&h, fd, Direction::Read, &mut || unsafe {
+            cooperate(&h, "recv", fd, Direction::Read, &mut || unsafe {
                 real::recv(fd, buf, n, flags | DW)
             })
         }
@@ -123,7 +123,7 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c
     match Hook::enter() {
         Some(h) if flags & DW == 0 && is_socket(fd) => {
             // SAFETY: the caller's buffer, as for send.
-            cooperate(&h, fd, Direction::Write, &mut || unsafe {
+            cooperate(&h, "send", fd, Direction::Write, &mut || unsafe {
                 real::send(fd, buf, n, flags | DW)
             })
         }
@@ -148,7 +148,7 @@ pub unsafe extern "C" fn recvfrom(
     match Hook::enter() {
         Some(h) if flags & DW == 0 && is_socket(fd) => {
             // SAFETY: the caller's buffers, as for recvfrom.
-            cooperate(&h, fd, Direction::Read, &mut || unsafe {
+            cooperate(&h, "recvfrom", fd, Direction::Read, &mut || unsafe {
                 real::recvfrom(fd, buf, n, flags | DW, addr, len)
             })
         }
@@ -173,7 +173,7 @@ pub unsafe extern "C" fn sendto(
     match Hook::enter() {
         Some(h) if flags & DW == 0 && is_socket(fd) => {
             // SAFETY: the caller's buffers, as for sendto.
-            cooperate(&h, fd, Direction::Write, &mut || unsafe {
+            cooperate(&h, "sendto", fd, Direction::Write, &mut || unsafe {
                 real::sendto(fd, buf, n, flags | DW, addr, len)
             })
         }
@@ -191,7 +191,7 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut libc::msghdr, flags: c_int
     match Hook::enter() {
         Some(h) if flags & DW == 0 && is_socket(fd) => {
             // SAFETY: the caller's message, as for recvmsg.
-            cooperate(&h, fd, Direction::Read, &mut || unsafe {
+            cooperate(&h, "recvmsg", fd, Direction::Read, &mut || unsafe {
                 real::recvmsg(fd, msg, flags | DW)
             })
         }
@@ -209,7 +209,7 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const libc::msghdr, flags: c_i
     match Hook::enter() {
         Some(h) if flags & DW == 0 && is_socket(fd) => {
             // SAFETY: the caller's message, as for sendmsg.
-            cooperate(&h, fd, Direction::Write, &mut || unsafe {
+            cooperate(&h, "sendmsg", fd, Direction::Write, &mut || unsafe {
                 real::sendmsg(fd, msg, flags | DW)
             })
         }

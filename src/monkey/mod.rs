@@ -82,6 +82,7 @@ use std::time::Instant;
 
 use libc::c_int;
 
+use crate::hub::WaitReason;
 use crate::hub::reactor::Direction;
 use real::{errno, set_errno};
 
@@ -191,7 +192,14 @@ impl Waited {
 
 /// Parks until `fd` is ready in `dir` or `deadline` passes. An fd epoll
 /// cannot watch is waited for with a real (hub-blocking) `poll`.
-pub(crate) fn wait_fd(hook: &Hook, fd: c_int, dir: Direction, deadline: Option<Instant>) -> Waited {
+/// `call` names the hooked libc function (for wait reasons).
+pub(crate) fn wait_fd(
+    hook: &Hook,
+    call: &'static str,
+    fd: c_int,
+    dir: Direction,
+    deadline: Option<Instant>,
+) -> Waited {
     if let Some(e) = interrupt_errno() {
         return Waited::Interrupted(e);
     }
@@ -200,7 +208,7 @@ pub(crate) fn wait_fd(hook: &Hook, fd: c_int, dir: Direction, deadline: Option<I
     };
     let res = fdtable::with_registration(fd, info, |reg| {
         reg.clear_readiness(dir);
-        hook.parked(|| reg.wait_raw(dir, deadline))
+        hook.parked(|| reg.wait_raw(dir, deadline, WaitReason::Hook { call, fd }))
     });
     match res {
         None => real_poll_one(fd, dir, deadline),
@@ -239,6 +247,7 @@ fn real_poll_one(fd: c_int, dir: Direction, deadline: Option<Instant>) -> Waited
 /// timeout, which then fails with `EAGAIN` as the kernel would.
 pub(crate) fn cooperate(
     hook: &Hook,
+    call: &'static str,
     fd: c_int,
     dir: Direction,
     op: &mut dyn FnMut() -> isize,
@@ -266,7 +275,7 @@ pub(crate) fn cooperate(
                 .and_then(|i| i.timeout(dir == Direction::Read))
                 .map(crate::hub::deadline_after)
         });
-        if let Some(e) = wait_fd(hook, fd, dir, deadline).failure(libc::EAGAIN) {
+        if let Some(e) = wait_fd(hook, call, fd, dir, deadline).failure(libc::EAGAIN) {
             set_errno(e);
             return -1;
         }

@@ -98,7 +98,8 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     let deadline = fdtable::info(fd)
         .and_then(|i| i.timeout(false))
         .map(crate::hub::deadline_after);
-    let failed = wait_fd(&hook, fd, Direction::Write, deadline).failure(libc::EINPROGRESS);
+    let failed =
+        wait_fd(&hook, "connect", fd, Direction::Write, deadline).failure(libc::EINPROGRESS);
     match failed.unwrap_or_else(|| real::take_socket_error(fd)) {
         0 => 0,
         e => {
@@ -157,7 +158,9 @@ pub unsafe extern "C" fn accept4(
         if errno() != libc::EAGAIN {
             return -1;
         }
-        if let Some(e) = wait_fd(&hook, fd, Direction::Read, deadline).failure(libc::EAGAIN) {
+        if let Some(e) =
+            wait_fd(&hook, "accept4", fd, Direction::Read, deadline).failure(libc::EAGAIN)
+        {
             set_errno(e);
             return -1;
         }
@@ -244,7 +247,10 @@ fn wait_any(hook: &Hook, fds: &[libc::pollfd], deadline: Option<Instant>) -> Opt
             crate::hub::park_until_with(
                 deadline,
                 false,
-                crate::hub::WaitReason::Hook { call: "poll" },
+                crate::hub::WaitReason::Hook {
+                    call: "poll",
+                    fd: -1,
+                },
             )
         }))
     } else if ok {

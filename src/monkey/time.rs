@@ -25,7 +25,10 @@ fn green_sleep(hook: &Hook, d: Duration) -> Result<(), ()> {
             crate::hub::park_until_with(
                 Some(deadline),
                 false,
-                crate::hub::WaitReason::Hook { call: "nanosleep" },
+                crate::hub::WaitReason::Hook {
+                    call: "nanosleep",
+                    fd: -1,
+                },
             )
         });
         if crate::hub::interrupt_pending() {
