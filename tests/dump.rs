@@ -185,3 +185,23 @@ fn the_dump_signal_makes_a_hub_idle_in_epoll_print_its_dump() {
     assert!(err.contains("'parked-one' [Event #"), "{err}");
     assert!(err.contains("root [Event #"), "{err}");
 }
+
+#[test]
+fn greenlets_spawned_through_a_pool_show_the_callers_spawn_site() {
+    within(Duration::from_secs(5), || {
+        let pool = greenlet::pool::Pool::new(2);
+        let g = pool.spawn(|| greenlet::sleep(Duration::from_secs(60)));
+        greenlet::yield_now();
+        let d = greenlet::dump::dump();
+        let info = d
+            .greenlets()
+            .iter()
+            .find(|i| i.id() == g.id().as_u64())
+            .unwrap();
+        assert!(
+            info.spawned_at().unwrap().file().ends_with("dump.rs"),
+            "{d}"
+        );
+        g.kill();
+    });
+}

@@ -156,6 +156,7 @@ impl Pool {
     /// let g = pool.spawn(|| 40 + 2);
     /// assert_eq!(g.join().unwrap(), 42);
     /// ```
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> Greenlet<T>
     where
         F: FnOnce() -> T + 'static,
@@ -214,6 +215,7 @@ impl Pool {
     /// assert_eq!(second.join().unwrap(), "ran after the first");
     /// first.join().unwrap();
     /// ```
+    #[track_caller]
     pub fn apply_async<F, T>(&self, f: F) -> Greenlet<T>
     where
         F: FnOnce() -> T + 'static,
