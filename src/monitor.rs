@@ -19,7 +19,9 @@
 //! ([`ReportKind::IdleOnSync`]). Such a wait is ended only by another
 //! thread that holds a handle to the primitive; when no such thread
 //! exists the program hangs, and the runtime cannot prove it (the
-//! "would block forever" panic covers the waits it can prove).
+//! "would block forever" panic covers the waits it can prove). A consumer
+//! that legitimately waits longer than the threshold for another thread's
+//! next item is reported too: pick the threshold accordingly.
 //!
 //! Opt in with the environment variable `GREENLET_MONITOR=1` (or a threshold
 //! in milliseconds, e.g. `GREENLET_MONITOR=250`), read when the first hub
