@@ -64,6 +64,18 @@ use crate::hub::task::Header;
 pub const DEFAULT_THRESHOLD: Duration = Duration::from_millis(100);
 
 /// What a [`Report`] is about.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet::monitor::{Report, ReportKind};
+/// fn on_report(r: &Report) {
+///     if r.kind == ReportKind::IdleOnSync {
+///         eprintln!("{}", r.dump.as_deref().unwrap_or(""));
+///     }
+/// }
+/// # let _ = on_report;
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ReportKind {

@@ -43,6 +43,17 @@ pub use super::wait_reason::{IoDirection, SyncKind, WaitReason};
 
 /// A snapshot of one hub: the root and every greenlet that has not
 /// finished. See the [module docs](self).
+///
+/// # Examples
+///
+/// ```
+/// let g = greenlet::Builder::new().name("worker").spawn(|| ()).unwrap();
+/// let d = greenlet::dump::dump();
+/// assert_eq!(d.root().id(), 0);
+/// assert_eq!(d.greenlets().len(), 1);
+/// assert!(d.to_string().contains("'worker' [not started]"), "{d}");
+/// g.join().unwrap();
+/// ```
 #[derive(Clone, Debug)]
 pub struct Dump {
     thread: Option<String>,
@@ -51,6 +62,18 @@ pub struct Dump {
 }
 
 /// Where a greenlet is in its life, in a [`Dump`].
+///
+/// # Examples
+///
+/// ```
+/// use greenlet::dump::GreenletState;
+/// let g = greenlet::spawn(greenlet::yield_now);
+/// let state = |d: &greenlet::dump::Dump| d.greenlets()[0].state();
+/// assert_eq!(state(&greenlet::dump::dump()), GreenletState::NotStarted);
+/// greenlet::yield_now(); // it runs and yields: ready again
+/// assert_eq!(state(&greenlet::dump::dump()), GreenletState::Ready);
+/// g.join().unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GreenletState {
     /// Spawned, not started yet (ready, or waiting for its `spawn_later`
@@ -66,6 +89,21 @@ pub enum GreenletState {
 }
 
 /// One greenlet (or the root) in a [`Dump`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let g = greenlet::spawn(|| greenlet::sleep(Duration::from_secs(10)));
+/// greenlet::sleep(Duration::from_millis(5));
+/// let d = greenlet::dump::dump();
+/// let info = &d.greenlets()[0];
+/// assert_eq!(info.id(), g.id().as_u64());
+/// assert!(info.waiting_for().unwrap() < Duration::from_secs(10));
+/// assert!(info.deadline().unwrap() > Duration::from_secs(5));
+/// assert!(info.spawned_at().unwrap().file().ends_with(".rs"));
+/// g.kill();
+/// ```
 #[derive(Clone, Debug)]
 pub struct GreenletInfo {
     id: u64,

@@ -74,6 +74,14 @@ pub enum WaitReason {
 }
 
 /// Which readiness a [`WaitReason::Io`] wait needs.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet::dump::{IoDirection, WaitReason};
+/// let r = WaitReason::Io { fd: 7, direction: IoDirection::Write };
+/// assert_eq!(r.to_string(), "IO write on fd 7");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IoDirection {
     /// Readable (a read, an accept).
