@@ -123,15 +123,19 @@
 compile_error!("greenlet supports only Linux");
 
 mod fiber;
+pub mod fs;
 mod greenlet;
 mod hub;
+pub mod io;
 mod local;
 pub mod monitor;
 #[cfg(feature = "monkey")]
 pub mod monkey;
 pub mod net;
 pub mod pool;
+pub mod process;
 pub mod server;
+pub mod signal;
 pub mod sync;
 mod sys;
 pub mod threadpool;
