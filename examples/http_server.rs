@@ -22,6 +22,10 @@
 //! requests overlap. `--workers N` serves on N threads, one hub each. The
 //! first line printed is `Serving on http://ADDR`, with the bound port (so
 //! `--port 0` can be used).
+//!
+//! SIGTERM or SIGINT (Ctrl-C) stops it gracefully: it stops accepting,
+//! lets the requests in progress finish (up to the server's stop timeout),
+//! then exits 0.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -81,6 +85,10 @@ fn parse_args() -> Result<Options, String> {
 }
 
 fn main() {
+    // Before any thread starts (workers inherit the mask): SIGTERM and
+    // SIGINT now wait for the greenlet below instead of killing us.
+    greenlet::signal::block(&[greenlet::signal::SIGTERM, greenlet::signal::SIGINT])
+        .expect("block SIGTERM and SIGINT");
     let opts = match parse_args() {
         Ok(o) => o,
         Err(e) => {
@@ -105,6 +113,14 @@ fn main() {
         .expect("a bound listener has an address");
     println!("Serving on http://{addr}");
     let _ = io::stdout().flush();
+    let handle = server.handle();
+    greenlet::spawn(move || {
+        use greenlet::signal::{SIGINT, SIGTERM};
+        if let Ok(sig) = greenlet::signal::wait(&[SIGTERM, SIGINT]) {
+            eprintln!("http_server: signal {sig}, stopping");
+            handle.stop();
+        }
+    });
     if let Err(e) = server.serve_forever() {
         eprintln!("http_server: {e}");
         std::process::exit(1);

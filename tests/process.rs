@@ -44,9 +44,7 @@ fn twenty_children_waited_concurrently_finish_together_and_the_ticker_keeps_time
         let (tick, stop) = ticker();
         let start = Instant::now();
         let children: Vec<_> = (0..20)
-            .map(|_| {
-                greenlet::spawn(|| Command::new("sh").args(["-c", "sleep 0.2"]).status())
-            })
+            .map(|_| greenlet::spawn(|| Command::new("sh").args(["-c", "sleep 0.2"]).status()))
             .collect();
         for r in greenlet::joinall(children) {
             assert!(r.unwrap().unwrap().success());
@@ -57,7 +55,10 @@ fn twenty_children_waited_concurrently_finish_together_and_the_ticker_keeps_time
     });
     eprintln!("20 x sh -c 'sleep 0.2': {elapsed:?}; ticker's longest gap {worst:?}");
     assert!(elapsed < Duration::from_millis(600), "took {elapsed:?}");
-    assert!(worst < Duration::from_millis(50), "the ticker stalled {worst:?}");
+    assert!(
+        worst < Duration::from_millis(50),
+        "the ticker stalled {worst:?}"
+    );
 }
 
 #[test]
@@ -70,11 +71,20 @@ fn output_of_a_child_writing_10_mib_to_stdout_and_stderr_at_once_does_not_deadlo
         let out = Command::new("sh").args(["-c", script]).output().unwrap();
         stop.set();
         let worst = tick.join().unwrap();
-        (out.status.success(), out.stdout.len(), out.stderr.len(), worst)
+        (
+            out.status.success(),
+            out.stdout.len(),
+            out.stderr.len(),
+            worst,
+        )
     });
     eprintln!("output() of 2 x 10 MiB: ticker's longest gap {:?}", out.3);
     assert_eq!(out, (true, 10 << 20, 10 << 20, out.3));
-    assert!(out.3 < Duration::from_millis(200), "the ticker stalled {:?}", out.3);
+    assert!(
+        out.3 < Duration::from_millis(200),
+        "the ticker stalled {:?}",
+        out.3
+    );
 }
 
 #[test]
@@ -102,7 +112,11 @@ fn with_timeout_ends_a_wait_and_the_child_can_be_killed_and_reaped() {
         let t = Instant::now();
         let r = greenlet::with_timeout(Duration::from_millis(50), || child.wait());
         assert!(r.is_err());
-        assert!(t.elapsed() < Duration::from_millis(500), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
         child.kill().unwrap();
         assert!(!child.wait().unwrap().success());
     });

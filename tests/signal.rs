@@ -54,8 +54,14 @@ fn a_signal_raised_before_the_wait_stays_pending_until_read() {
         let signals = Signals::new(&[SIGUSR2]).unwrap();
         assert_eq!(signals.try_wait().unwrap(), None);
         raise(SIGUSR2);
-        assert_eq!(signals.wait_timeout(Duration::from_secs(5)).unwrap(), Some(SIGUSR2));
-        assert_eq!(signals.wait_timeout(Duration::from_millis(20)).unwrap(), None);
+        assert_eq!(
+            signals.wait_timeout(Duration::from_secs(5)).unwrap(),
+            Some(SIGUSR2)
+        );
+        assert_eq!(
+            signals.wait_timeout(Duration::from_millis(20)).unwrap(),
+            None
+        );
     });
 }
 
