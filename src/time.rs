@@ -129,6 +129,10 @@ pub fn with_timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
     match result {
         Ok(_) if expired_in_hook => Err(Elapsed(())),
         Ok(v) => Ok(v),
+        // A hook failed a call because of this timeout and the code above
+        // it (a foreign event loop, say) panicked on that error: the
+        // timeout is what ended `f`.
+        Err(_) if expired_in_hook => Err(Elapsed(())),
         Err(payload) => match payload.downcast_ref::<TimeoutSignal>() {
             Some(sig) if sig.id == id => Err(Elapsed(())),
             _ => resume_unwind(payload),

@@ -69,9 +69,13 @@
 //! [`with_timeout`]: crate::with_timeout
 
 mod dns;
+mod epoll;
 pub(crate) mod fdtable;
 mod io;
+mod listen;
 mod net;
+mod pipe;
+mod process;
 pub(crate) mod real;
 mod time;
 
