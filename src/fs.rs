@@ -13,7 +13,7 @@
 //! A kill or [`with_timeout`](crate::with_timeout) unwinds the waiting
 //! greenlet at once; the operation itself still finishes on its pool
 //! thread (a write still lands, a read's data is dropped), as with
-//! [`spawn_blocking`](crate::threadpool::spawn_blocking).
+//! [`spawn_blocking`].
 //!
 //! # Examples
 //!

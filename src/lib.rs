@@ -81,6 +81,11 @@
 //! | `gevent.socket` | [`net`]: `TcpStream`, `TcpListener`, `UdpSocket`, [`net::unix`] |
 //! | `gevent.threadpool`, `run_in_executor` | [`threadpool::spawn_blocking`] |
 //! | `hub.loop.run_callback_threadsafe` | [`HubHandle::spawn`], [`run_until_stopped`] |
+//! | `gevent.subprocess` | [`process`]: `Command`, `Child` |
+//! | `gevent.signal_handler` | [`signal::handler`], [`signal::Signals`] |
+//! | `gevent.socket.wait_read`, `wait_write` | [`io::wait_readable`], [`io::wait_writable`] |
+//! | `FileObjectPosix` (pipes, ttys) | [`io::FdIo`] |
+//! | `FileObjectThread` | [`fs`] |
 //! | `monkey.patch_all()` | `monkey::patch_all()` (feature `monkey`) |
 //! | monitor thread | [`monitor`] |
 //!

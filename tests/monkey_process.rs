@@ -65,6 +65,8 @@ fn twenty_std_command_status_calls_overlap_and_the_ticker_keeps_time() {
 }
 
 #[test]
+// Two children are reaped by the raw waitid and wait4 calls under test.
+#[allow(clippy::zombie_processes)]
 fn std_child_wait_and_raw_waitid_park_and_report_the_exit() {
     deadline(30, || {
         let (tick, stop) = ticker();

@@ -37,8 +37,8 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
                 real::recv(fd, buf, n, DW)
             })
         }
-        // SAFETY: the caller's buffer, as for read.
         Some(h) if pipe::is_pollable(fd) => {
+            // SAFETY: the caller's buffer, as for read.
             pipe::cooperate(&h, fd, Direction::Read, &mut || unsafe {
                 real::read(fd, buf, n)
             })
@@ -87,8 +87,8 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> 
                 real::recvmsg(fd, &mut m, DW)
             })
         }
-        // SAFETY: the caller's iovecs, as for readv.
         Some(h) if pipe::is_pollable(fd) => {
+            // SAFETY: the caller's iovecs, as for readv.
             pipe::cooperate(&h, fd, Direction::Read, &mut || unsafe {
                 real::readv(fd, iov, n)
             })
@@ -112,8 +112,8 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
                 real::sendmsg(fd, &m, DW)
             })
         }
-        // SAFETY: the caller's iovecs, as for writev.
         Some(h) if pipe::is_pollable(fd) => {
+            // SAFETY: the caller's iovecs, as for writev.
             pipe::cooperate(&h, fd, Direction::Write, &mut || unsafe {
                 pipe::capped_writev(fd, iov, n)
             })
