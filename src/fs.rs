@@ -434,7 +434,7 @@ impl File {
     /// # Examples
     ///
     /// ```
-    /// let f = greenlet::fs::File::open("/proc/self/status")?;
+    /// let _f = greenlet::fs::File::open("/proc/self/status")?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn open(path: impl AsRef<Path>) -> io::Result<File> {
@@ -452,7 +452,7 @@ impl File {
     ///
     /// ```
     /// let path = std::env::temp_dir().join(format!("greenlet-file-create-{}", std::process::id()));
-    /// let f = greenlet::fs::File::create(&path)?;
+    /// let _f = greenlet::fs::File::create(&path)?;
     /// greenlet::fs::remove_file(&path)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -466,7 +466,7 @@ impl File {
     ///
     /// ```
     /// let path = std::env::temp_dir().join(format!("greenlet-file-opts-{}", std::process::id()));
-    /// let f = greenlet::fs::File::options().append(true).create(true).open(&path)?;
+    /// let _f = greenlet::fs::File::options().append(true).create(true).open(&path)?;
     /// greenlet::fs::remove_file(&path)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
@@ -479,7 +479,7 @@ impl File {
     /// # Examples
     ///
     /// ```
-    /// let f = greenlet::fs::File::from_std(std::fs::File::open("/")?);
+    /// let _f = greenlet::fs::File::from_std(std::fs::File::open("/")?);
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn from_std(file: std::fs::File) -> File {
@@ -621,7 +621,7 @@ impl File {
     ///
     /// ```
     /// let f = greenlet::fs::File::open("/")?;
-    /// let g = f.try_clone()?;
+    /// let _g = f.try_clone()?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn try_clone(&self) -> io::Result<File> {
@@ -765,7 +765,7 @@ impl fmt::Debug for File {
 /// use greenlet::fs::OpenOptions;
 ///
 /// let path = std::env::temp_dir().join(format!("greenlet-openopts-{}", std::process::id()));
-/// let f = OpenOptions::new().write(true).create_new(true).open(&path)?;
+/// let _f = OpenOptions::new().write(true).create_new(true).open(&path)?;
 /// assert!(OpenOptions::new().write(true).create_new(true).open(&path).is_err());
 /// greenlet::fs::remove_file(&path)?;
 /// # Ok::<(), std::io::Error>(())
@@ -797,7 +797,7 @@ impl OpenOptions {
     /// # Examples
     ///
     /// ```
-    /// let f = greenlet::fs::OpenOptions::new().read(true).open("/")?;
+    /// let _f = greenlet::fs::OpenOptions::new().read(true).open("/")?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new() -> OpenOptions {
@@ -870,7 +870,7 @@ impl OpenOptions {
     /// # Examples
     ///
     /// ```
-    /// let f = greenlet::fs::OpenOptions::new().read(true).open("/proc/self/status")?;
+    /// let _f = greenlet::fs::OpenOptions::new().read(true).open("/proc/self/status")?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn open(&self, path: impl AsRef<Path>) -> io::Result<File> {

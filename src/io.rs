@@ -227,7 +227,7 @@ impl<T: AsFd> FdIo<T> {
     ///
     /// ```
     /// let (reader, _writer) = std::io::pipe()?;
-    /// let reader = greenlet::io::FdIo::new(reader)?;
+    /// let _reader = greenlet::io::FdIo::new(reader)?;
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn new(inner: T) -> io::Result<FdIo<T>> {
@@ -265,7 +265,7 @@ impl<T: AsFd> FdIo<T> {
     ///
     /// ```
     /// let (reader, _writer) = std::io::pipe()?;
-    /// let reader = greenlet::io::FdIo::new(reader)?.into_inner();
+    /// let _reader: std::io::PipeReader = greenlet::io::FdIo::new(reader)?.into_inner();
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn into_inner(mut self) -> T {
