@@ -260,9 +260,16 @@ impl Command {
         self
     }
 
-    /// Starts the child and returns a green handle to it. Spawning itself
-    /// (`fork`/`exec`, or `posix_spawn`) takes well under a millisecond and
-    /// runs on the calling thread.
+    /// Starts the child and returns a green handle to it.
+    ///
+    /// The spawn itself (`posix_spawn`, or `fork` and `exec`) holds its
+    /// thread until the child has called `exec`, a millisecond or more, so
+    /// it runs on the blocking pool ([`threadpool`](crate::threadpool))
+    /// while the calling greenlet parks: twenty greenlets spawning at once
+    /// do not stall the others for twenty spawns. A kill or
+    /// [`with_timeout`](crate::with_timeout) that comes meanwhile is
+    /// delivered at the next park after the spawn, so the child is never
+    /// lost.
     ///
     /// # Errors
     ///
@@ -279,7 +286,15 @@ impl Command {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn spawn(&mut self) -> io::Result<Child> {
-        Child::from_std(self.inner.spawn()?)
+        // The std builder travels to the pool thread and back (it is `Send`);
+        // the wait cannot unwind, so it always comes back.
+        let mut cmd = std::mem::replace(&mut self.inner, std::process::Command::new(""));
+        let (cmd, child) = crate::threadpool::run_blocking_uninterruptible(move || {
+            let child = cmd.spawn();
+            (cmd, child)
+        });
+        self.inner = cmd;
+        Child::from_std(child?)
     }
 
     /// Runs the command to completion with its output collected, parking
