@@ -135,7 +135,7 @@ impl Watched {
         let dup = crate::sys::dup_cloexec(fd)?;
         match Registration::new(&mut SourceFd(&dup.as_raw_fd())) {
             Ok(reg) => Ok(Some(Watched { reg, fd: dup })),
-            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Ok(None),
+            Err(e) if e.raw_os_error() == Some(crate::sys::errno::EPERM) => Ok(None),
             Err(e) => Err(e),
         }
     }

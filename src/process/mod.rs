@@ -271,6 +271,11 @@ impl Command {
     /// delivered at the next park after the spawn, so the child is never
     /// lost.
     ///
+    /// A `pre_exec` hook that ties the child to the spawning *thread*
+    /// (`prctl(PR_SET_PDEATHSIG)`) would tie it to a pool thread, which
+    /// exits when idle: spawn such children with std's `Command` on the
+    /// calling thread and make them green with [`Child::from_std`].
+    ///
     /// # Errors
     ///
     /// As [`std::process::Command::spawn`] (for instance `NotFound`), or
