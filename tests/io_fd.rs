@@ -2,6 +2,7 @@
 
 use std::io::{self, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -219,5 +220,53 @@ fn eventfd_written_from_another_thread_wakes_wait_readable() {
         wait_readable(&fd, Some(Duration::from_secs(5))).unwrap();
         assert!(start.elapsed() >= Duration::from_millis(20));
         t.join().unwrap();
+    });
+}
+
+/// A pseudo-terminal pair: (master, slave), both owned.
+fn pty() -> (std::fs::File, std::fs::File) {
+    // SAFETY: posix_openpt returns a new fd (checked) that nothing else
+    // owns; grantpt/unlockpt/ptsname_r only read it and fill `name`.
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(m >= 0, "posix_openpt: {}", io::Error::last_os_error());
+        assert_eq!(libc::grantpt(m), 0);
+        assert_eq!(libc::unlockpt(m), 0);
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(m, name.as_mut_ptr(), name.len()), 0);
+        let path = std::ffi::CStr::from_ptr(name.as_ptr())
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let master = std::fs::File::from_raw_fd(m);
+        let slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOCTTY)
+            .open(path)
+            .unwrap();
+        (master, slave)
+    }
+}
+
+#[test]
+fn fdio_reads_a_terminal_line_while_the_hub_keeps_running() {
+    deadline(10, || {
+        let (master, slave) = pty();
+        let tty = FdIo::new(slave).unwrap();
+        let reader = greenlet::spawn(move || {
+            let mut line = [0; 64];
+            let n = (&tty).read(&mut line).unwrap();
+            String::from_utf8_lossy(&line[..n]).into_owned()
+        });
+        greenlet::sleep(Duration::from_millis(30));
+        assert!(
+            !reader.is_finished(),
+            "read returned before a line was typed"
+        );
+        let mut master = FdIo::new(master).unwrap();
+        // Canonical mode: the slave's read returns one whole line.
+        master.write_all(b"typed line\n").unwrap();
+        assert_eq!(reader.join().unwrap(), "typed line\n");
     });
 }
