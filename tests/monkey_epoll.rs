@@ -156,3 +156,21 @@ fn tokio_calls_on_the_blocking_pool_overlap_and_the_ticker_keeps_time() {
         "the ticker stalled {worst:?}"
     );
 }
+
+#[test]
+fn kill_of_a_greenlet_inside_a_tokio_block_on_ends_it_at_once() {
+    let took = deadline(30, || {
+        let g = greenlet::spawn(|| {
+            let rt = runtime();
+            rt.block_on(async { tokio::time::sleep(Duration::from_secs(10)).await });
+        });
+        greenlet::sleep(Duration::from_millis(20));
+        let t = Instant::now();
+        g.kill();
+        // The hook fails tokio's epoll_wait with ECANCELED and tokio panics
+        // on it: the greenlet ends (reported as that panic, not as killed).
+        assert!(g.join().is_err());
+        t.elapsed()
+    });
+    assert!(took < Duration::from_millis(200), "the kill took {took:?}");
+}
