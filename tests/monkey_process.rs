@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod util;
+
 /// Runs `f` on its own thread (with its own hub) and fails the test if it
 /// has not finished within `secs`: no test may hang.
 #[track_caller]
@@ -20,29 +22,10 @@ fn deadline<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static
         .expect("the test did not finish in time (or panicked)")
 }
 
-/// A greenlet ticking every 5 ms until told to stop; returns the longest
-/// gap between two ticks.
-fn ticker() -> (greenlet::Greenlet<Duration>, greenlet::sync::Event) {
-    let stop = greenlet::sync::Event::new();
-    let s = stop.clone();
-    let g = greenlet::spawn(move || {
-        let mut last = Instant::now();
-        let mut worst = Duration::ZERO;
-        while !s.is_set() {
-            greenlet::sleep(Duration::from_millis(5));
-            let now = Instant::now();
-            worst = worst.max(now - last);
-            last = now;
-        }
-        worst
-    });
-    (g, stop)
-}
-
 #[test]
 fn twenty_std_command_status_calls_overlap_and_the_ticker_keeps_time() {
     let (elapsed, worst) = deadline(30, || {
-        let (tick, stop) = ticker();
+        let tick = util::ticker::start();
         let start = Instant::now();
         let children: Vec<_> = (0..20)
             .map(|_| greenlet::spawn(|| Command::new("sh").args(["-c", "sleep 0.2"]).status()))
@@ -51,17 +34,13 @@ fn twenty_std_command_status_calls_overlap_and_the_ticker_keeps_time() {
             assert!(r.unwrap().unwrap().success());
         }
         let elapsed = start.elapsed();
-        stop.set();
-        (elapsed, tick.join().unwrap())
+        (elapsed, tick.stop())
     });
     eprintln!(
         "patched: 20 x Command::status(sleep 0.2): {elapsed:?}; ticker's longest gap {worst:?}"
     );
     assert!(elapsed < Duration::from_millis(600), "took {elapsed:?}");
-    assert!(
-        worst < Duration::from_millis(50),
-        "the ticker stalled {worst:?}"
-    );
+    worst.assert_below(Duration::from_millis(50));
 }
 
 #[test]
@@ -69,7 +48,7 @@ fn twenty_std_command_status_calls_overlap_and_the_ticker_keeps_time() {
 #[allow(clippy::zombie_processes)]
 fn std_child_wait_and_raw_waitid_park_and_report_the_exit() {
     deadline(30, || {
-        let (tick, stop) = ticker();
+        let tick = util::ticker::start();
         // Hooks cooperate inside greenlets only: not in the root context.
         greenlet::spawn(move || {
             let mut child = Command::new("sh")
@@ -94,12 +73,8 @@ fn std_child_wait_and_raw_waitid_park_and_report_the_exit() {
         })
         .join()
         .unwrap();
-        stop.set();
-        let worst = tick.join().unwrap();
-        assert!(
-            worst < Duration::from_millis(50),
-            "the ticker stalled {worst:?}"
-        );
+        let worst = tick.stop();
+        worst.assert_below(Duration::from_millis(50));
     });
 }
 
@@ -148,7 +123,7 @@ fn std_pipe_reads_and_writes_between_greenlets_cooperate() {
 #[test]
 fn a_read_on_a_child_stdout_pipe_leaves_the_ticker_running() {
     deadline(30, || {
-        let (tick, stop) = ticker();
+        let tick = util::ticker::start();
         greenlet::spawn(|| {
             let mut child = Command::new("sh")
                 .args(["-c", "sleep 0.2; echo done"])
@@ -162,12 +137,8 @@ fn a_read_on_a_child_stdout_pipe_leaves_the_ticker_running() {
         })
         .join()
         .unwrap();
-        stop.set();
-        let worst = tick.join().unwrap();
-        assert!(
-            worst < Duration::from_millis(50),
-            "the ticker stalled {worst:?}"
-        );
+        let worst = tick.stop();
+        worst.assert_below(Duration::from_millis(50));
     });
 }
 

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use greenlet::process::{Command, Stdio};
 
+mod util;
+
 /// Runs `f` on its own thread (with its own hub) and fails the test if it
 /// has not finished within `secs`: no test may hang.
 #[track_caller]
@@ -19,29 +21,10 @@ fn deadline<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static
         .expect("the test did not finish in time (or panicked)")
 }
 
-/// A greenlet ticking every 5 ms until told to stop; returns the longest
-/// gap it saw between two ticks.
-fn ticker() -> (greenlet::Greenlet<Duration>, greenlet::sync::Event) {
-    let stop = greenlet::sync::Event::new();
-    let s = stop.clone();
-    let g = greenlet::spawn(move || {
-        let mut last = Instant::now();
-        let mut worst = Duration::ZERO;
-        while !s.is_set() {
-            greenlet::sleep(Duration::from_millis(5));
-            let now = Instant::now();
-            worst = worst.max(now - last);
-            last = now;
-        }
-        worst
-    });
-    (g, stop)
-}
-
 #[test]
 fn twenty_children_waited_concurrently_finish_together_and_the_ticker_keeps_time() {
     let (elapsed, worst) = deadline(30, || {
-        let (tick, stop) = ticker();
+        let tick = util::ticker::start();
         let start = Instant::now();
         let children: Vec<_> = (0..20)
             .map(|_| greenlet::spawn(|| Command::new("sh").args(["-c", "sleep 0.2"]).status()))
@@ -50,41 +33,30 @@ fn twenty_children_waited_concurrently_finish_together_and_the_ticker_keeps_time
             assert!(r.unwrap().unwrap().success());
         }
         let elapsed = start.elapsed();
-        stop.set();
-        (elapsed, tick.join().unwrap())
+        (elapsed, tick.stop())
     });
     eprintln!("20 x sh -c 'sleep 0.2': {elapsed:?}; ticker's longest gap {worst:?}");
     assert!(elapsed < Duration::from_millis(600), "took {elapsed:?}");
-    assert!(
-        worst < Duration::from_millis(50),
-        "the ticker stalled {worst:?}"
-    );
+    worst.assert_below(Duration::from_millis(50));
 }
 
 #[test]
 fn output_of_a_child_writing_10_mib_to_stdout_and_stderr_at_once_does_not_deadlock() {
     let out = deadline(60, || {
-        let (tick, stop) = ticker();
+        let tick = util::ticker::start();
         // Both streams at once: a child that fills one pipe while the
         // parent reads only the other would block forever.
         let script = "head -c 10485760 /dev/zero & head -c 10485760 /dev/zero >&2; wait";
         let out = Command::new("sh").args(["-c", script]).output().unwrap();
-        stop.set();
-        let worst = tick.join().unwrap();
+        let worst = tick.stop();
         (
-            out.status.success(),
-            out.stdout.len(),
-            out.stderr.len(),
+            (out.status.success(), out.stdout.len(), out.stderr.len()),
             worst,
         )
     });
-    eprintln!("output() of 2 x 10 MiB: ticker's longest gap {:?}", out.3);
-    assert_eq!(out, (true, 10 << 20, 10 << 20, out.3));
-    assert!(
-        out.3 < Duration::from_millis(200),
-        "the ticker stalled {:?}",
-        out.3
-    );
+    eprintln!("output() of 2 x 10 MiB: ticker's longest gap {:?}", out.1);
+    assert_eq!(out.0, (true, 10 << 20, 10 << 20));
+    out.1.assert_below(Duration::from_millis(100));
 }
 
 #[test]
@@ -194,9 +166,8 @@ fn a_std_child_made_green_is_waited_for_without_blocking() {
             .spawn()
             .unwrap();
         let mut child = greenlet::process::Child::from_std(std_child).unwrap();
-        let (tick, stop) = ticker();
+        let tick = util::ticker::start();
         assert!(child.wait().unwrap().success());
-        stop.set();
-        assert!(tick.join().unwrap() < Duration::from_millis(50));
+        tick.stop().assert_below(Duration::from_millis(50));
     });
 }

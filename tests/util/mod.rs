@@ -3,6 +3,8 @@
 //! Each test file pulls this in with `mod util;` and uses only part of it.
 #![allow(dead_code)]
 
+pub mod ticker;
+
 use std::cell::{Cell, RefCell};
 use std::fmt::Debug;
 use std::io::{self, Read, Write};
