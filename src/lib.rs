@@ -118,6 +118,58 @@
 //! prints `greenlet 'name' overflowed its 256 KiB stack; raise it with
 //! Builder::stack_size or GREENLET_STACK_SIZE` and aborts: like a thread's
 //! stack overflow in std, it cannot be recovered from.
+//!
+//! # Soundness: what the runtime guarantees at the edges
+//!
+//! - **Closures and results of any size.** A greenlet's closure stays in
+//!   its heap-allocated task until its first run moves it onto the new
+//!   stack; nothing large crosses a stack switch.
+//! - **Threads that exit with greenlets parked.** Greenlets that have
+//!   started and not finished when their thread exits are never resumed and
+//!   never unwound (the thread's other thread-locals may already be gone,
+//!   and their destructors could block on a hub that no longer exists):
+//!   they are leaked, like `std::mem::forget`, and their stacks stay mapped
+//!   for the life of the process. A value pinned on such a stack (an
+//!   intrusive waiter of another library, a buffer the blocking pool is
+//!   still filling) is never invalidated, as `Pin` requires; that memory is
+//!   the price. The same holds when a greenlet calls
+//!   `std::process::exit`: the thread's destructors then run on that
+//!   greenlet's stack, which stays mapped. Greenlets that never started are
+//!   dropped with their closures.
+//! - **Cross-thread waiters of an exiting thread.** A greenlet parked in a
+//!   [`sync`] primitive when its thread exits leaves that primitive's
+//!   waiter list: an item, permit or lock already handed to it goes on to
+//!   the next waiter or back to the primitive, so nothing is lost to a dead
+//!   waiter.
+//! - **Kills are level-triggered.** Once killed, a greenlet unwinds at every
+//!   park until it is dead; catching the unwind with `catch_unwind` lasts
+//!   only until its next park (see [`Greenlet::kill`]).
+//! - **Unwinding greenlets are not interrupted.** A kill or an expired
+//!   [`with_timeout`] is never delivered to a greenlet that is unwinding
+//!   (a second unwind out of a destructor would abort the process); it
+//!   takes effect once that unwind has been caught. The runtime tracks
+//!   unwinding per greenlet, not per thread: a greenlet parked in a
+//!   destructor during its own unwind does not hold up other greenlets'
+//!   kills and timeouts. To tell which greenlet of a thread is unwinding,
+//!   the first hub installs a panic hook that records it and then calls the
+//!   hook it replaced; a hook installed later with `std::panic::set_hook`
+//!   replaces it, and then a greenlet that panics while another one is
+//!   parked mid-unwind is seen as unwinding only from its next park on.
+//!
+//! ## Limitations
+//!
+//! - **std's panic count is per OS thread.** `std::thread::panicking()`
+//!   inside a greenlet is true while *any* greenlet of the thread is
+//!   unwinding (for example parked in a destructor during its unwind). Code
+//!   that consults it sees other greenlets' unwinds: a `std::sync::Mutex`
+//!   guard dropped by greenlet B while greenlet A is parked mid-unwind
+//!   poisons that mutex. This crate's own code does not rely on it.
+//! - **AddressSanitizer.** The crate's `sanitizer` feature annotates every
+//!   stack switch for ASan (corosensei's `sanitizer` support), so reports
+//!   on greenlet stacks are real. The ASan runtime defines its own
+//!   interceptors for many libc functions, `getaddrinfo` among them; under
+//!   ASan the `monkey` hooks are not supported (the project's ASan job runs
+//!   without `monkey`).
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

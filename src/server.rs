@@ -43,7 +43,6 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::panic::resume_unwind;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -445,7 +444,7 @@ where
             }
         }
         if let Some(payload) = panicked {
-            resume_unwind(payload);
+            crate::hub::resume_unwind_marked(payload);
         }
         let error = shared
             .error

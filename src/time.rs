@@ -1,7 +1,7 @@
 //! Time: `sleep`, `yield_now`, and `with_timeout`.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use crate::hub::task::Wake;
@@ -119,23 +119,71 @@ pub fn with_timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
     let result = catch_unwind(AssertUnwindSafe(f));
     hdr.timeout_depth.set(depth);
     hub.timers().remove(key);
+    let delivered =
+        matches!(&result, Err(p) if p.downcast_ref::<TimeoutSignal>().is_some_and(|s| s.id == id));
+    let pending = matches!(hdr.timeout.get(), Some((_, p)) if p == id);
     let mut expired_in_hook = false;
-    if matches!(hdr.timeout.get(), Some((_, pending)) if pending == id) {
+    if pending || delivered {
+        // This scope expired: whatever a monkey hook noted about it ends
+        // with it (a later scope must not inherit it).
+        expired_in_hook = hdr.timeout_seen_in_hook.replace(false);
+    }
+    if pending {
         // Expired, and `f` finished before it parked again: it made it,
         // unless a monkey hook failed one of its calls because of it.
         hdr.timeout.set(None);
-        expired_in_hook = hdr.timeout_seen_in_hook.replace(false);
     }
     match result {
         Ok(_) if expired_in_hook => Err(Elapsed(())),
         Ok(v) => Ok(v),
-        // A hook failed a call because of this timeout and the code above
-        // it (a foreign event loop, say) panicked on that error: the
-        // timeout is what ended `f`.
-        Err(_) if expired_in_hook => Err(Elapsed(())),
-        Err(payload) => match payload.downcast_ref::<TimeoutSignal>() {
-            Some(sig) if sig.id == id => Err(Elapsed(())),
-            _ => resume_unwind(payload),
-        },
+        Err(_) if delivered || expired_in_hook => {
+            // Our own unwind is over (delivered), or a monkey hook failed a
+            // call because of this timeout and the code above it (a foreign
+            // event loop, say) panicked on that error: the timeout is what
+            // ended `f`. Either way the task is no longer unwinding.
+            hdr.unwinding.set(false);
+            Err(Elapsed(()))
+        }
+        Err(payload) => crate::hub::resume_unwind_marked(payload),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    /// What a monkey hook does when a park of its is interrupted by an
+    /// expired scope: it cannot unwind, so it notes the expiry and fails
+    /// its call.
+    fn hook_park(d: Duration) {
+        let _ = hub::park_until_with(Some(Instant::now() + d), false);
+        if hub::interrupt_pending() {
+            hub::mark_timeout_seen_in_hook();
+        }
+    }
+
+    #[test]
+    fn an_expiry_seen_by_a_hook_ends_with_its_scope() {
+        let g = crate::spawn(|| {
+            // A hook sees the expiry, then a Rust park delivers it.
+            let first = with_timeout(Duration::from_millis(1), || {
+                hook_park(Duration::from_millis(50));
+                sleep(Duration::from_secs(5));
+            });
+            // A later scope expires while its body is parked where nothing
+            // is delivered and no hook notes it; the body then finishes:
+            // it made it.
+            let later = with_timeout(Duration::from_millis(1), || {
+                let _ =
+                    hub::park_until_with(Some(Instant::now() + Duration::from_millis(50)), false);
+                "made it"
+            });
+            (first, later)
+        });
+        let (first, later) = g.join().unwrap();
+        assert!(first.is_err());
+        assert_eq!(later, Ok("made it"));
     }
 }
