@@ -52,7 +52,8 @@
 //!
 //! std's `Mutex`, `Condvar`, `mpsc` and `thread::park` block the whole OS
 //! thread, and with it every greenlet of its hub. Use [`sync`] (queues,
-//! events, locks) inside greenlets instead; its types also work across
+//! events, locks, condition variables, barriers) and [`channel`] (std's
+//! mpsc shape) inside greenlets instead; their types also work across
 //! threads. Thread-locals are shared by all greenlets of a thread: for
 //! per-greenlet state use [`local!`].
 //!
@@ -73,9 +74,17 @@
 //! | `gevent.getcurrent()` | [`current`] |
 //! | `gevent.Timeout`, `with_timeout` | [`with_timeout`] |
 //! | `gevent.event.Event`, `AsyncResult` | [`sync::Event`], [`sync::AsyncResult`] |
-//! | `gevent.queue.Queue`, `JoinableQueue`, `Channel` | [`sync::Queue`] |
-//! | `gevent.lock.Semaphore`, `RLock` | [`sync::Semaphore`], [`sync::Mutex`] |
+//! | `gevent.queue.Queue`, `JoinableQueue` | [`sync::Queue`] ([`peek`](sync::Queue::peek), [`is_full`](sync::Queue::is_full), [`unfinished_tasks`](sync::Queue::unfinished_tasks)) |
+//! | `gevent.queue.Channel` | [`sync::Queue::bounded`]`(0)` |
+//! | `gevent.queue.LifoQueue`, `PriorityQueue` | [`sync::LifoQueue`], [`sync::PriorityQueue`] |
+//! | `std::sync::mpsc` (under monkey patching) | [`channel`]: [`channel::channel`], [`channel::sync_channel`] |
+//! | `gevent.lock.Semaphore`, `BoundedSemaphore` | [`sync::Semaphore`], [`sync::BoundedSemaphore`] |
+//! | `gevent.lock.RLock` | [`sync::RLock`] |
+//! | `Semaphore(1)` as a lock, `threading.Lock` | [`sync::Mutex`] (not re-entrant) |
+//! | `threading.Condition`, `threading.Barrier` | [`sync::Condvar`], [`sync::Barrier`] |
+//! | readers-writer lock | [`sync::RwLock`] |
 //! | `gevent.pool.Pool`, `Group` | [`pool::Pool`], [`pool::Group`] |
+//! | `Pool.imap`, `apply`, `apply_async`, `add`, `wait_available`, `full` | [`pool::Pool::imap`], [`apply`](pool::Pool::apply), [`apply_async`](pool::Pool::apply_async), [`add`](pool::Pool::add), [`wait_available`](pool::Pool::wait_available), [`is_full`](pool::Pool::is_full) |
 //! | `gevent.local.local` | [`local!`], [`Local`] |
 //! | `gevent.server.StreamServer` | [`server::StreamServer`] |
 //! | `gevent.socket` | [`net`]: `TcpStream`, `TcpListener`, `UdpSocket`, [`net::unix`] |
@@ -179,6 +188,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("greenlet supports only Linux");
 
+pub mod channel;
 mod fiber;
 pub mod fs;
 mod greenlet;

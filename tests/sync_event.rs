@@ -194,3 +194,79 @@ fn async_result_killed_waiter_and_cross_thread_set() {
     assert_eq!(r.get(), "from a thread");
     t.join().unwrap();
 }
+
+/// gevent's ordering: `set` wakes the waiters in the order they began
+/// waiting, and the setter calling `wait` right after (while those waiters
+/// have been woken but not run) returns after them. Modelled on gevent's
+/// `test__event.py` `test_wait_while_notifying` (gevent is MIT-licensed).
+#[test]
+fn wait_while_waiters_are_being_woken_runs_after_them() {
+    let e = Event::new();
+    let results = Rc::new(RefCell::new(Vec::new()));
+    let wait_then_append = |e: Event, results: Rc<RefCell<Vec<i32>>>, arg| {
+        move || {
+            e.wait();
+            results.borrow_mut().push(arg);
+        }
+    };
+    let w1 = greenlet::spawn(wait_then_append(e.clone(), results.clone(), 1));
+    let w2 = greenlet::spawn(wait_then_append(e.clone(), results.clone(), 2));
+    greenlet::yield_now();
+    assert!(results.borrow().is_empty());
+    e.set();
+    wait_then_append(e.clone(), results.clone(), 3)(); // the root, right away
+    assert_eq!(*results.borrow(), [1, 2, 3]);
+    w1.join().unwrap();
+    w2.join().unwrap();
+    // Once they have all run, a wait on the set event returns at once.
+    wait_then_append(e.clone(), results.clone(), 4)();
+    assert_eq!(*results.borrow(), [1, 2, 3, 4]);
+}
+
+/// The same from a greenlet: one that calls `wait` on the set event before
+/// the woken waiters ran returns after them.
+#[test]
+fn greenlet_waiting_on_a_set_event_yields_to_woken_waiters() {
+    let e = Event::new();
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let waiters: Vec<_> = (0..3)
+        .map(|i| {
+            let (e, order) = (e.clone(), order.clone());
+            greenlet::spawn(move || {
+                e.wait();
+                order.borrow_mut().push(i);
+            })
+        })
+        .collect();
+    greenlet::yield_now();
+    let setter = greenlet::spawn({
+        let (e, order) = (e.clone(), order.clone());
+        move || {
+            e.set();
+            e.wait();
+            order.borrow_mut().push(99);
+        }
+    });
+    setter.join().unwrap();
+    greenlet::joinall(waiters);
+    assert_eq!(*order.borrow(), [0, 1, 2, 99]);
+}
+
+/// A woken waiter killed before it ran holds nobody up.
+#[test]
+fn killed_woken_waiter_does_not_hold_up_later_waits() {
+    let e = Event::new();
+    let w = greenlet::spawn({
+        let e = e.clone();
+        move || e.wait()
+    });
+    greenlet::yield_now();
+    e.set();
+    w.kill();
+    let t = Instant::now();
+    for _ in 0..3 {
+        e.wait();
+    }
+    assert_eq!(e.wait_timeout(Duration::from_millis(1)), Ok(()));
+    assert!(t.elapsed() < Duration::from_secs(1));
+}

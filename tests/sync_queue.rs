@@ -549,7 +549,32 @@ fn cross_thread_handoffs_survive_timeouts_and_kills() {
     for c in consumers {
         c.join().unwrap();
     }
+    // An item handed to a getter killed after the others saw the close went
+    // back into the queue: it is there, not lost.
+    while let Ok(v) = q.try_get() {
+        received.borrow_mut().push(v);
+    }
     let mut got = received.borrow().clone();
     got.sort();
     assert_eq!(got, (0..2 * PER_THREAD).collect::<Vec<_>>());
+}
+
+/// Regression: an item handed to a getter that is killed before it runs,
+/// after the queue closed, comes back to the queue; a getter already woken
+/// by the close takes it instead of reporting the queue drained.
+#[test]
+fn item_of_a_killed_getter_reaches_a_getter_woken_by_close() {
+    let q = Queue::new();
+    let spawn_getter = || {
+        let q = q.clone();
+        greenlet::spawn(move || q.get())
+    };
+    let first = spawn_getter();
+    let second = spawn_getter();
+    greenlet::yield_now(); // both wait, `first` in front
+    q.put("only").unwrap(); // handed to `first`, which has not run
+    q.close(); // wakes `second` with the close
+    first.kill(); // `first` passes its item back
+    assert_eq!(second.join().unwrap(), Ok("only"));
+    assert_eq!(q.try_get(), Err(TryGetError::Closed));
 }

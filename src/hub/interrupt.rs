@@ -33,7 +33,10 @@
 //! What stays out of reach: a greenlet that unwinds from the user's own
 //! `resume_unwind` while another greenlet is parked mid-unwind, or with the
 //! panic hook replaced by a later `set_hook`, is not seen as unwinding until
-//! it suspends while no other greenlet is parked mid-unwind.
+//! it suspends while no other greenlet is parked mid-unwind; and a greenlet
+//! that catches a panic itself while another one is parked mid-unwind is
+//! taken for unwinding (its kills and timeouts wait) until it suspends with
+//! no greenlet parked mid-unwind.
 //!
 //! A park delivers nothing to a task that was unwinding when it suspended;
 //! its interrupt stays pending and is delivered at its first park after the
@@ -132,14 +135,18 @@ pub(super) fn install_panic_marker() {
     });
 }
 
-/// Marks the running task of this thread (if it has a hub) as unwinding.
+/// Marks the running greenlet of this thread, if any, as unwinding.
+///
+/// Not the root: root code commonly catches panics (a top-level handler,
+/// a test around a "would block forever" report), and a root flag left set
+/// by a caught panic would stay set for as long as some greenlet is parked
+/// mid-unwind, holding up the root's own timeouts. The root's flag comes
+/// from its suspensions alone (see the module docs).
 fn mark_running_unwinding() {
     let cur = current_header();
     if !cur.is_null() {
         // SAFETY: as in `pending_interrupt`.
         unsafe { (*cur).unwinding.set(true) };
-    } else if let Some(hub) = Hub::try_current() {
-        hub.root.unwinding.set(true);
     }
 }
 

@@ -2,11 +2,11 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::lock::Lock;
-use super::wait_queue::{WaitList, Waited, drop_payload, wait};
+use super::wait_queue::{WaitList, Waited, wait};
 use super::{TimedOut, deadline};
 
 /// A flag that greenlets wait for until it is set (gevent's
@@ -17,17 +17,28 @@ use super::{TimedOut, deadline};
 /// A waiter woken by a `set` returns even if the flag was cleared again
 /// before it got to run.
 ///
+/// As in gevent, `set` wakes the waiters in the order they began waiting,
+/// and a greenlet that calls `wait` while those waiters have been woken
+/// but have not yet run (the setter itself, say) yields to them first: it
+/// returns after them, not before.
+///
 /// `Event` is a cheap handle: clones share one flag, so it moves into many
 /// greenlets (and threads) without an `Arc`.
 ///
 /// # Waiting protocol
 ///
-/// `wait` first reads the flag (one atomic load). If it is clear, it takes
-/// the internal lock, reads the flag again and registers at the back of the
-/// waiter list, then parks. `set` stores the flag and, under the same lock,
-/// notifies every registered waiter, so a waiter either sees the flag or is
-/// notified: never neither. See [the module docs](crate::sync) for the
-/// protocol shared by all primitives.
+/// `wait` first reads the flag (one atomic load) and the number of woken
+/// waiters that have not run yet. If the flag is clear, it takes the
+/// internal lock, reads the flag again and registers at the back of the
+/// waiter list, then parks. `set`, under the same lock, notifies every
+/// registered waiter, counts them, and only then stores the flag, so a
+/// waiter either sees the flag or is notified: never neither. Each woken
+/// waiter uncounts itself (under the lock) when it runs, or, killed before
+/// it ran, as it dies. A `wait` that finds the flag set while the count is
+/// not zero yields once, so the woken waiters of its own hub, which are
+/// ahead of it in the ready queue, run first (woken waiters of other hubs
+/// run on their own hub's schedule). See [the module docs](crate::sync)
+/// for the protocol shared by all primitives.
 ///
 /// # Examples
 ///
@@ -57,11 +68,31 @@ pub struct Event {
 #[derive(Default)]
 struct Inner {
     flag: AtomicBool,
-    waiters: Lock<WaitList<()>>,
+    /// `State::woken`, as last stored under the lock; read without it on
+    /// the fast path. Never below the true count (only the `abandon` hook,
+    /// which cannot reach it, lowers the count without storing it), so a
+    /// stale value costs a trip through the lock, never an early return.
+    woken_hint: AtomicUsize,
+    state: Lock<State>,
 }
 
-fn list(w: &mut WaitList<()>) -> &mut WaitList<()> {
-    w
+#[derive(Default)]
+struct State {
+    /// Notified with `()`, which stands for "counted in `woken`".
+    waiters: WaitList<()>,
+    /// Waiters woken by a `set` that have not run yet.
+    woken: usize,
+}
+
+fn list(s: &mut State) -> &mut WaitList<()> {
+    &mut s.waiters
+}
+
+/// The `abandon` hook: a waiter woken and then killed before it ran no
+/// longer holds anyone up.
+fn uncount(s: &mut State, (): ()) -> Option<()> {
+    s.woken -= 1;
+    None
 }
 
 impl Event {
@@ -88,9 +119,14 @@ impl Event {
     /// e.wait(); // returns at once
     /// ```
     pub fn set(&self) {
-        let mut waiters = self.inner.waiters.lock();
+        let mut s = self.inner.state.lock();
+        while s.waiters.notify_first_with(()).is_ok() {
+            s.woken += 1;
+        }
+        // The count before the flag: a lock-free reader that sees the flag
+        // sees the count too.
+        self.inner.woken_hint.store(s.woken, Ordering::Release);
         self.inner.flag.store(true, Ordering::Release);
-        waiters.notify_all();
     }
 
     /// Clears the flag: later waits park until the next [`set`](Event::set).
@@ -104,7 +140,7 @@ impl Event {
     /// assert!(!e.is_set());
     /// ```
     pub fn clear(&self) {
-        let _waiters = self.inner.waiters.lock();
+        let _s = self.inner.state.lock();
         self.inner.flag.store(false, Ordering::Release);
     }
 
@@ -164,22 +200,27 @@ impl Event {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<(), TimedOut> {
-        if self.is_set() {
+        if self.is_set() && self.inner.woken_hint.load(Ordering::Acquire) == 0 {
             return Ok(());
         }
-        let waiters = self.inner.waiters.lock();
+        let s = self.inner.state.lock();
         if self.is_set() {
+            let woken = s.woken;
+            self.inner.woken_hint.store(woken, Ordering::Release);
+            drop(s);
+            if woken > 0 {
+                // Woken waiters have not run yet: let them go first.
+                crate::yield_now();
+            }
             return Ok(());
         }
-        match wait(
-            &self.inner.waiters,
-            waiters,
-            list,
-            None,
-            deadline,
-            drop_payload,
-        ) {
-            Waited::Notified(_) => Ok(()),
+        match wait(&self.inner.state, s, list, None, deadline, uncount) {
+            Waited::Notified(_) => {
+                let mut s = self.inner.state.lock();
+                s.woken -= 1;
+                self.inner.woken_hint.store(s.woken, Ordering::Release);
+                Ok(())
+            }
             Waited::TimedOut(_) => Err(TimedOut),
         }
     }

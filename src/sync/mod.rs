@@ -1,6 +1,13 @@
-//! Coordination between greenlets: [`Event`], [`AsyncResult`], [`Queue`],
-//! [`Semaphore`] and [`Mutex`] (gevent's `gevent.event`, `gevent.queue` and
-//! `gevent.lock`).
+//! Coordination between greenlets (gevent's `gevent.event`, `gevent.queue`
+//! and `gevent.lock`, and std's `Mutex`, `RwLock`, `Condvar` and `Barrier`):
+//!
+//! - events: [`Event`], [`AsyncResult`];
+//! - queues: [`Queue`] (FIFO; bounded, unbounded or rendezvous; joinable),
+//!   [`LifoQueue`], [`PriorityQueue`] (for std's mpsc shape see
+//!   [`crate::channel`]);
+//! - locks: [`Mutex`], re-entrant [`RLock`], [`RwLock`], [`Semaphore`],
+//!   [`BoundedSemaphore`], and [`Condvar`] (with [`Mutex`]);
+//! - [`Barrier`].
 //!
 //! std's `Mutex`, `Condvar`, `mpsc` and `thread::park` block the whole OS
 //! thread, so a greenlet waiting on one of them stalls every other greenlet
@@ -74,23 +81,31 @@
 //! ```
 
 mod async_result;
+mod barrier;
+mod condvar;
 mod event;
-mod lock;
+pub(crate) mod lock;
 mod mutex;
 mod queue;
+mod rlock;
+mod rwlock;
 mod semaphore;
 pub(crate) mod wait_queue;
 
 use std::fmt;
 
 pub use async_result::AsyncResult;
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use condvar::{Condvar, WaitTimeoutResult};
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
 pub use queue::{
-    GetError, GetTimeoutError, IntoIter, Iter, PutError, PutTimeoutError, Queue, TryGetError,
-    TryPutError,
+    GetError, GetTimeoutError, IntoIter, Iter, LifoQueue, PriorityQueue, PutError, PutTimeoutError,
+    Queue, TryGetError, TryPutError,
 };
-pub use semaphore::{Semaphore, SemaphorePermit};
+pub use rlock::{RLock, RLockGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::{BoundedSemaphore, ReleaseError, Semaphore, SemaphorePermit};
 
 /// The error of a timed wait whose time ran out before its condition held.
 ///
@@ -113,6 +128,15 @@ impl fmt::Display for TimedOut {
 }
 
 impl std::error::Error for TimedOut {}
+
+/// Who holds a lock: a greenlet (or the root, id 0) of one OS thread.
+type Owner = (std::thread::ThreadId, u64);
+
+/// The running greenlet (or root) as a lock owner.
+fn current_owner() -> Owner {
+    let id = crate::current().map_or(0, |c| c.id().as_u64());
+    (std::thread::current().id(), id)
+}
 
 /// The deadline of a `*_timeout` call.
 fn deadline(timeout: std::time::Duration) -> std::time::Instant {

@@ -286,6 +286,13 @@ pub struct MutexGuard<'a, T: ?Sized> {
 // sharing `&T`: fine when `T: Sync`, as for std's `MutexGuard`.
 unsafe impl<T: ?Sized + Sync> Sync for MutexGuard<'_, T> {}
 
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    /// The mutex this guard locks (for [`Condvar`](super::Condvar)).
+    pub(super) fn mutex(this: &Self) -> &'a Mutex<T> {
+        this.mutex
+    }
+}
+
 impl<T: ?Sized> Deref for MutexGuard<'_, T> {
     type Target = T;
 

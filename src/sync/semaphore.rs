@@ -139,7 +139,7 @@ impl Semaphore {
         let mut s = self.state.lock();
         if s.permits > 0 && s.waiters.is_empty() {
             s.permits -= 1;
-            Some(SemaphorePermit { sem: self })
+            Some(self.permit())
         } else {
             None
         }
@@ -168,12 +168,19 @@ impl Semaphore {
         let mut s = self.state.lock();
         if s.permits > 0 && s.waiters.is_empty() {
             s.permits -= 1;
-            return Ok(SemaphorePermit { sem: self });
+            return Ok(self.permit());
         }
         match wait(&self.state, s, waiters, None, deadline, pass_on) {
-            Waited::Notified(Some(())) => Ok(SemaphorePermit { sem: self }),
+            Waited::Notified(Some(())) => Ok(self.permit()),
             Waited::Notified(None) => unreachable!("semaphore waiters are notified with a permit"),
             Waited::TimedOut(_) => Err(TimedOut),
+        }
+    }
+
+    fn permit(&self) -> SemaphorePermit<'_> {
+        SemaphorePermit {
+            sem: self,
+            max: usize::MAX,
         }
     }
 
@@ -188,6 +195,16 @@ impl Semaphore {
     /// ```
     pub fn available_permits(&self) -> usize {
         self.state.lock().permits
+    }
+
+    /// Gives one permit back unless that would make more than `max` free.
+    fn release_within(&self, max: usize) -> bool {
+        let mut s = self.state.lock();
+        if s.permits >= max {
+            return false;
+        }
+        s.release(1);
+        true
     }
 
     /// Adds `n` permits, waking waiters first (gevent's `release` called
@@ -233,6 +250,9 @@ impl fmt::Debug for Semaphore {
 #[must_use = "the permit is given back as soon as it is dropped"]
 pub struct SemaphorePermit<'a> {
     sem: &'a Semaphore,
+    /// Most permits the semaphore may have free: its initial count for a
+    /// [`BoundedSemaphore`], unbounded otherwise.
+    max: usize,
 }
 
 impl SemaphorePermit<'_> {
@@ -255,7 +275,13 @@ impl SemaphorePermit<'_> {
 
 impl Drop for SemaphorePermit<'_> {
     fn drop(&mut self) {
-        self.sem.state.lock().release(1);
+        if self.max == usize::MAX {
+            self.sem.state.lock().release(1);
+        } else {
+            // Full only after an erroneous `BoundedSemaphore::release`,
+            // which already reported it.
+            self.sem.release_within(self.max);
+        }
     }
 }
 
@@ -264,3 +290,161 @@ impl fmt::Debug for SemaphorePermit<'_> {
         f.write_str("SemaphorePermit")
     }
 }
+
+/// A [`Semaphore`] that refuses to be released more times than it was
+/// acquired (gevent's `gevent.lock.BoundedSemaphore`): its free permits
+/// never exceed the initial count, and a [`release`](BoundedSemaphore::release)
+/// past it is an error instead of silently raising the limit.
+///
+/// [`acquire`](BoundedSemaphore::acquire) returns an RAII
+/// [`SemaphorePermit`]; to release by hand, gevent style, keep the permit
+/// with [`SemaphorePermit::forget`] and call `release` later.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet::sync::{BoundedSemaphore, ReleaseError};
+///
+/// let s = BoundedSemaphore::new(1);
+/// s.acquire().forget(); // gevent's `acquire()`
+/// assert_eq!(s.release(), Ok(())); // gevent's `release()`
+/// assert_eq!(s.release(), Err(ReleaseError)); // one release too many
+/// assert_eq!(s.available_permits(), 1);
+/// ```
+pub struct BoundedSemaphore {
+    sem: Semaphore,
+    max: usize,
+}
+
+impl BoundedSemaphore {
+    /// A bounded semaphore with `permits` permits, which is also the most
+    /// it will ever have free.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// static S: greenlet::sync::BoundedSemaphore = greenlet::sync::BoundedSemaphore::new(2);
+    /// assert_eq!(S.available_permits(), 2);
+    /// ```
+    pub const fn new(permits: usize) -> BoundedSemaphore {
+        BoundedSemaphore {
+            sem: Semaphore::new(permits),
+            max: permits,
+        }
+    }
+
+    /// Takes a permit, parking until one is free (see
+    /// [`Semaphore::acquire`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = greenlet::sync::BoundedSemaphore::new(1);
+    /// let p = s.acquire();
+    /// assert_eq!(s.available_permits(), 0);
+    /// drop(p);
+    /// assert_eq!(s.available_permits(), 1);
+    /// ```
+    pub fn acquire(&self) -> SemaphorePermit<'_> {
+        self.bound(self.sem.acquire())
+    }
+
+    /// Takes a permit if one is free and nobody waits for one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = greenlet::sync::BoundedSemaphore::new(1);
+    /// let _p = s.try_acquire().unwrap();
+    /// assert!(s.try_acquire().is_none());
+    /// ```
+    pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
+        self.sem.try_acquire().map(|p| self.bound(p))
+    }
+
+    /// Takes a permit, parking at most `timeout` for one.
+    ///
+    /// # Errors
+    /// [`TimedOut`] if no permit came within `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let s = greenlet::sync::BoundedSemaphore::new(1);
+    /// let _p = s.acquire();
+    /// assert!(s.acquire_timeout(Duration::from_millis(5)).is_err());
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphorePermit<'_>, TimedOut> {
+        self.sem.acquire_timeout(timeout).map(|p| self.bound(p))
+    }
+
+    /// Gives back a permit taken with [`acquire`](BoundedSemaphore::acquire)
+    /// and kept with [`SemaphorePermit::forget`]; the first waiter gets it.
+    ///
+    /// # Errors
+    /// [`ReleaseError`] if every permit is already free: the count stays
+    /// at the initial value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenlet::sync::{BoundedSemaphore, ReleaseError};
+    /// let s = BoundedSemaphore::new(2);
+    /// assert_eq!(s.release(), Err(ReleaseError));
+    /// ```
+    pub fn release(&self) -> Result<(), ReleaseError> {
+        if self.sem.release_within(self.max) {
+            Ok(())
+        } else {
+            Err(ReleaseError)
+        }
+    }
+
+    /// Permits free right now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = greenlet::sync::BoundedSemaphore::new(3);
+    /// let _p = s.acquire();
+    /// assert_eq!(s.available_permits(), 2);
+    /// ```
+    pub fn available_permits(&self) -> usize {
+        self.sem.available_permits()
+    }
+
+    fn bound<'a>(&self, mut p: SemaphorePermit<'a>) -> SemaphorePermit<'a> {
+        p.max = self.max;
+        p
+    }
+}
+
+impl fmt::Debug for BoundedSemaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundedSemaphore")
+            .field("permits", &self.available_permits())
+            .field("max", &self.max)
+            .finish()
+    }
+}
+
+/// The error of [`BoundedSemaphore::release`]: it was released more times
+/// than acquired (gevent raises `ValueError` here).
+///
+/// # Examples
+///
+/// ```
+/// let s = greenlet::sync::BoundedSemaphore::new(0);
+/// assert!(s.release().is_err());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ReleaseError;
+
+impl fmt::Display for ReleaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("semaphore released too many times")
+    }
+}
+
+impl std::error::Error for ReleaseError {}

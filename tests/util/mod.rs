@@ -362,20 +362,22 @@ pub fn run_child_within(
     }
 }
 
-/// Runs `f` on a thread of its own (with its own hub) and returns its
-/// result, failing the test if it has not finished within `limit`: a hang
-/// becomes a failure instead of blocking the suite. A panic in `f` is
-/// re-raised here.
+/// Runs `f` on its own OS thread (with its own hub) and fails the test if
+/// it has not returned within `limit`: a test that would hang fails
+/// instead. A panic in `f` fails the test with its message.
 #[track_caller]
 pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let t = std::thread::spawn(move || {
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
         let _ = tx.send(r);
     });
     match rx.recv_timeout(limit) {
-        Ok(Ok(v)) => v,
-        Ok(Err(p)) => std::panic::resume_unwind(p),
-        Err(_) => panic!("still running after {limit:?}: a hang"),
+        Ok(Ok(v)) => {
+            t.join().unwrap();
+            v
+        }
+        Ok(Err(payload)) => panic!("test body panicked: {}", payload_message(&*payload)),
+        Err(_) => panic!("test body did not finish within {limit:?} (hang?)"),
     }
 }

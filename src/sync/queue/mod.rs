@@ -1,5 +1,12 @@
 //! `Queue<T>`: a FIFO channel between greenlets (and threads), bounded or
-//! not, closable, joinable.
+//! not, closable, joinable; and its LIFO and priority variants.
+
+mod error;
+mod items;
+mod iter;
+mod joinable;
+mod peek;
+mod variants;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -10,13 +17,20 @@ use super::deadline;
 use super::lock::Lock;
 use super::wait_queue::{WaitList, Waited, drop_payload, wait};
 
+pub use error::{GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError};
+use items::Items;
+pub use iter::{IntoIter, Iter};
+pub use variants::{LifoQueue, PriorityQueue};
+
 /// A multi-producer, multi-consumer FIFO queue (gevent's
 /// `gevent.queue.Queue` and `JoinableQueue`, Go's channels).
 ///
 /// - [`Queue::new`] is unbounded: [`put`](Queue::put) never waits.
 ///   [`Queue::bounded`]`(n)` holds at most `n` items and `put` parks while
-///   it is full; `bounded(0)` is a rendezvous channel, where each `put`
-///   waits for a `get` to take its item.
+///   it is full; `bounded(0)` is a rendezvous channel (gevent's
+///   `Channel`), where each `put` waits for a `get` to take its item, and a
+///   `put` that hands its item to a getter already waiting lets that getter
+///   run before the putter goes on (when both are on one hub).
 /// - [`get`](Queue::get) parks while the queue is empty. Items come out in
 ///   the order they were put; waiting getters are served in the order they
 ///   came, and so are waiting putters.
@@ -27,6 +41,11 @@ use super::wait_queue::{WaitList, Waited, drop_payload, wait};
 /// - Every `put` counts an unfinished task; [`task_done`](Queue::task_done)
 ///   marks one done and [`join`](Queue::join) waits until all are (gevent's
 ///   `JoinableQueue`).
+/// - [`peek`](Queue::peek) looks at the next item without taking it;
+///   [`is_full`](Queue::is_full) and
+///   [`unfinished_tasks`](Queue::unfinished_tasks) report the state.
+/// - [`LifoQueue`] and [`PriorityQueue`] are the same queue handing items
+///   out newest first, or lowest first.
 ///
 /// `Queue` is a cheap handle: clones share one queue, so it moves into many
 /// greenlets (and threads, when `T: Send`) without an `Arc`. Dropping every
@@ -75,7 +94,7 @@ pub struct Queue<T> {
 }
 
 struct State<T> {
-    items: VecDeque<T>,
+    items: Items<T>,
     /// `usize::MAX` when unbounded.
     cap: usize,
     closed: bool,
@@ -89,6 +108,9 @@ struct State<T> {
     /// Items put and not yet marked done.
     unfinished: usize,
     joiners: WaitList<()>,
+    /// Parked in `peek` until there is an item to look at (or the queue
+    /// closes); notified with nothing, they look again.
+    peekers: WaitList<()>,
 }
 
 fn getters<T>(s: &mut State<T>) -> &mut WaitList<T> {
@@ -103,11 +125,16 @@ fn joiners<T>(s: &mut State<T>) -> &mut WaitList<()> {
     &mut s.joiners
 }
 
+fn peekers<T>(s: &mut State<T>) -> &mut WaitList<()> {
+    &mut s.peekers
+}
+
 /// The `abandon` hook of getters: an item handed to a getter that died goes
 /// to the next getter, or back to the front of the queue.
 fn pass_on<T>(s: &mut State<T>, item: T) -> Option<T> {
     if let Err(item) = s.getters.notify_first_with(item) {
         s.items.push_front(item);
+        s.wake_peekers();
     }
     None
 }
@@ -125,8 +152,9 @@ impl<T> State<T> {
             Err(item) => item,
         };
         if self.items.len() < self.cap {
-            self.items.push_back(item);
+            self.items.push(item);
             self.unfinished += 1;
+            self.wake_peekers();
             Ok(())
         } else {
             Err(item)
@@ -137,11 +165,11 @@ impl<T> State<T> {
     /// putter.
     #[inline]
     fn try_get(&mut self) -> Option<T> {
-        match self.items.pop_front() {
+        match self.items.pop() {
             Some(item) => {
                 if !self.putters.is_empty() && self.items.len() < self.cap {
                     let more = self.take_from_putter();
-                    self.items.push_back(more);
+                    self.items.push(more);
                 }
                 Some(item)
             }
@@ -149,6 +177,23 @@ impl<T> State<T> {
             // it is empty.
             None if !self.putters.is_empty() => Some(self.take_from_putter()),
             None => None,
+        }
+    }
+
+    /// The item the next get would return: the next buffered one, or (in
+    /// a rendezvous queue) the first waiting putter's.
+    fn peek(&mut self) -> Option<&T> {
+        if !self.items.is_empty() {
+            return self.items.peek();
+        }
+        let k = self.putters.first()?;
+        self.putters.payload_mut(k).as_ref()
+    }
+
+    #[inline]
+    fn wake_peekers(&mut self) {
+        if !self.peekers.is_empty() {
+            self.peekers.notify_all();
         }
     }
 
@@ -199,20 +244,31 @@ impl<T> Queue<T> {
     }
 
     fn with_cap(cap: usize) -> Queue<T> {
+        Queue::with_items(Items::Fifo(VecDeque::new()), cap)
+    }
+
+    fn with_items(items: Items<T>, cap: usize) -> Queue<T> {
         Queue {
             inner: Arc::new(Lock::new(State {
-                items: VecDeque::new(),
+                items,
                 cap,
                 closed: false,
                 getters: WaitList::new(),
                 putters: WaitList::new(),
                 unfinished: 0,
                 joiners: WaitList::new(),
+                peekers: WaitList::new(),
             })),
         }
     }
 
     /// Appends `item`, parking while a bounded queue is full.
+    ///
+    /// In a rendezvous queue (`bounded(0)`) a put that hands its item to a
+    /// getter already waiting then yields, so that getter runs before the
+    /// putter continues, as with gevent's `Channel` (a getter on another
+    /// hub has the item by the time `put` returns, but runs on its own
+    /// hub's schedule).
     ///
     /// # Errors
     /// [`PutError`] with the item if the queue is closed, or closes while
@@ -224,6 +280,30 @@ impl<T> Queue<T> {
     /// let q = greenlet::sync::Queue::new();
     /// q.put(1).unwrap();
     /// assert_eq!(q.get(), Ok(1));
+    /// ```
+    ///
+    /// gevent's `Channel` ordering:
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use greenlet::sync::Queue;
+    ///
+    /// let log = Rc::new(RefCell::new(Vec::new()));
+    /// let ch = Queue::bounded(0);
+    /// let getter = greenlet::spawn({
+    ///     let (ch, log) = (ch.clone(), log.clone());
+    ///     move || {
+    ///         let word = ch.get().unwrap();
+    ///         log.borrow_mut().push(word);
+    ///     }
+    /// });
+    /// greenlet::yield_now(); // the getter waits
+    /// log.borrow_mut().push("sending hello");
+    /// ch.put("hello").unwrap();
+    /// log.borrow_mut().push("sent hello");
+    /// getter.join().unwrap();
+    /// assert_eq!(*log.borrow(), ["sending hello", "hello", "sent hello"]);
     /// ```
     #[inline]
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
@@ -287,9 +367,18 @@ impl<T> Queue<T> {
             return Err(PutTimeoutError::Closed(item));
         }
         let item = match s.try_put(item) {
+            Ok(()) if s.cap == 0 => {
+                // Handed to a waiting getter (gevent's `Channel`): let it
+                // run before this putter goes on.
+                drop(s);
+                crate::yield_now();
+                return Ok(());
+            }
             Ok(()) => return Ok(()),
             Err(item) => item,
         };
+        // A rendezvous putter's item is what `peek` shows.
+        s.wake_peekers();
         match wait(&self.inner, s, putters, Some(item), deadline, drop_payload) {
             Waited::Notified(None) => Ok(()),
             Waited::Notified(Some(item)) => Err(PutTimeoutError::Closed(item)),
@@ -385,7 +474,9 @@ impl<T> Queue<T> {
         }
         match wait(&self.inner, s, getters, None, deadline, pass_on) {
             Waited::Notified(Some(item)) => Ok(item),
-            Waited::Notified(None) => Err(GetTimeoutError::Closed),
+            // Closed. An item handed to a getter that then died may have
+            // come back into the queue since: take it.
+            Waited::Notified(None) => self.inner.lock().try_get().ok_or(GetTimeoutError::Closed),
             Waited::TimedOut(_) => Err(GetTimeoutError::Timeout),
         }
     }
@@ -412,6 +503,7 @@ impl<T> Queue<T> {
             s.closed = true;
             s.getters.notify_all();
             s.putters.notify_all();
+            s.peekers.notify_all();
         }
     }
 
@@ -466,84 +558,24 @@ impl<T> Queue<T> {
         (cap != usize::MAX).then_some(cap)
     }
 
-    /// Marks one item taken from the queue as processed (gevent's
-    /// `JoinableQueue.task_done`); when every item put so far is done,
-    /// [`join`](Queue::join)ers wake.
-    ///
-    /// # Panics
-    /// Panics if called more times than items were put.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = greenlet::sync::Queue::new();
-    /// q.put("job").unwrap();
-    /// let job = q.get().unwrap();
-    /// // ... process `job` ...
-    /// q.task_done();
-    /// q.join(); // returns at once: nothing is unfinished
-    /// # let _ = job;
-    /// ```
-    pub fn task_done(&self) {
-        let mut s = self.inner.lock();
-        assert!(
-            s.unfinished > 0,
-            "Queue::task_done called more times than items were put"
-        );
-        s.unfinished -= 1;
-        if s.unfinished == 0 {
-            s.joiners.notify_all();
-        }
-    }
-
-    /// Parks until every item put so far has been marked done with
-    /// [`task_done`](Queue::task_done) (gevent's `JoinableQueue.join`).
+    /// Whether a [`put`](Queue::put) would have to wait now: a bounded
+    /// queue holds as many items as it may (a rendezvous queue is always
+    /// full, as gevent's `Channel` is). Never for an unbounded queue.
     ///
     /// # Examples
     ///
     /// ```
     /// use greenlet::sync::Queue;
     ///
-    /// let q = Queue::new();
-    /// let worker = greenlet::spawn({
-    ///     let q = q.clone();
-    ///     move || {
-    ///         for _job in q.iter() {
-    ///             greenlet::sleep(std::time::Duration::from_millis(1));
-    ///             q.task_done();
-    ///         }
-    ///     }
-    /// });
-    /// for i in 0..5 {
-    ///     q.put(i).unwrap();
-    /// }
-    /// q.join(); // all five processed
-    /// assert!(q.is_empty());
-    /// q.close();
-    /// worker.join().unwrap();
-    /// ```
-    pub fn join(&self) {
-        let s = self.inner.lock();
-        if s.unfinished == 0 {
-            return;
-        }
-        let _ = wait(&self.inner, s, joiners, None, None, drop_payload);
-    }
-
-    /// An iterator that [`get`](Queue::get)s items until the queue is closed
-    /// and drained.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = greenlet::sync::Queue::new();
+    /// let q = Queue::bounded(1);
+    /// assert!(!q.is_full());
     /// q.put(1).unwrap();
-    /// q.put(2).unwrap();
-    /// q.close();
-    /// assert_eq!(q.iter().collect::<Vec<_>>(), [1, 2]);
+    /// assert!(q.is_full());
+    /// assert!(Queue::<u8>::bounded(0).is_full());
     /// ```
-    pub fn iter(&self) -> Iter<'_, T> {
-        Iter { queue: self }
+    pub fn is_full(&self) -> bool {
+        let s = self.inner.lock();
+        s.items.len() >= s.cap
     }
 }
 
@@ -571,245 +603,3 @@ impl<T> fmt::Debug for Queue<T> {
             .finish()
     }
 }
-
-/// The iterator of [`Queue::iter`]: gets items until the queue is closed
-/// and drained.
-///
-/// # Examples
-///
-/// ```
-/// let q = greenlet::sync::Queue::new();
-/// q.put('x').unwrap();
-/// q.close();
-/// for item in &q {
-///     assert_eq!(item, 'x');
-/// }
-/// ```
-#[derive(Debug)]
-pub struct Iter<'a, T> {
-    queue: &'a Queue<T>,
-}
-
-impl<T> Iterator for Iter<'_, T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        self.queue.get().ok()
-    }
-}
-
-/// The owning iterator of a [`Queue`]: gets items until the queue is closed
-/// and drained.
-///
-/// # Examples
-///
-/// ```
-/// let q = greenlet::sync::Queue::new();
-/// q.put(1).unwrap();
-/// q.close();
-/// assert_eq!(q.into_iter().collect::<Vec<_>>(), [1]);
-/// ```
-#[derive(Debug)]
-pub struct IntoIter<T> {
-    queue: Queue<T>,
-}
-
-impl<T> Iterator for IntoIter<T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        self.queue.get().ok()
-    }
-}
-
-impl<'a, T> IntoIterator for &'a Queue<T> {
-    type Item = T;
-    type IntoIter = Iter<'a, T>;
-
-    fn into_iter(self) -> Iter<'a, T> {
-        self.iter()
-    }
-}
-
-impl<T> IntoIterator for Queue<T> {
-    type Item = T;
-    type IntoIter = IntoIter<T>;
-
-    fn into_iter(self) -> IntoIter<T> {
-        IntoIter { queue: self }
-    }
-}
-
-/// The error of [`Queue::put`]: the queue is closed. Holds the item that
-/// could not be put.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct PutError<T>(pub T);
-
-impl<T> PutError<T> {
-    /// The item that could not be put.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = greenlet::sync::Queue::new();
-    /// q.close();
-    /// assert_eq!(q.put(5).unwrap_err().into_inner(), 5);
-    /// ```
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
-
-/// The error of [`Queue::try_put`]. Holds the item that could not be put.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum TryPutError<T> {
-    /// The queue is full (a rendezvous queue: no getter is waiting).
-    Full(T),
-    /// The queue is closed.
-    Closed(T),
-}
-
-impl<T> TryPutError<T> {
-    /// The item that could not be put.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = greenlet::sync::Queue::bounded(0);
-    /// assert_eq!(q.try_put(5).unwrap_err().into_inner(), 5);
-    /// ```
-    pub fn into_inner(self) -> T {
-        match self {
-            TryPutError::Full(t) | TryPutError::Closed(t) => t,
-        }
-    }
-}
-
-/// The error of [`Queue::put_timeout`]. Holds the item that could not be
-/// put.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum PutTimeoutError<T> {
-    /// The queue stayed full until the timeout.
-    Timeout(T),
-    /// The queue is closed (or closed while waiting).
-    Closed(T),
-}
-
-impl<T> PutTimeoutError<T> {
-    /// The item that could not be put.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let q = greenlet::sync::Queue::bounded(0);
-    /// let e = q.put_timeout('z', Duration::from_millis(1)).unwrap_err();
-    /// assert_eq!(e.into_inner(), 'z');
-    /// ```
-    pub fn into_inner(self) -> T {
-        match self {
-            PutTimeoutError::Timeout(t) | PutTimeoutError::Closed(t) => t,
-        }
-    }
-}
-
-/// The error of [`Queue::get`]: the queue is closed and empty.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GetError;
-
-/// The error of [`Queue::try_get`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TryGetError {
-    /// The queue is empty right now.
-    Empty,
-    /// The queue is closed and empty: no item will ever come.
-    Closed,
-}
-
-/// The error of [`Queue::get_timeout`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GetTimeoutError {
-    /// No item came within the timeout.
-    Timeout,
-    /// The queue is closed and empty: no item will ever come.
-    Closed,
-}
-
-impl<T> fmt::Debug for PutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PutError(..)")
-    }
-}
-
-impl<T> fmt::Debug for TryPutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryPutError::Full(_) => f.write_str("Full(..)"),
-            TryPutError::Closed(_) => f.write_str("Closed(..)"),
-        }
-    }
-}
-
-impl<T> fmt::Debug for PutTimeoutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PutTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
-            PutTimeoutError::Closed(_) => f.write_str("Closed(..)"),
-        }
-    }
-}
-
-impl<T> fmt::Display for PutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("putting into a closed queue")
-    }
-}
-
-impl<T> fmt::Display for TryPutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryPutError::Full(_) => f.write_str("putting into a full queue"),
-            TryPutError::Closed(_) => f.write_str("putting into a closed queue"),
-        }
-    }
-}
-
-impl<T> fmt::Display for PutTimeoutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PutTimeoutError::Timeout(_) => f.write_str("timed out putting into a full queue"),
-            PutTimeoutError::Closed(_) => f.write_str("putting into a closed queue"),
-        }
-    }
-}
-
-impl fmt::Display for GetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("getting from a closed and empty queue")
-    }
-}
-
-impl fmt::Display for TryGetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryGetError::Empty => f.write_str("getting from an empty queue"),
-            TryGetError::Closed => f.write_str("getting from a closed and empty queue"),
-        }
-    }
-}
-
-impl fmt::Display for GetTimeoutError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GetTimeoutError::Timeout => f.write_str("timed out getting from an empty queue"),
-            GetTimeoutError::Closed => f.write_str("getting from a closed and empty queue"),
-        }
-    }
-}
-
-impl<T> std::error::Error for PutError<T> {}
-impl<T> std::error::Error for TryPutError<T> {}
-impl<T> std::error::Error for PutTimeoutError<T> {}
-impl std::error::Error for GetError {}
-impl std::error::Error for TryGetError {}
-impl std::error::Error for GetTimeoutError {}
