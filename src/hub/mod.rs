@@ -45,7 +45,9 @@ pub(crate) use interrupt::{
     unwind_with, unwinding_now,
 };
 #[cfg(any(feature = "monkey", test))]
-pub(crate) use interrupt::{mark_timeout_seen_in_hook, pending_interrupt};
+pub(crate) use interrupt::mark_timeout_seen_in_hook;
+#[cfg(feature = "monkey")]
+pub(crate) use interrupt::pending_interrupt;
 use timers::{TimerAction, TimerKey, Timers};
 
 /// Greenlet runs between two non-blocking epoll polls while greenlets keep
