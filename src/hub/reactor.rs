@@ -7,11 +7,11 @@
 //! ignored. Registration is edge-triggered for both directions, once per
 //! fd. An event sets readiness bits and wakes every task waiting in that
 //! direction; a task clears its direction's bit when its syscall says
-//! `WouldBlock` (or, for streams, moved fewer bytes than asked, which on
-//! epoll means the kernel buffer was drained), then parks without a
-//! syscall until the next edge. Events are only processed by the loop, which
-//! never runs between a greenlet's failed syscall and its park, so no edge is
-//! lost in between.
+//! `WouldBlock` (or, where that is proof of it, when a stream call moved
+//! fewer bytes than asked: see [`Registration::mark_drained`]), then parks
+//! without a syscall until the next edge. Events are only processed by the
+//! loop, which never runs between a greenlet's failed syscall and its park,
+//! so no edge is lost in between.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -38,12 +38,16 @@ const WRITABLE: u8 = 2;
 const READ_CLOSED: u8 = 4;
 const WRITE_CLOSED: u8 = 8;
 const ERROR: u8 = 16;
+/// `EPOLLPRI`: TCP urgent data is pending. A TCP read stops short at the
+/// urgent mark with more data queued behind it, so while this bit is set a
+/// short read proves nothing (see [`Registration::mark_drained`]).
+const URGENT: u8 = 32;
 
 impl Direction {
     /// Readiness bits that end a wait in this direction.
     fn mask(self) -> u8 {
         match self {
-            Direction::Read => READABLE | READ_CLOSED | ERROR,
+            Direction::Read => READABLE | READ_CLOSED | ERROR | URGENT,
             Direction::Write => WRITABLE | WRITE_CLOSED | ERROR,
         }
     }
@@ -146,6 +150,9 @@ impl Reactor {
             if ev.is_error() {
                 bits |= ERROR;
             }
+            if ev.is_priority() {
+                bits |= URGENT;
+            }
             slot.readiness |= bits;
             if bits & Direction::Read.mask() != 0 {
                 for t in slot.readers.drain(..) {
@@ -173,7 +180,8 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
-    /// Registers `source` for read and write readiness (edge-triggered).
+    /// Registers `source` for read, write and priority (`EPOLLPRI`: TCP
+    /// urgent data) readiness, edge-triggered.
     /// Both directions start out as ready, so the first call in each tries
     /// its syscall; a caller that has just seen `WouldBlock` clears that
     /// direction with [`clear_readiness`](Registration::clear_readiness).
@@ -199,7 +207,7 @@ impl Registration {
         let res = r.poll.borrow().registry().register(
             source,
             token(key, generation),
-            Interest::READABLE | Interest::WRITABLE,
+            Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY,
         );
         let reg = Registration {
             key,
@@ -235,18 +243,36 @@ impl Registration {
     }
 
     /// Forgets that `dir` is readable/writable after a stream syscall moved
-    /// fewer bytes than asked: the kernel buffer was drained (or filled), so
-    /// the next call would say `WouldBlock`. Keeps the closed and error bits,
-    /// which an edge-triggered epoll reports only once: a read after the
-    /// peer's FIN must find them and return EOF instead of waiting forever.
-    /// Call it right after the syscall, before anything can park (events
-    /// are only processed by the loop, so none is lost in between).
+    /// fewer bytes than asked, for sockets where that proves the kernel
+    /// buffer drained (or filled), so the next call would say `WouldBlock`
+    /// and can wait for the edge without making it. Keeps the closed and
+    /// error bits, which an edge-triggered epoll reports only once: a read
+    /// after the peer's FIN must find them and return EOF instead of
+    /// waiting forever. Call it right after the syscall, before anything
+    /// can park (events are only processed by the loop, so none is lost in
+    /// between).
+    ///
+    /// A short read is that proof only for TCP, and only with no urgent
+    /// data about: `tcp_recvmsg` copies from every queued segment until the
+    /// queue is empty, except that it stops at the urgent mark. Urgent data
+    /// present at the last epoll report set the `URGENT` bit (`EPOLLPRI`),
+    /// which this then keeps the read readiness for, until a read says
+    /// `WouldBlock` (the queue is then truly empty: at the mark with nothing
+    /// copied yet, a read steps over the urgent byte). Urgent data that came
+    /// after the last report has an edge of its own still to come, which
+    /// wakes the parked reader. Unix stream reads also stop after a message
+    /// carrying file descriptors (`SCM_RIGHTS`) or other credentials, with
+    /// no epoll bit telling so: callers never mark those drained.
     pub(crate) fn mark_drained(&self, dir: Direction) {
         let bit = match dir {
             Direction::Read => READABLE,
             Direction::Write => WRITABLE,
         };
-        self.with_slot(|s| s.readiness &= !bit);
+        self.with_slot(|s| {
+            if dir == Direction::Write || s.readiness & URGENT == 0 {
+                s.readiness &= !bit;
+            }
+        });
     }
 
     /// Whether epoll has reported nothing but plain writability since
