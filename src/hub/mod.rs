@@ -44,6 +44,10 @@ use timers::{TimerAction, TimerKey, Timers};
 /// remote queue are checked after every pass.
 const TICK_BUDGET: u32 = 61;
 
+/// Tables (wait slots, the ready queue) larger than this many entries are
+/// shrunk once they are empty and the hub goes idle.
+const SMALL_TABLE: usize = 1024;
+
 /// The unwind payload that delivers `kill`.
 pub(crate) struct KillSignal;
 
@@ -109,7 +113,7 @@ pub(crate) struct Hub {
     pub(crate) monitor: crate::monitor::HubProbe,
     altstack: Option<(*mut u8, usize)>,
     /// Declared last: dropped after every greenlet that borrowed a stack.
-    stacks: StackPool,
+    pub(crate) stacks: StackPool,
 }
 
 impl Hub {
@@ -458,9 +462,7 @@ impl Hub {
             return;
         }
         self.ticks.set(0);
-        if self.stacks.needs_trim() {
-            self.stacks.trim();
-        }
+        self.release_idle_memory();
         let timeout = self
             .timers
             .borrow()
@@ -469,7 +471,8 @@ impl Hub {
         if timeout.is_none() && !self.can_be_woken() {
             self.would_block_forever();
         }
-        let timeout = if self.remote.prepare_sleep() {
+        // Stacks left to trim: poll without sleeping, and trim more next time.
+        let timeout = if self.remote.prepare_sleep() && !self.stacks.needs_trim() {
             timeout
         } else {
             Some(Duration::ZERO)
@@ -544,6 +547,32 @@ impl Hub {
                 RemoteMsg::Run(f) => f(),
                 RemoteMsg::Wake { key, generation } => self.wake_slot(key, generation),
             }
+        }
+    }
+
+    /// Gives memory back as the hub goes idle: one batch of released stacks
+    /// (see [`StackPool::trim`]), the reactor's slots past the last one in
+    /// use, the wait-slot table once no remote wait is pending, and the
+    /// ready queue's room beyond a small reserve. After a peak of
+    /// connections the runtime's own memory returns close to where it was.
+    fn release_idle_memory(&self) {
+        if self.stacks.needs_trim() {
+            self.stacks.trim();
+        }
+        self.reactor.shrink();
+        {
+            let mut w = self.waits.borrow_mut();
+            if w.used == 0 && w.slots.capacity() > SMALL_TABLE {
+                // Keys are checked with a generation that never repeats,
+                // so a late wake for a dropped slot finds nothing.
+                w.slots = Vec::new();
+                w.free = Vec::new();
+            }
+        }
+        // SAFETY: as in `push_ready`: this reference ends here.
+        let ready = unsafe { &mut *self.ready.get() };
+        if ready.is_empty() && ready.capacity() > SMALL_TABLE {
+            ready.shrink_to(64);
         }
     }
 

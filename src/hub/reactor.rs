@@ -77,6 +77,10 @@ pub(crate) struct Reactor {
     events: RefCell<Events>,
     slots: RefCell<Vec<IoSlot>>,
     free: RefCell<Vec<usize>>,
+    /// The generation new slots start from: above that of every slot
+    /// dropped by [`Reactor::shrink`], so a late event with a token of a
+    /// dropped slot never matches the slot's next registration.
+    generation_floor: Cell<u32>,
     /// Tasks currently waiting for fd readiness.
     io_waiters: Cell<usize>,
 }
@@ -95,6 +99,7 @@ impl Reactor {
                 events: RefCell::new(Events::with_capacity(1024)),
                 slots: RefCell::new(Vec::new()),
                 free: RefCell::new(Vec::new()),
+                generation_floor: Cell::new(0),
                 io_waiters: Cell::new(0),
             },
             waker,
@@ -104,6 +109,31 @@ impl Reactor {
     /// Whether any fd wait could still wake someone.
     pub(crate) fn has_waiters(&self) -> bool {
         self.io_waiters.get() > 0
+    }
+
+    /// Drops the slots past the last one in use, when at least half the
+    /// slab and more than a few are free (the hub calls it as it goes
+    /// idle): after a peak of connections the slab shrinks back. Slots in
+    /// use never move (their index is in their token).
+    pub(crate) fn shrink(&self) {
+        let mut slots = self.slots.borrow_mut();
+        let mut free = self.free.borrow_mut();
+        if free.len() < 64 || free.len() * 2 < slots.len() {
+            return;
+        }
+        let mut floor = self.generation_floor.get();
+        while let Some(last) = slots.last()
+            && !last.in_use
+        {
+            floor = floor.max(last.generation);
+            slots.pop();
+        }
+        self.generation_floor.set(floor);
+        let len = slots.len();
+        free.retain(|&k| k < len);
+        slots.shrink_to(len.max(16));
+        let keep = free.len().max(16);
+        free.shrink_to(keep);
     }
 
     /// How many sources are registered (for leak tests).
@@ -193,7 +223,10 @@ impl Registration {
             let key = match r.free.borrow_mut().pop() {
                 Some(k) => k,
                 None => {
-                    slots.push(IoSlot::default());
+                    slots.push(IoSlot {
+                        generation: r.generation_floor.get(),
+                        ..IoSlot::default()
+                    });
                     slots.len() - 1
                 }
             };
@@ -461,8 +494,9 @@ impl Drop for Registration {
                 Some(s) if s.in_use && s.generation == self.generation => {
                     s.in_use = false;
                     s.readiness = 0;
+                    // Taken, not drained: a free slot keeps no buffers.
                     let mut w = std::mem::take(&mut s.readers);
-                    w.append(&mut s.writers);
+                    w.append(&mut std::mem::take(&mut s.writers));
                     Some(w)
                 }
                 _ => None,
