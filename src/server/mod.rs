@@ -4,9 +4,32 @@
 //! [`StreamServer`] accepts connections on a listener and calls a handler,
 //! `Fn(TcpStream, SocketAddr)`, in a new greenlet for each. It can cap the
 //! number of connections served at once
-//! ([`max_connections`](StreamServer::max_connections)), run one hub per OS
-//! thread on the same address ([`workers`](StreamServer::workers)), and stop
-//! gracefully from any greenlet or thread through a [`ServerHandle`].
+//! ([`max_connections`](StreamServer::max_connections)) and choose what
+//! happens past the cap ([`overflow`](StreamServer::overflow): wait, close,
+//! or send a "busy" reply), bound each connection's life
+//! ([`connection_timeout`](StreamServer::connection_timeout)), run one hub
+//! per OS thread on the same address ([`workers`](StreamServer::workers)),
+//! and stop gracefully from any greenlet or thread through a
+//! [`ServerHandle`].
+//!
+//! # Limits against slow and idle clients
+//!
+//! A server that runs a greenlet per connection is cheap to keep busy: a
+//! client that sends one byte every few seconds (slowloris) holds its
+//! greenlet, its fd and its buffers for as long as it likes, and enough
+//! such clients exhaust fds. The limits, together:
+//!
+//! ```
+//! use std::time::Duration;
+//! use greenlet::server::{Overflow, StreamServer};
+//!
+//! let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?
+//!     .max_connections(10_000) // keep under the fd limit (`ulimit -n`)
+//!     .overflow(Overflow::Close) // a full server closes new connections at once
+//!     .connection_timeout(Duration::from_secs(30)); // no connection outlives this
+//! # drop(server);
+//! # Ok::<(), std::io::Error>(())
+//! ```
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -40,6 +63,7 @@
 //! ```
 
 mod handle;
+mod limits;
 mod worker;
 
 use std::fmt;
@@ -53,6 +77,8 @@ use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
 use crate::sync::Event;
 pub use handle::ServerHandle;
 use handle::{SetOnDrop, Shared};
+use limits::Limits;
+pub use limits::Overflow;
 use worker::{SpawnWorker, extra_listeners, run_worker, spawn_worker};
 
 /// How long [`ServerHandle::stop`] lets running handlers finish before it
@@ -126,7 +152,7 @@ pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct StreamServer<H> {
     listener: TcpListener,
     handler: H,
-    max_connections: Option<usize>,
+    limits: Limits,
     workers: usize,
     /// Set by [`StreamServer::workers`], where `H: Clone + Send` is known.
     spawn_worker: Option<SpawnWorker<H>>,
@@ -183,7 +209,7 @@ where
         StreamServer {
             listener,
             handler,
-            max_connections: None,
+            limits: Limits::default(),
             workers: 1,
             spawn_worker: None,
             shared: Arc::new(Shared {
@@ -221,7 +247,102 @@ where
             n > 0,
             "greenlet::server::StreamServer::max_connections: the limit must be at least 1"
         );
-        self.max_connections = Some(n);
+        self.limits.max_connections = Some(n);
+        self
+    }
+
+    /// What to do with connections that arrive while
+    /// [`max_connections`](StreamServer::max_connections) handlers are
+    /// running (default [`Overflow::Wait`]); without a limit it has no
+    /// effect. [`Overflow::Reply`] and [`Overflow::Close`] keep a full
+    /// server answering at once, instead of leaving clients to time out in
+    /// the accept queue.
+    ///
+    /// # Examples
+    ///
+    /// One connection at a time; the others are told so:
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use greenlet::net::TcpStream;
+    /// use greenlet::server::{Overflow, StreamServer};
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |stream: TcpStream, _peer| {
+    ///     let _ = (&stream).read(&mut [0; 1]); // holds its slot until the client closes
+    /// })?
+    /// .max_connections(1)
+    /// .overflow(Overflow::Reply(b"busy, try later\n"));
+    /// let addr = server.local_addr()?;
+    /// let handle = server.handle();
+    /// let serving = greenlet::spawn(move || server.serve_forever());
+    ///
+    /// let first = TcpStream::connect(addr)?;
+    /// greenlet::sleep(std::time::Duration::from_millis(10)); // its handler runs
+    /// let mut reply = String::new();
+    /// TcpStream::connect(addr)?.read_to_string(&mut reply)?;
+    /// assert_eq!(reply, "busy, try later\n");
+    ///
+    /// drop(first);
+    /// handle.stop();
+    /// serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn overflow(mut self, overflow: Overflow) -> StreamServer<H> {
+        self.limits.overflow = overflow;
+        self
+    }
+
+    /// Bounds each connection's whole life: a handler still running
+    /// `timeout` after its connection was accepted is unwound from its
+    /// park point, as by [`with_timeout`](crate::with_timeout), and its
+    /// stream closes. This is the one-call defence against clients that
+    /// hold a connection open by sending slowly or not at all (slowloris),
+    /// for protocols where a connection does one exchange.
+    ///
+    /// For a connection that carries many requests (HTTP keep-alive), bound
+    /// each request instead: wrap the reading of one request in
+    /// [`with_timeout`](crate::with_timeout) inside the handler, and use
+    /// [`TcpStream::set_read_timeout`] for the idle time between requests.
+    /// `examples/http_server.rs` does both.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `timeout` is zero.
+    ///
+    /// # Examples
+    ///
+    /// A client that never sends its request is cut off:
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::{Duration, Instant};
+    /// use greenlet::net::TcpStream;
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |stream: TcpStream, _peer| {
+    ///     let mut request = String::new();
+    ///     let _ = (&stream).read_to_string(&mut request); // waits for the client
+    /// })?
+    /// .connection_timeout(Duration::from_millis(50));
+    /// let addr = server.local_addr()?;
+    /// let handle = server.handle();
+    /// let serving = greenlet::spawn(move || server.serve_forever());
+    ///
+    /// let start = Instant::now();
+    /// let silent = TcpStream::connect(addr)?;
+    /// assert_eq!((&silent).read(&mut [0; 1])?, 0); // closed by the server
+    /// assert!(start.elapsed() >= Duration::from_millis(50));
+    ///
+    /// handle.stop();
+    /// serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connection_timeout(mut self, timeout: Duration) -> StreamServer<H> {
+        assert!(
+            !timeout.is_zero(),
+            "greenlet::server::StreamServer::connection_timeout: the timeout must not be zero"
+        );
+        self.limits.connection_timeout = Some(timeout);
         self
     }
 
@@ -344,7 +465,7 @@ where
         let StreamServer {
             listener,
             handler,
-            max_connections,
+            limits,
             workers,
             spawn_worker,
             shared,
@@ -361,7 +482,7 @@ where
             match extra_listeners(&listener, workers - 1) {
                 Ok(fds) => {
                     for (i, fd) in fds.into_iter().enumerate() {
-                        match spawn_worker(&handler, fd, max_connections, &shared, i + 1) {
+                        match spawn_worker(&handler, fd, limits, &shared, i + 1) {
                             Ok(w) => threads.push(w),
                             Err(e) => {
                                 shared.fail(e);
@@ -373,7 +494,7 @@ where
                 Err(e) => shared.fail(e),
             }
         }
-        run_worker(listener, handler, max_connections, &shared);
+        run_worker(listener, handler, limits, &shared);
         let mut panicked = None;
         for w in threads {
             w.done.wait();
@@ -460,7 +581,7 @@ impl<H> fmt::Debug for StreamServer<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamServer")
             .field("listener", &self.listener)
-            .field("max_connections", &self.max_connections)
+            .field("limits", &self.limits)
             .field("workers", &self.workers)
             .finish_non_exhaustive()
     }

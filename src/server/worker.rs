@@ -10,6 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use super::handle::{SetOnDrop, Shared};
+use super::limits::{Limits, Overflow, reject};
 use crate::net::{TcpListener, TcpStream};
 use crate::pool::Pool;
 use crate::sync::Event;
@@ -19,8 +20,7 @@ use crate::sync::Event;
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-pub(super) type SpawnWorker<H> =
-    fn(&H, OwnedFd, Option<usize>, &Arc<Shared>, usize) -> io::Result<Worker>;
+pub(super) type SpawnWorker<H> = fn(&H, OwnedFd, Limits, &Arc<Shared>, usize) -> io::Result<Worker>;
 
 /// A worker thread and the event it sets when it is done, so that the
 /// first worker can wait for it without blocking its hub.
@@ -33,7 +33,7 @@ pub(super) struct Worker {
 pub(super) fn spawn_worker<H>(
     handler: &H,
     fd: OwnedFd,
-    max_connections: Option<usize>,
+    limits: Limits,
     shared: &Arc<Shared>,
     index: usize,
 ) -> io::Result<Worker>
@@ -51,7 +51,7 @@ where
         .name(format!("greenlet-server-{index}"))
         .spawn(move || {
             let _done = set_done;
-            run_worker(TcpListener::from(fd), handler, max_connections, &shared);
+            run_worker(TcpListener::from(fd), handler, limits, &shared);
         })?;
     Ok(Worker { done, thread })
 }
@@ -85,15 +85,11 @@ pub(super) fn extra_listeners(first: &TcpListener, n: usize) -> io::Result<Vec<O
 /// The shutdown runs in a greenlet of its own, so it happens even if the
 /// caller of `serve_forever` is killed while it waits (its unwind asks for
 /// the stop).
-pub(super) fn run_worker<H>(
-    listener: TcpListener,
-    handler: H,
-    max_connections: Option<usize>,
-    shared: &Arc<Shared>,
-) where
+pub(super) fn run_worker<H>(listener: TcpListener, handler: H, limits: Limits, shared: &Arc<Shared>)
+where
     H: Fn(TcpStream, SocketAddr) + 'static,
 {
-    let pool = match max_connections {
+    let pool = match limits.max_connections {
         Some(n) => Pool::new(n),
         None => Pool::with_slots(None, usize::MAX),
     };
@@ -101,7 +97,7 @@ pub(super) fn run_worker<H>(
         let pool = pool.clone();
         let handler = Rc::new(handler);
         let stop = shared.stop.clone();
-        crate::spawn(move || accept_loop(&listener, &pool, &handler, &stop))
+        crate::spawn(move || accept_loop(&listener, &pool, &handler, limits, &stop))
     };
     let shared = shared.clone();
     let shutdown = crate::spawn(move || {
@@ -126,6 +122,7 @@ fn accept_loop<H>(
     listener: &TcpListener,
     pool: &Pool,
     handler: &Rc<H>,
+    limits: Limits,
     stop: &Event,
 ) -> Option<io::Error>
 where
@@ -136,8 +133,25 @@ where
         match listener.accept() {
             Ok((stream, peer)) => {
                 backoff = BACKOFF_MIN;
+                if limits.max_connections.is_some() && pool.free_count() == 0 {
+                    match limits.overflow {
+                        Overflow::Wait => {}         // `pool.spawn` waits for a slot
+                        Overflow::Close => continue, // drops (closes) `stream`
+                        Overflow::Reply(reply) => {
+                            crate::spawn(move || reject(stream, reply));
+                            continue;
+                        }
+                    }
+                }
                 let handler = handler.clone();
-                pool.spawn(move || handler(stream, peer));
+                match limits.connection_timeout {
+                    Some(limit) => pool.spawn(move || {
+                        // An expired limit unwinds the handler, whose
+                        // stream closes as it goes.
+                        let _ = crate::with_timeout(limit, || handler(stream, peer));
+                    }),
+                    None => pool.spawn(move || handler(stream, peer)),
+                };
             }
             Err(e) => match classify(&e) {
                 AcceptError::Skip => crate::yield_now(),
