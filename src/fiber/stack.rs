@@ -503,6 +503,10 @@ impl StackPool {
                     c.cold.push(lo);
                 }
             }
+            if c.dirty.is_empty() && c.dirty.capacity() > WARM_STACKS {
+                // It grew during a peak: free it rather than keep the room.
+                c.dirty = Vec::new();
+            }
             budget -= n;
             if budget == 0 {
                 break;
@@ -605,7 +609,6 @@ impl SizeClass {
             i += 1;
             victims.binary_search(&(i - 1)).is_err()
         });
-        self.cold.shrink_to_fit();
         gone
     }
 }

@@ -44,9 +44,13 @@ use timers::{TimerAction, TimerKey, Timers};
 /// remote queue are checked after every pass.
 const TICK_BUDGET: u32 = 61;
 
-/// Tables (wait slots, the ready queue) larger than this many entries are
-/// shrunk once they are empty and the hub goes idle.
+/// The wait-slot table is freed once it is empty and the hub goes idle, if
+/// it has grown past this many entries.
 const SMALL_TABLE: usize = 1024;
+
+/// The ready queue's room; more, grown during a peak, is freed once the
+/// queue is empty and the hub goes idle.
+const READY_RESERVE: usize = 64;
 
 /// The unwind payload that delivers `kill`.
 pub(crate) struct KillSignal;
@@ -157,7 +161,7 @@ impl Hub {
         let root = TaskRef::new(0, None, 0, ());
         root.state.set(State::Running);
         let hub = Box::new(Hub {
-            ready: UnsafeCell::new(VecDeque::with_capacity(64)),
+            ready: UnsafeCell::new(VecDeque::with_capacity(READY_RESERVE)),
             root,
             timers: RefCell::new(Timers::default()),
             reactor,
@@ -552,14 +556,16 @@ impl Hub {
 
     /// Gives memory back as the hub goes idle: one batch of released stacks
     /// (see [`StackPool::trim`]), the reactor's slots past the last one in
-    /// use, the wait-slot table once no remote wait is pending, and the
-    /// ready queue's room beyond a small reserve. After a peak of
+    /// use, the timer map's last node once no timer is left, the wait-slot
+    /// table once no remote wait is pending, and the ready queue's room
+    /// beyond a small reserve. After a peak of
     /// connections the runtime's own memory returns close to where it was.
     fn release_idle_memory(&self) {
         if self.stacks.needs_trim() {
             self.stacks.trim();
         }
         self.reactor.shrink();
+        self.timers.borrow_mut().release_if_empty();
         {
             let mut w = self.waits.borrow_mut();
             if w.used == 0 && w.slots.capacity() > SMALL_TABLE {
@@ -571,8 +577,8 @@ impl Hub {
         }
         // SAFETY: as in `push_ready`: this reference ends here.
         let ready = unsafe { &mut *self.ready.get() };
-        if ready.is_empty() && ready.capacity() > SMALL_TABLE {
-            ready.shrink_to(64);
+        if ready.is_empty() && ready.capacity() > READY_RESERVE {
+            *ready = VecDeque::with_capacity(READY_RESERVE);
         }
     }
 
