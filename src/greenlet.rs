@@ -5,7 +5,6 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::panic::resume_unwind;
 use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -330,18 +329,37 @@ where
 
 /// Parks the caller until the task `hdr` has finished.
 pub(crate) fn wait_finished(task: &TaskRef) {
-    let hub = Hub::current();
-    loop {
-        if task.is_finished() {
-            return;
-        }
-        if task.state.get() == State::Running {
-            panic!("greenlet: a greenlet cannot wait for itself to finish (it would wait forever)");
-        }
-        task.watchers
-            .borrow_mut()
-            .push(Watcher::Task(hub.current_task()));
+    if task.is_finished() {
+        return;
+    }
+    if task.state.get() == State::Running {
+        panic!("greenlet: a greenlet cannot wait for itself to finish (it would wait forever)");
+    }
+    let me = Hub::current().current_task();
+    task.watchers.borrow_mut().push(Watcher::Task(me.clone()));
+    // One entry per wait, removed however the wait ends (a timeout or kill
+    // unwinding out of `park`): timed joins in a loop do not grow the list.
+    let _unwatch = Unwatch { task, me: &me };
+    while !task.is_finished() {
         hub::park();
+    }
+}
+
+/// Removes a waiter's entry from a task's watchers unless the task finished
+/// (which took the whole list).
+struct Unwatch<'a> {
+    task: &'a TaskRef,
+    me: &'a TaskRef,
+}
+
+impl Drop for Unwatch<'_> {
+    fn drop(&mut self) {
+        if !self.task.is_finished() {
+            self.task
+                .watchers
+                .borrow_mut()
+                .remove_task(self.me.as_ptr());
+        }
     }
 }
 
@@ -398,9 +416,32 @@ impl<T: 'static> Greenlet<T> {
     /// dropped. Killing a finished greenlet does nothing. A greenlet may
     /// kill itself: it unwinds at once.
     ///
-    /// Greenlet code that catches the unwind itself (with
-    /// `std::panic::catch_unwind`) and keeps going delays its death to its
-    /// next park after that, and `kill` keeps waiting.
+    /// A kill cannot be caught for good. Greenlet code that catches the
+    /// unwind (with `std::panic::catch_unwind`) keeps running only until its
+    /// next park, which unwinds again, and so does every park after it; if
+    /// it returns instead, [`join`](Greenlet::join) still reports it killed.
+    /// (gevent lets `GreenletExit` be caught; here the kill is level-
+    /// triggered, like a cancelled scope, so `kill` cannot hang on a
+    /// greenlet that swallows it.) A greenlet that is unwinding already
+    /// (from a panic, or from its destructors) is not interrupted: its
+    /// destructors may still park, and the kill takes effect once the
+    /// unwind is over.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let g = greenlet::spawn(|| {
+    ///     // Catching the kill only lasts until the next park.
+    ///     let _ = std::panic::catch_unwind(|| greenlet::sleep(Duration::from_secs(60)));
+    ///     greenlet::sleep(Duration::from_secs(60));
+    ///     "finished"
+    /// });
+    /// greenlet::yield_now(); // let it start and park
+    /// g.kill();
+    /// assert!(g.join().unwrap_err().is_killed());
+    /// ```
     pub fn kill(&self) {
         kill_task(&self.task);
     }
@@ -420,9 +461,12 @@ pub(crate) fn kill_task(task: &TaskRef) {
     match hdr.state.get() {
         State::Finished => {}
         State::Running => {
-            // The greenlet is killing itself.
-            if !std::thread::panicking() {
-                resume_unwind(Box::new(KillSignal));
+            // The greenlet is killing itself. The kill stays set: if it is
+            // unwinding already (a destructor killing its own group), it
+            // dies at its first park after that unwind is caught.
+            hdr.kill.set(true);
+            if !hub::unwinding_now(hdr) {
+                hub::unwind_with(hdr, Box::new(KillSignal));
             }
         }
         State::Delayed => hub.finish_unstarted(task),
@@ -605,5 +649,22 @@ pub fn current() -> Option<Current> {
         Some(Current {
             task: hub.current_task(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_timed_joins_leave_no_watcher_behind() {
+        let g = spawn(|| crate::sleep(Duration::from_secs(3600)));
+        for _ in 0..1000 {
+            let r = crate::with_timeout(Duration::from_micros(1), || wait_finished(g.task()));
+            assert!(r.is_err());
+        }
+        assert_eq!(g.task().watchers.borrow().len(), 0);
+        g.kill();
+        assert!(g.join().unwrap_err().is_killed());
     }
 }

@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::ops::Deref;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -288,21 +288,36 @@ impl Pool {
     /// assert!(g.join().unwrap_err().is_killed());
     /// assert_eq!(pool.len(), 0);
     /// ```
+    ///
+    /// Called from one of its own members (a member's destructor, say), it
+    /// kills the others first and then the caller itself, which unwinds at
+    /// once unless it is unwinding already, in which case it dies at its
+    /// first park after that unwind.
     pub fn kill(&self) {
+        let me = crate::hub::Hub::current().current_task();
+        let mut caller_is_member = false;
         loop {
-            let members: Vec<TaskRef> = self
+            let others: Vec<TaskRef> = self
                 .inner
                 .members
                 .borrow()
                 .iter()
                 .map(|(_, t)| t.clone())
+                .filter(|t| {
+                    let is_me = t.as_ptr() == me.as_ptr();
+                    caller_is_member |= is_me;
+                    !is_me
+                })
                 .collect();
-            if members.is_empty() {
-                return;
+            if others.is_empty() {
+                break;
             }
-            for task in &members {
+            for task in &others {
                 kill_task(task);
             }
+        }
+        if caller_is_member {
+            kill_task(&me);
         }
     }
 
@@ -518,7 +533,7 @@ impl<I, F, R> fmt::Debug for ImapUnordered<I, F, R> {
 /// Re-raises a job's panic in the caller; a killed job becomes a panic.
 fn reraise(e: JoinError) -> ! {
     match e.try_into_panic() {
-        Ok(payload) => resume_unwind(payload),
+        Ok(payload) => crate::hub::resume_unwind_marked(payload),
         Err(_) => panic!("greenlet::pool: a job was killed before it finished"),
     }
 }

@@ -13,7 +13,7 @@
 //! with every thread busy that way, the inner jobs would queue forever.
 
 use std::collections::VecDeque;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
@@ -170,7 +170,7 @@ where
     }));
     match rx.recv() {
         Ok(Ok(value)) => value,
-        Ok(Err(payload)) => resume_unwind(payload),
+        Ok(Err(payload)) => crate::hub::resume_unwind_marked(payload),
         Err(oneshot::Closed) => unreachable!("a pool job always sends its result"),
     }
 }

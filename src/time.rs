@@ -1,7 +1,7 @@
 //! Time: `sleep`, `yield_now`, and `with_timeout`.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use crate::hub::task::Wake;
@@ -119,19 +119,29 @@ pub fn with_timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
     let result = catch_unwind(AssertUnwindSafe(f));
     hdr.timeout_depth.set(depth);
     hub.timers().remove(key);
+    let delivered =
+        matches!(&result, Err(p) if p.downcast_ref::<TimeoutSignal>().is_some_and(|s| s.id == id));
+    let pending = matches!(hdr.timeout.get(), Some((_, p)) if p == id);
     let mut expired_in_hook = false;
-    if matches!(hdr.timeout.get(), Some((_, pending)) if pending == id) {
+    if pending || delivered {
+        // This scope expired: whatever a monkey hook noted about it ends
+        // with it (a later scope must not inherit it).
+        expired_in_hook = hdr.timeout_seen_in_hook.replace(false);
+    }
+    if pending {
         // Expired, and `f` finished before it parked again: it made it,
         // unless a monkey hook failed one of its calls because of it.
         hdr.timeout.set(None);
-        expired_in_hook = hdr.timeout_seen_in_hook.replace(false);
     }
     match result {
         Ok(_) if expired_in_hook => Err(Elapsed(())),
         Ok(v) => Ok(v),
-        Err(payload) => match payload.downcast_ref::<TimeoutSignal>() {
-            Some(sig) if sig.id == id => Err(Elapsed(())),
-            _ => resume_unwind(payload),
-        },
+        Err(_) if delivered => {
+            // Our own unwind is over: the task is no longer unwinding (it was
+            // not when the timeout was delivered).
+            hdr.unwinding.set(false);
+            Err(Elapsed(()))
+        }
+        Err(payload) => crate::hub::resume_unwind_marked(payload),
     }
 }

@@ -3,10 +3,10 @@
 //!
 //! Joins alone cannot deadlock the root: every greenlet has exactly one
 //! handle and `join` consumes it, so the greenlet the root joins cannot also
-//! be joined by the greenlets it waits for. The deadlocks below use what
-//! can share a greenlet: `kill(&self)` waits until the target is dead, and
-//! a target that catches the kill's unwind (which the docs allow) goes back
-//! to waiting.
+//! be joined by the greenlets it waits for. Kills cannot either: a kill is
+//! level-triggered and unwinds its target at every park. The deadlocks below
+//! use the one thing a kill does not interrupt: a greenlet that is already
+//! unwinding, whose destructor waits.
 
 mod util;
 
@@ -18,10 +18,21 @@ use std::time::{Duration, Instant};
 use greenlet::Greenlet;
 use util::{Log, drop_flag, payload_message};
 
+/// Waits for its greenlet when dropped.
+struct WaitOnDrop(Option<Greenlet<()>>);
+
+impl Drop for WaitOnDrop {
+    fn drop(&mut self) {
+        if let Some(g) = self.0.take() {
+            let _ = greenlet::iwait(vec![g]).next();
+        }
+    }
+}
+
 /// A pair of greenlets that can never finish:
 ///
-/// - `stubborn` waits (in `iwait`) for `killer` and survives kills by
-///   catching them and waiting again;
+/// - `stubborn` unwinds, and a destructor of its waits (in `iwait`) for
+///   `killer`; a greenlet that is unwinding is not interrupted by kills;
 /// - `killer` kills `stubborn`, and so waits until `stubborn` is dead.
 ///
 /// Returns a shared handle to `stubborn`. Nothing is armed: no timer, no IO.
@@ -30,9 +41,8 @@ fn stubborn_pair() -> Rc<Greenlet<()>> {
     let stubborn_slot: Rc<RefCell<Option<Rc<Greenlet<()>>>>> = Rc::new(RefCell::new(None));
     let ks = killer_slot.clone();
     let stubborn = Rc::new(greenlet::spawn(move || {
-        let killer = ks.borrow_mut().take().expect("killer stored");
-        let mut it = greenlet::iwait(vec![killer]);
-        while catch_unwind(AssertUnwindSafe(|| it.next())).is_err() {}
+        let _wait = WaitOnDrop(ks.borrow_mut().take());
+        panic!("stubborn unwinds (expected)");
     }));
     let ss = stubborn_slot.clone();
     let killer = greenlet::spawn(move || {

@@ -48,7 +48,7 @@ fn wait_once(r: impl Read, set_timeout: impl Fn(Option<Duration>)) {
 #[test]
 fn patched_std_tcp_read_goes_on_past_urgent_data() {
     patch();
-    let got = within(LIMIT, "patched TCP read past urgent data", || {
+    let got = within(LIMIT, || {
         greenlet::spawn(|| {
             let l = TcpListener::bind("127.0.0.1:0").unwrap();
             let peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -72,7 +72,7 @@ fn patched_std_tcp_read_goes_on_past_urgent_data() {
 #[test]
 fn patched_std_tcp_reader_parked_before_urgent_data_gets_the_rest() {
     patch();
-    let got = within(LIMIT, "parked patched TCP reader and urgent data", || {
+    let got = within(LIMIT, || {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let peer = TcpStream::connect(l.local_addr().unwrap()).unwrap();
         peer.set_nodelay(true).unwrap();
@@ -95,24 +95,20 @@ fn patched_std_tcp_reader_parked_before_urgent_data_gets_the_rest() {
 #[test]
 fn patched_std_unix_read_goes_on_past_a_message_carrying_an_fd() {
     patch();
-    let got = within(
-        LIMIT,
-        "patched Unix read past an SCM_RIGHTS message",
-        || {
-            greenlet::spawn(|| {
-                let (s, peer) = UnixStream::pair().unwrap();
-                wait_once(&s, |t| s.set_read_timeout(t).unwrap());
-                let passed = std::fs::File::open("/dev/null").unwrap();
-                send_with_fd(peer.as_raw_fd(), b"AAAA", passed.as_raw_fd());
-                (&peer).write_all(b"CCCC").unwrap();
-                std::thread::sleep(Duration::from_millis(100));
-                let got = read_n(&s, 8);
-                drop(peer);
-                got
-            })
-            .join()
-            .unwrap()
-        },
-    );
+    let got = within(LIMIT, || {
+        greenlet::spawn(|| {
+            let (s, peer) = UnixStream::pair().unwrap();
+            wait_once(&s, |t| s.set_read_timeout(t).unwrap());
+            let passed = std::fs::File::open("/dev/null").unwrap();
+            send_with_fd(peer.as_raw_fd(), b"AAAA", passed.as_raw_fd());
+            (&peer).write_all(b"CCCC").unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            let got = read_n(&s, 8);
+            drop(peer);
+            got
+        })
+        .join()
+        .unwrap()
+    });
     assert_eq!(got, b"AAAACCCC");
 }

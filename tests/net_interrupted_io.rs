@@ -56,7 +56,7 @@ fn send_with_retries(mut w: impl Write, data: &[u8]) -> usize {
 
 #[test]
 fn tcp_writes_retried_after_timeouts_deliver_the_stream_exactly() {
-    let (timeouts, sent, got) = within(Duration::from_secs(120), "retried TCP writes", || {
+    let (timeouts, sent, got) = within(Duration::from_secs(120), || {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().unwrap();
@@ -74,7 +74,7 @@ fn tcp_writes_retried_after_timeouts_deliver_the_stream_exactly() {
 
 #[test]
 fn unix_writes_retried_after_timeouts_deliver_the_stream_exactly() {
-    let (timeouts, sent, got) = within(Duration::from_secs(120), "retried Unix writes", || {
+    let (timeouts, sent, got) = within(Duration::from_secs(120), || {
         let (s, peer) = std::os::unix::net::UnixStream::pair().unwrap();
         let s = UnixStream::from(s);
         let reader = slow_reader(peer);
@@ -90,7 +90,7 @@ fn unix_writes_retried_after_timeouts_deliver_the_stream_exactly() {
 /// `write_all` interrupted: the peer got a proper prefix of the buffer.
 #[test]
 fn interrupted_write_all_has_sent_a_prefix() {
-    let (sent, got) = within(Duration::from_secs(60), "interrupted write_all", || {
+    let (sent, got) = within(Duration::from_secs(60), || {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().unwrap();
@@ -117,7 +117,7 @@ fn interrupted_write_all_has_sent_a_prefix() {
 /// its buffer, and the stream goes on after it.
 #[test]
 fn interrupted_read_exact_consumed_what_it_read() {
-    within(Duration::from_secs(30), "interrupted read_exact", || {
+    within(Duration::from_secs(30), || {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         let (s, _) = l.accept().unwrap();

@@ -64,24 +64,20 @@ fn tcp_urgent(vectored: bool) -> Vec<u8> {
 
 #[test]
 fn tcp_read_goes_on_past_urgent_data() {
-    let got = within(LIMIT, "green TCP read past urgent data", || {
-        tcp_urgent(false)
-    });
+    let got = within(LIMIT, || tcp_urgent(false));
     assert_eq!(got, b"AAAACCCC");
 }
 
 #[test]
 fn tcp_vectored_read_goes_on_past_urgent_data() {
-    let got = within(LIMIT, "vectored TCP read past urgent data", || {
-        tcp_urgent(true)
-    });
+    let got = within(LIMIT, || tcp_urgent(true));
     assert_eq!(got, b"AAAACCCC");
 }
 
 /// The same while the reader is already parked when the data comes.
 #[test]
 fn parked_tcp_reader_gets_the_bytes_behind_urgent_data() {
-    let got = within(LIMIT, "parked TCP reader and urgent data", || {
+    let got = within(LIMIT, || {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         peer.set_nodelay(true).unwrap();
@@ -102,7 +98,7 @@ fn parked_tcp_reader_gets_the_bytes_behind_urgent_data() {
 /// sent after it is still read.
 #[test]
 fn urgent_data_between_messages_does_not_stall_the_next_ones() {
-    let got = within(LIMIT, "messages around urgent data", || {
+    let got = within(LIMIT, || {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
         peer.set_nodelay(true).unwrap();
@@ -138,18 +134,12 @@ fn unix_fd_message(vectored: bool) -> Vec<u8> {
 
 #[test]
 fn unix_read_goes_on_past_a_message_carrying_an_fd() {
-    let got = within(LIMIT, "green Unix read past an SCM_RIGHTS message", || {
-        unix_fd_message(false)
-    });
+    let got = within(LIMIT, || unix_fd_message(false));
     assert_eq!(got, b"AAAACCCC");
 }
 
 #[test]
 fn unix_vectored_read_goes_on_past_a_message_carrying_an_fd() {
-    let got = within(
-        LIMIT,
-        "vectored Unix read past an SCM_RIGHTS message",
-        || unix_fd_message(true),
-    );
+    let got = within(LIMIT, || unix_fd_message(true));
     assert_eq!(got, b"AAAACCCC");
 }

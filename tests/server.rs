@@ -300,7 +300,7 @@ fn holding_server(n: usize, overflow: Overflow) -> (SocketAddr, greenlet::server
 
 #[test]
 fn overflow_reply_answers_clients_past_max_connections_at_once() {
-    within(Duration::from_secs(30), "overflow reply", || {
+    within(Duration::from_secs(30), || {
         let (addr, handle) = holding_server(2, Overflow::Reply(b"503 busy\n"));
         let held: Vec<_> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
         greenlet::sleep(Duration::from_millis(20));
@@ -324,7 +324,7 @@ fn overflow_reply_answers_clients_past_max_connections_at_once() {
 
 #[test]
 fn overflow_close_closes_clients_past_max_connections() {
-    within(Duration::from_secs(30), "overflow close", || {
+    within(Duration::from_secs(30), || {
         let (addr, handle) = holding_server(1, Overflow::Close);
         let _held = TcpStream::connect(addr).unwrap();
         greenlet::sleep(Duration::from_millis(20));
@@ -341,7 +341,7 @@ fn overflow_close_closes_clients_past_max_connections() {
 /// timeout, while a normal client is answered at once meanwhile.
 #[test]
 fn connection_timeout_cuts_off_slow_clients() {
-    within(Duration::from_secs(30), "connection timeout", || {
+    within(Duration::from_secs(30), || {
         let server = StreamServer::bind("127.0.0.1:0", |mut stream: TcpStream, _peer| {
             let mut line = Vec::new();
             let mut byte = [0; 1];

@@ -15,16 +15,18 @@
 //! into it.
 
 pub(crate) mod handle;
+mod interrupt;
 pub(crate) mod oneshot;
 pub(crate) mod reactor;
 pub(crate) mod remote;
+pub(crate) mod sync_wait;
 pub(crate) mod task;
 pub(crate) mod timers;
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::io;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +37,13 @@ use crate::fiber::stack::StackPool;
 use crate::greenlet::JoinError;
 use reactor::Reactor;
 use remote::{Remote, RemoteMsg, RemoteWaker};
+use sync_wait::{SyncWaitLink, SyncWaits};
 use task::{Fiber, Header, ResultSlot, State, TaskRef, Wake};
+
+pub(crate) use interrupt::{
+    KillSignal, TimeoutSignal, deliver_interrupts, interrupt_pending, mark_timeout_seen_in_hook,
+    pending_interrupt, resume_unwind_marked, unwind_with, unwinding_now,
+};
 use timers::{TimerAction, TimerKey, Timers};
 
 /// Greenlet runs between two non-blocking epoll polls while greenlets keep
@@ -51,14 +59,6 @@ const SMALL_TABLE: usize = 1024;
 /// The ready queue's room; more, grown during a peak, is freed once the
 /// queue is empty and the hub goes idle.
 const READY_RESERVE: usize = 64;
-
-/// The unwind payload that delivers `kill`.
-pub(crate) struct KillSignal;
-
-/// The unwind payload that delivers an expired `with_timeout` scope.
-pub(crate) struct TimeoutSignal {
-    pub(crate) id: u64,
-}
 
 thread_local! {
     /// This thread's hub; null before first use, `DEAD` after teardown.
@@ -77,6 +77,11 @@ struct HubOwner;
 
 impl Drop for HubOwner {
     fn drop(&mut self) {
+        // When a greenlet ends the process (`std::process::exit`), the
+        // thread's TLS destructors run on that greenlet's stack: from here
+        // on this thread is in root context (hooks make real calls), and
+        // `Hub::drop` keeps the running greenlet's stack mapped.
+        CURRENT.with(|c| c.set(ptr::null()));
         let hub = HUB.with(|h| h.replace(DEAD));
         if !hub.is_null() && hub != DEAD {
             // SAFETY: `hub` came from `Box::into_raw` in `Hub::init` and is
@@ -110,7 +115,12 @@ pub(crate) struct Hub {
     waits: RefCell<WaitSlots>,
     /// Tasks parked in a sync primitive's waiter list (`crate::sync`): another
     /// thread may wake them through the remote queue.
-    sync_waits: Cell<usize>,
+    sync_waits: SyncWaits,
+    /// Greenlets that started and have not finished (parked, ready, or
+    /// running): at thread exit their stacks must stay mapped.
+    live: Cell<usize>,
+    /// Suspended tasks whose `unwinding` flag is set (see `interrupt`).
+    parked_unwinding: Cell<usize>,
     next_id: Cell<u64>,
     ticks: Cell<u32>,
     in_loop: Cell<bool>,
@@ -152,6 +162,7 @@ impl Hub {
             panic!("greenlet: the hub of this thread was used after the thread's teardown began");
         }
         crate::fiber::overflow::install();
+        interrupt::install_panic_marker();
         let (reactor, waker) = Reactor::new().unwrap_or_else(|e| {
             panic!("greenlet: cannot create this thread's hub (epoll/eventfd): {e}")
         });
@@ -167,7 +178,9 @@ impl Hub {
             reactor,
             remote: Arc::new(Remote::new(waker)),
             waits: RefCell::new(WaitSlots::default()),
-            sync_waits: Cell::new(0),
+            sync_waits: SyncWaits::new(),
+            live: Cell::new(0),
+            parked_unwinding: Cell::new(0),
             next_id: Cell::new(1),
             ticks: Cell::new(0),
             in_loop: Cell::new(false),
@@ -262,7 +275,7 @@ impl Hub {
             // running this code; `run_task` keeps it alive.
             let hdr = unsafe { &*cur };
             hdr.state.set(State::Parked);
-            suspend(hdr);
+            switch_out(hdr);
             hdr.wake.get()
         }
     }
@@ -272,8 +285,13 @@ impl Hub {
     /// enough to inline.
     #[inline(never)]
     fn park_root(&self) -> Wake {
+        // Refuse re-entry before touching the root's state: a blocking call
+        // made from inside the loop (a destructor the loop ran) must leave
+        // the outer wait parked, even if its panic is caught.
+        let _loop = LoopGuard::enter(self);
         let root: &Header = &self.root;
         root.state.set(State::Parked);
+        interrupt::note_suspend(root);
         let guard = RootUnpark(root);
         self.run_until_root_ready();
         drop(guard);
@@ -352,6 +370,12 @@ impl Hub {
         hdr.state.set(State::Running);
         CURRENT.with(|c| c.set(hdr));
         self.monitor.switched(hdr);
+        // Keeps the loop consistent if anything below panics (it should
+        // not: the fiber catches every panic of user code).
+        let guard = RunGuard {
+            hub: self,
+            task: &task,
+        };
         // SAFETY: only `run_task` resumes fibers, and the loop never runs
         // inside a greenlet, so this is the only live borrow of the fiber.
         let fiber = match unsafe { (*hdr.fiber.get()).as_mut() } {
@@ -360,6 +384,7 @@ impl Hub {
                 Some(f) => f,
                 None => {
                     // No stack: the task finished without running.
+                    std::mem::forget(guard);
                     CURRENT.with(|c| c.set(ptr::null()));
                     self.monitor.left();
                     return self.finish(task);
@@ -367,6 +392,7 @@ impl Hub {
             },
         };
         let result = fiber.resume(());
+        std::mem::forget(guard);
         CURRENT.with(|c| c.set(ptr::null()));
         self.monitor.left();
         match result {
@@ -387,6 +413,7 @@ impl Hub {
         let launch = task.launch.take().expect("ready task without a fiber");
         // SAFETY: `launch` was set by `spawn` for this task's payload type.
         let fiber = unsafe { launch(task, Some(self)) }?;
+        self.live.set(self.live.get() + 1);
         // SAFETY: the fiber slot is empty and only `run_task` touches it; the
         // returned borrow ends before the task can run again.
         Some(unsafe { (*task.fiber.get()).insert(fiber) })
@@ -398,7 +425,10 @@ impl Hub {
         hdr.state.set(State::Finished);
         // SAFETY: the fiber returned, nothing borrows it any more; dropping
         // a finished fiber returns its stack to the pool.
-        drop(unsafe { (*hdr.fiber.get()).take() });
+        if let Some(fiber) = unsafe { (*hdr.fiber.get()).take() } {
+            self.live.set(self.live.get() - 1);
+            drop(fiber);
+        }
         // SAFETY: only the fiber prologue and this function touch it.
         let keepalive = unsafe { (*hdr.keepalive.get()).take() };
         hdr.notify_watchers(self);
@@ -406,9 +436,9 @@ impl Hub {
         drop(keepalive);
     }
 
-    /// Runs the loop until the root is unparked.
+    /// Runs the loop until the root is unparked. The caller holds the
+    /// [`LoopGuard`].
     fn run_until_root_ready(&self) {
-        let _guard = LoopGuard::enter(self);
         let root: &Header = &self.root;
         loop {
             if self.run_pass() {
@@ -442,6 +472,9 @@ impl Hub {
     /// that also polls epoll.
     fn run_round(&self) {
         let _guard = LoopGuard::enter(self);
+        let root: &Header = &self.root;
+        interrupt::note_suspend(root);
+        let _resume = RootResume(root);
         self.run_pass();
         self.ticks.set(TICK_BUDGET);
         self.maintain(false);
@@ -493,7 +526,7 @@ impl Hub {
     fn can_be_woken(&self) -> bool {
         self.reactor.has_waiters()
             || self.waits.borrow().used > 0
-            || self.sync_waits.get() > 0
+            || self.sync_waits.count() > 0
             || Arc::strong_count(&self.remote) > 1
     }
 
@@ -546,12 +579,22 @@ impl Hub {
 
     #[cold]
     fn drain_remote_slow(&self) {
+        // A message that panics must not strand the ones behind it: the
+        // pending flag was cleared, so set it again if we unwind.
+        struct Repend<'a>(&'a Remote);
+        impl Drop for Repend<'_> {
+            fn drop(&mut self) {
+                self.0.repend();
+            }
+        }
+        let repend = Repend(&self.remote);
         while let Some(msg) = self.remote.pop() {
             match msg {
                 RemoteMsg::Run(f) => f(),
                 RemoteMsg::Wake { key, generation } => self.wake_slot(key, generation),
             }
         }
+        std::mem::forget(repend);
     }
 
     /// Gives memory back as the hub goes idle: one batch of released stacks
@@ -635,18 +678,24 @@ impl Hub {
         }
     }
 
-    /// Counts a task of this hub entering a sync primitive's waiter list,
+    /// Records a task of this hub entering a sync primitive's waiter list,
     /// where another thread may wake it (with a `RemoteMsg::Run` through
-    /// [`Hub::remote`]); pair with [`Hub::end_sync_wait`].
+    /// [`Hub::remote`]); pair with [`Hub::end_sync_wait`]. If the thread
+    /// exits first, the hub cancels the wait through `link` (see
+    /// [`sync_wait`]).
+    ///
+    /// # Safety
+    /// As [`SyncWaits::link`].
     #[inline]
-    pub(crate) fn begin_sync_wait(&self) {
-        self.sync_waits.set(self.sync_waits.get() + 1);
+    pub(crate) unsafe fn begin_sync_wait(&self, link: &SyncWaitLink) {
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.sync_waits.link(link) };
     }
 
     /// The task's sync wait (see [`Hub::begin_sync_wait`]) ended.
     #[inline]
-    pub(crate) fn end_sync_wait(&self) {
-        self.sync_waits.set(self.sync_waits.get() - 1);
+    pub(crate) fn end_sync_wait(&self, link: &SyncWaitLink) {
+        self.sync_waits.unlink(link);
     }
 
     /// A `Send` handle to this hub's remote queue.
@@ -657,21 +706,28 @@ impl Hub {
 
 impl Drop for Hub {
     fn drop(&mut self) {
-        // Unstarted greenlets are dropped (their closures with them); parked
-        // ones keep themselves alive and are leaked, never unwound here: the
-        // thread's other TLS may already be gone. Work other threads queued
-        // for this hub is dropped, which tells their waiters it will never
-        // run.
+        // Unstarted greenlets are dropped (their closures with them). Started
+        // ones that have not finished (parked, or the one running if a
+        // greenlet called `process::exit`) are never resumed and never
+        // unwound here: the thread's other TLS may already be gone, and
+        // their destructors could park on a hub that no longer exists. They
+        // are leaked like `mem::forget`, and so their stacks stay mapped for
+        // the life of the process: a value pinned on such a stack (an
+        // intrusive waiter of another library, a buffer a blocking-pool
+        // thread is still filling) is never invalidated, which is what
+        // `Pin`'s drop guarantee asks for.
+        //
+        // Work other threads queued for this hub is dropped, which tells
+        // their waiters it will never run.
         self.remote.close();
+        // Waits linked into sync primitives that other threads use are
+        // cancelled: hand-offs already made to them go on to the next waiter.
+        self.sync_waits.cancel_all();
         let ready = std::mem::take(self.ready.get_mut());
         drop(ready);
         let timers = self.timers.get_mut().clear();
         drop(timers);
-        // A greenlet leaked in a sync wait stays linked into a primitive that
-        // other threads may use, through a node on its stack that points at
-        // this hub's remote queue: keep both alive for good.
-        if self.sync_waits.get() > 0 {
-            std::mem::forget(self.remote.clone());
+        if self.live.get() > 0 {
             self.stacks.leak();
         }
         self.waits.get_mut().slots.clear();
@@ -701,23 +757,27 @@ where
 {
     // SAFETY: guaranteed by the caller.
     let payload = unsafe { task.slot::<Payload<F, T>>() };
-    // SAFETY: only `launch` touches the closure cell, once.
-    let f = unsafe { (*payload.f.get()).take() };
     let Some(hub) = hub else {
-        drop(f);
+        // SAFETY: only `launch` and the fiber prologue touch the closure
+        // cell, and the task never ran.
+        drop(unsafe { (*payload.f.get()).take() });
         if let Some(h) = Hub::try_current() {
             h.stacks.unreserve(task.stack_size);
         }
         return None;
     };
-    let f = f?;
+    // SAFETY: as above; the fiber prologue has not run.
+    if unsafe { (*payload.f.get()).is_none() } {
+        return None;
+    }
     let stack = match hub.stacks.take(task.stack_size) {
         Ok(stack) => stack,
         Err(e) => {
             // The kernel refused the stack's guard page (out of memory for
             // page tables): the greenlet ends before it starts, its `join`
             // reporting why, like a panic at its first line.
-            drop(f);
+            // SAFETY: as above.
+            drop(unsafe { (*payload.f.get()).take() });
             let msg = format!("greenlet could not get a stack: {e}");
             // SAFETY: the task never ran; nobody else touches the slot.
             unsafe { *payload.slot.get() = Some(Err(JoinError::from_payload(Box::new(msg)))) };
@@ -725,23 +785,37 @@ where
         }
     };
     task.stack_lo.set(stack.guard_lo());
+    // The fiber's closure captures three pointers and nothing else: the
+    // user's closure stays in the task's heap cell until the prologue moves
+    // it onto the new stack. corosensei moves the initial closure across the
+    // stack switch and refuses anything over 1 KiB, so capturing `f` here
+    // would fail for large closures.
     let hdr: *const Header = task.as_ptr();
     let slot: *const ResultSlot<T> = &payload.slot;
+    let fcell: *const UnsafeCell<Option<F>> = &payload.f;
     Some(Fiber::with_stack(
         stack,
         move |yielder: &Yielder<(), ()>, ()| {
             // SAFETY: the task owns this fiber, so it outlives the closure; only
             // this closure writes the slot, and nobody reads it before the task
-            // is finished.
+            // is finished; the closure cell is ours alone from the first run
+            // on (checked non-empty by `launch`).
             unsafe {
                 (*hdr).yielder.set(yielder);
                 *(*hdr).keepalive.get() = Some(Hub::current().current_task());
+                let f = (*(*fcell).get()).take().expect("launched twice");
                 let mut result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
                 if result.is_ok() && (*hdr).kill.get() {
-                    // Killed while inside calls that could not unwind (the
-                    // monkey hooks fail instead): it still dies as killed.
+                    // Killed, and the kill was caught (`catch_unwind`) or met
+                    // only calls that cannot unwind (the monkey hooks fail
+                    // instead): it still dies as killed.
                     result = Err(JoinError::killed());
                 }
+                // The greenlet is done: interrupts aimed at its body no
+                // longer apply to the destructors below.
+                (*hdr).kill.set(false);
+                (*hdr).timeout.set(None);
+                (*hdr).unwinding.set(false);
                 // Greenlet-local values die with the greenlet, on its own
                 // stack (their destructors may still park). A panicking
                 // destructor was reported by the panic hook; it does not
@@ -751,6 +825,15 @@ where
             }
         },
     ))
+}
+
+/// Suspends the running greenlet back into the loop, keeping its unwinding
+/// state (see [`interrupt`]).
+#[inline(always)]
+fn switch_out(hdr: &Header) {
+    interrupt::note_suspend(hdr);
+    suspend(hdr);
+    interrupt::note_resume(hdr);
 }
 
 /// Suspends the running greenlet back into the loop.
@@ -768,6 +851,35 @@ struct RootUnpark<'a>(&'a Header);
 impl Drop for RootUnpark<'_> {
     fn drop(&mut self) {
         self.0.state.set(State::Running);
+        interrupt::note_resume(self.0);
+    }
+}
+
+/// Ends a root "suspension" that did not park it (a root `yield_now`).
+struct RootResume<'a>(&'a Header);
+
+impl Drop for RootResume<'_> {
+    fn drop(&mut self) {
+        interrupt::note_resume(self.0);
+    }
+}
+
+/// Armed while `run_task` runs a task; forgotten on the normal path. If
+/// anything unwinds out of resuming a fiber (nothing should: the fiber
+/// catches every panic of user code), the loop is left consistent: no
+/// greenlet is current, and the task is finished (its `join` reports it
+/// killed) rather than left `Running` with a broken fiber.
+struct RunGuard<'a> {
+    hub: &'a Hub,
+    task: &'a TaskRef,
+}
+
+impl Drop for RunGuard<'_> {
+    #[cold]
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(ptr::null()));
+        self.hub.monitor.left();
+        self.hub.finish(self.task.clone());
     }
 }
 
@@ -813,9 +925,9 @@ pub(crate) fn yield_now() {
         // alive by `run_task`.
         let hdr = unsafe { &*cur };
         hdr.state.set(State::Ready);
-        suspend(hdr);
+        switch_out(hdr);
         if hdr.kill.get() || hdr.timeout.get().is_some() {
-            deliver_slow(hdr);
+            interrupt::deliver_slow(hdr);
         }
     }
 }
@@ -824,6 +936,7 @@ pub(crate) fn yield_now() {
 /// unwinding (never while already unwinding).
 #[inline]
 pub(crate) fn park() -> Wake {
+    interrupt::deliver_before_park();
     let hub = Hub::current();
     let wake = hub.park_raw();
     deliver_interrupts();
@@ -843,6 +956,9 @@ pub(crate) fn park_until(deadline: Option<Instant>) -> Wake {
 /// [`park_until`], delivering kills and timeouts by unwinding only if
 /// `deliver`; otherwise the caller checks [`interrupt_pending`].
 pub(crate) fn park_until_with(deadline: Option<Instant>, deliver: bool) -> Wake {
+    if deliver {
+        interrupt::deliver_before_park();
+    }
     let hub = Hub::current();
     let park = || {
         let wake = hub.park_raw();
@@ -864,65 +980,6 @@ pub(crate) fn park_until_with(deadline: Option<Instant>, deliver: bool) -> Wake 
         Wake::TimedOut
     } else {
         wake
-    }
-}
-
-/// The running task's pending interrupt, without delivering it: `Some(true)`
-/// for a kill, `Some(false)` for an expired `with_timeout`.
-pub(crate) fn pending_interrupt() -> Option<bool> {
-    let cur = current_header();
-    if cur.is_null() {
-        return Hub::current().root.timeout.get().map(|_| false);
-    }
-    // SAFETY: as in `park_raw`.
-    let hdr = unsafe { &*cur };
-    if hdr.kill.get() {
-        Some(true)
-    } else if hdr.timeout.get().is_some() {
-        Some(false)
-    } else {
-        None
-    }
-}
-
-/// Records that a monkey hook failed a call because of the running task's
-/// pending expired timeout.
-#[cfg_attr(not(feature = "monkey"), allow(dead_code))]
-pub(crate) fn mark_timeout_seen_in_hook() {
-    Hub::current().current_task().timeout_seen_in_hook.set(true);
-}
-
-/// Whether a kill or an expired `with_timeout` is pending for the running
-/// task.
-pub(crate) fn interrupt_pending() -> bool {
-    pending_interrupt().is_some()
-}
-
-/// Unwinds the running task if a kill or an expired `with_timeout` is
-/// pending for it.
-pub(crate) fn deliver_interrupts() {
-    let cur = current_header();
-    let hdr: &Header = if cur.is_null() {
-        &Hub::current().root
-    } else {
-        // SAFETY: as in `park_raw`.
-        unsafe { &*cur }
-    };
-    if hdr.kill.get() || hdr.timeout.get().is_some() {
-        deliver_slow(hdr);
-    }
-}
-
-#[cold]
-fn deliver_slow(hdr: &Header) {
-    if std::thread::panicking() {
-        return;
-    }
-    if hdr.kill.replace(false) {
-        resume_unwind(Box::new(KillSignal));
-    }
-    if let Some((_, id)) = hdr.timeout.take() {
-        resume_unwind(Box::new(TimeoutSignal { id }));
     }
 }
 

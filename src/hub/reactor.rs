@@ -484,6 +484,17 @@ impl Drop for WaitCleanup<'_> {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        self.retire();
+    }
+}
+
+impl Registration {
+    /// Gives up the slot (the fd is being closed, or the registration
+    /// dropped), waking every task still waiting on it. Later calls, and
+    /// the drop after it, do nothing. A waiter removes itself afterwards as
+    /// usual ([`Registration::remove_waiter`]), which keeps the count of
+    /// fd waiters exact.
+    pub(crate) fn retire(&self) {
         let Some(hub) = Hub::try_current() else {
             return;
         };

@@ -103,6 +103,12 @@ impl Remote {
         }
     }
 
+    /// Hub side: marks messages as possibly queued again (a drain that
+    /// was cut short by a panic).
+    pub(crate) fn repend(&self) {
+        self.pending.store(true, Ordering::Release);
+    }
+
     /// Hub side: awake again.
     pub(crate) fn end_sleep(&self) {
         self.sleeping.store(false, Ordering::Relaxed);

@@ -189,6 +189,28 @@ impl Watchers {
             self.rest.push(w);
         }
     }
+
+    /// Removes one `Watcher::Task` entry for `task` (a waiter that stopped
+    /// waiting: timed out, killed, or woken), so repeated timed waits do
+    /// not grow the list.
+    pub(crate) fn remove_task(&mut self, task: *const Header) {
+        let is_it = |w: &Watcher| matches!(w, Watcher::Task(t) if t.as_ptr() == task);
+        if self.first.as_ref().is_some_and(is_it) {
+            self.first = if self.rest.is_empty() {
+                None
+            } else {
+                Some(self.rest.remove(0))
+            };
+        } else if let Some(i) = self.rest.iter().position(is_it) {
+            self.rest.remove(i);
+        }
+    }
+
+    /// How many watchers are registered (for tests).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
 }
 
 /// Completion order for `iwait`.
@@ -215,8 +237,16 @@ pub(crate) struct Header {
     pub(crate) stack_size: usize,
     pub(crate) state: Cell<State>,
     pub(crate) wake: Cell<Wake>,
-    /// `kill` was requested and not yet delivered.
+    /// `kill` was requested. Sticky: once set it stays set, and every park
+    /// of the greenlet unwinds again (unless the greenlet is unwinding
+    /// already), so catching the kill with `catch_unwind` cannot keep the
+    /// greenlet alive.
     pub(crate) kill: Cell<bool>,
+    /// Whether this task was unwinding (a panic, kill or timeout was
+    /// propagating through its frames) when it last suspended. Kills and
+    /// timeouts are not delivered to an unwinding task: a second unwind out
+    /// of a destructor aborts the process. See `hub::unwind`.
+    pub(crate) unwinding: Cell<bool>,
     /// A `with_timeout` expired: (nesting depth, timeout id). The outermost
     /// expired scope wins.
     pub(crate) timeout: Cell<Option<(u32, u64)>>,
@@ -264,6 +294,7 @@ impl Header {
             state: Cell::new(State::Ready),
             wake: Cell::new(Wake::Ready),
             kill: Cell::new(false),
+            unwinding: Cell::new(false),
             timeout: Cell::new(None),
             timeout_seen_in_hook: Cell::new(false),
             timeout_depth: Cell::new(0),

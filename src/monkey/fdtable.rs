@@ -149,9 +149,19 @@ pub(crate) fn with_registration<R>(
     info: &FdInfo,
     f: impl FnOnce(&Registration) -> R,
 ) -> Option<R> {
+    // The map keeps its own reference: other greenlets may wait on the same
+    // fd while this one is parked inside `f`.
+    registration(fd, info).map(|reg| f(&reg))
+}
+
+/// This thread's registration of `fd` (see [`with_registration`]), as a
+/// handle that stays valid after the fd is closed: a waiter that must undo
+/// its registration later (`poll`'s) undoes it on the registration it made,
+/// never on whatever a reused fd number maps to by then.
+pub(crate) fn registration(fd: libc::c_int, info: &FdInfo) -> Option<Rc<Registration>> {
     let generation = info.generation();
     let idx = fd as usize;
-    let reg = REGS.with(|regs| {
+    REGS.with(|regs| {
         let mut regs = regs.borrow_mut();
         if regs.len() <= idx {
             regs.resize_with(idx + 1, || None);
@@ -167,10 +177,7 @@ pub(crate) fn with_registration<R>(
                 Some(reg)
             }
         }
-    })?;
-    // The map keeps its own reference: other greenlets may wait on the same
-    // fd while this one is parked inside `f`.
-    Some(f(&reg))
+    })
 }
 
 /// Removes this thread's registration of `fd` (before it closes), waking
@@ -183,6 +190,8 @@ pub(crate) fn forget_registration(fd: libc::c_int) {
         .flatten();
     if let Some((_, reg)) = reg {
         let _ = reg.deregister(&mut SourceFd(&fd));
-        drop(reg);
+        // Waiters (a `poll` hook's) may hold the registration too: wake
+        // them now rather than when the last reference drops.
+        reg.retire();
     }
 }

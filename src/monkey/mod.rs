@@ -73,6 +73,7 @@ pub(crate) mod fdtable;
 mod io;
 mod net;
 pub(crate) mod real;
+mod signal;
 mod time;
 
 use std::cell::Cell;
@@ -137,6 +138,14 @@ impl Hook {
         IN_HOOK.with(|h| h.set(true));
         r
     }
+}
+
+/// Runs a signal handler `f` with every hook making the real call (see
+/// `signal.rs`). Async-signal-safe: one constant thread-local.
+pub(crate) fn in_signal_handler(f: impl FnOnce()) {
+    let prev = IN_HOOK.with(|h| h.replace(true));
+    f();
+    IN_HOOK.with(|h| h.set(prev));
 }
 
 impl Drop for Hook {

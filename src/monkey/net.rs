@@ -2,11 +2,12 @@
 //! `accept`, `accept4`, `setsockopt` (timeouts), `poll`, `ppoll`, `select`
 //! and the fortified `__poll_chk`/`__ppoll_chk`.
 
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use libc::{c_int, c_void, sockaddr, socklen_t};
 
-use crate::hub::reactor::Direction;
+use crate::hub::reactor::{Direction, Registration};
 use crate::hub::task::Wake;
 use crate::monkey::real::{errno, set_errno};
 use crate::monkey::{Hook, fdtable, interrupt_errno, is_socket, real, wait_fd};
@@ -207,7 +208,10 @@ fn green_poll(hook: &Hook, fds: &mut [libc::pollfd], timeout: Option<Duration>) 
 fn wait_any(hook: &Hook, fds: &[libc::pollfd], deadline: Option<Instant>) -> Option<Wake> {
     let hub = crate::hub::Hub::current();
     let me = hub.current_task();
-    let mut added: Vec<(c_int, Direction)> = Vec::with_capacity(fds.len() * 2);
+    // The registrations themselves, not fd numbers: an fd closed during
+    // the wait must still have its waiter removed (or the hub would count
+    // a waiter that no event can ever wake).
+    let mut added: Vec<(Rc<Registration>, Direction)> = Vec::with_capacity(fds.len() * 2);
     let mut ok = true;
     let mut ready_now = false;
     for p in fds.iter().filter(|p| p.fd >= 0) {
@@ -222,15 +226,16 @@ fn wait_any(hook: &Hook, fds: &[libc::pollfd], deadline: Option<Instant>) -> Opt
             if p.events & bit == 0 {
                 continue;
             }
-            let r = fdtable::with_registration(p.fd, info, |reg| {
-                // The real poll just said "not ready": forget stale edges.
-                reg.clear_readiness(dir);
-                reg.add_waiter(dir, &me)
-            });
-            match r {
-                None => ok = false,
-                Some(true) => added.push((p.fd, dir)),
-                Some(false) => ready_now = true,
+            let Some(reg) = fdtable::registration(p.fd, info) else {
+                ok = false;
+                continue;
+            };
+            // The real poll just said "not ready": forget stale edges.
+            reg.clear_readiness(dir);
+            if reg.add_waiter(dir, &me) {
+                added.push((reg, dir));
+            } else {
+                ready_now = true;
             }
         }
     }
@@ -241,10 +246,8 @@ fn wait_any(hook: &Hook, fds: &[libc::pollfd], deadline: Option<Instant>) -> Opt
     } else {
         None
     };
-    for (fd, dir) in added {
-        if let Some(info) = fdtable::info(fd) {
-            fdtable::with_registration(fd, info, |reg| reg.remove_waiter(dir, &me));
-        }
+    for (reg, dir) in added {
+        reg.remove_waiter(dir, &me);
     }
     wake
 }

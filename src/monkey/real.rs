@@ -77,6 +77,7 @@ real_fns! {
     fn close(fd: c_int) -> c_int;
     fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int;
     fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int;
+    fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int;
     fn __read_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t) -> ssize_t;
     fn __recv_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int) -> ssize_t;
     fn __recvfrom_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> ssize_t;
@@ -85,6 +86,19 @@ real_fns! {
 }
 
 /// Reads `errno`.
+/// A signal set holding only `sig` (empty if `sig` is not a signal).
+pub(crate) fn sigset_of(sig: c_int) -> libc::sigset_t {
+    // SAFETY: zeroed is a valid sigset_t for sigemptyset to initialize.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid sigset out-pointer; sigaddset rejects bad numbers
+    // with EINVAL and no memory effects.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+    }
+    set
+}
+
 #[inline]
 pub(crate) fn errno() -> c_int {
     // SAFETY: errno is thread-local and always readable.

@@ -148,7 +148,17 @@ impl<S: AsFd> Socket<S> {
             return Ok(&r.reg);
         }
         let fd = self.inner.as_fd().as_raw_fd();
-        let reg = Registration::new(&mut SourceFd(&fd))?;
+        let reg = match Registration::new(&mut SourceFd(&fd)) {
+            // A std socket that waited in a monkey hook before it was
+            // converted (`TcpStream::from(std_stream)`) is registered by the
+            // hook layer already: that registration gives way to ours.
+            #[cfg(feature = "monkey")]
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                crate::monkey::fdtable::forget_registration(fd);
+                Registration::new(&mut SourceFd(&fd))?
+            }
+            r => r?,
+        };
         let opts = self.opts.clone();
         Ok(&self
             .reg

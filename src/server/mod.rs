@@ -69,7 +69,6 @@ mod worker;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::panic::resume_unwind;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -503,7 +502,7 @@ where
             }
         }
         if let Some(payload) = panicked {
-            resume_unwind(payload);
+            crate::hub::resume_unwind_marked(payload);
         }
         let error = shared
             .error

@@ -50,7 +50,7 @@
 //! waiter leaked in it, and then kept its stacks mapped and its remote queue
 //! alive for good (see `Hub`'s `Drop`).
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -58,6 +58,7 @@ use std::time::Instant;
 
 use super::lock::{Lock, LockGuard};
 use crate::hub::remote::{Remote, RemoteMsg};
+use crate::hub::sync_wait::SyncWaitLink;
 use crate::hub::task::{Header, TaskRef, Wake};
 use crate::hub::{self, Hub};
 
@@ -332,15 +333,19 @@ pub(crate) fn wait<S, P>(
     let node: *mut Node<P> = &mut node;
     // SAFETY: a fresh node; we hold the lock.
     unsafe { list(&mut guard).link(node) };
-    hub.begin_sync_wait();
-    drop(guard);
     let reg = Registration {
+        link: SyncWaitLink::new(Registration::<S, P>::cancel),
         hub,
         lock,
         list,
         node,
         abandon,
+        done: Cell::new(false),
     };
+    // SAFETY: `reg` stays in this frame and is never moved (only borrowed)
+    // until it drops, and both `finish` and `Drop` unlink it first.
+    unsafe { hub.begin_sync_wait(&reg.link) };
+    drop(guard);
     loop {
         let wake = match deadline {
             None => hub::park(),
@@ -392,12 +397,20 @@ fn current_task_ptr(hub: &Hub) -> *const Header {
 }
 
 /// Unlinks a waiter's node if its park unwinds.
+///
+/// `#[repr(C)]` with the hub link first: the hub cancels a wait it finds
+/// linked at thread exit through that link's address (see
+/// [`crate::hub::sync_wait`]).
+#[repr(C)]
 struct Registration<'a, S, P> {
+    link: SyncWaitLink,
     hub: &'static Hub,
     lock: &'a Lock<S>,
     list: fn(&mut S) -> &mut WaitList<P>,
     node: *mut Node<P>,
     abandon: fn(&mut S, P) -> Option<P>,
+    /// `finish` or `cancel` ended the wait: `Drop` has nothing to do.
+    done: Cell<bool>,
 }
 
 impl<S, P> Registration<'_, S, P> {
@@ -422,16 +435,53 @@ impl<S, P> Registration<'_, S, P> {
     /// Ends the wait of a node that is no longer linked nor pending and
     /// returns its payload.
     #[inline]
-    fn finish(self) -> Option<P> {
-        let this = std::mem::ManuallyDrop::new(self);
-        this.hub.end_sync_wait();
+    fn finish(&self) -> Option<P> {
+        self.done.set(true);
+        self.hub.end_sync_wait(&self.link);
         // SAFETY: our callers saw the node notified, or unlinked it.
-        unsafe { this.take_payload() }
+        unsafe { self.take_payload() }
+    }
+
+    /// Hub teardown (the thread exits while this wait is parked; the task
+    /// never runs again): unlinks the node if it still waits, and passes on
+    /// a hand-off already made to it, so no item, permit or lock is lost
+    /// to a dead waiter. A `PENDING` hand-off counts as made: its wake-up
+    /// message went (or will go) to the closed remote queue, which drops it
+    /// unrun. The waiter's own leftover payload (a putter's item) stays
+    /// with its leaked stack: no user destructor runs at thread teardown.
+    ///
+    /// # Safety
+    /// `link` is the `link` field of a live `Registration<S, P>`, unlinked
+    /// from its hub, whose task never runs again.
+    unsafe fn cancel(link: *const SyncWaitLink) {
+        // SAFETY: `link` is the first field of a `#[repr(C)]`
+        // `Registration<S, P>` (the caller's contract), which stays in place
+        // because its frame is never resumed.
+        let this = unsafe { &*link.cast::<Registration<'_, S, P>>() };
+        let mut guard = this.lock.lock();
+        let mark = this.mark();
+        if mark == WAITING {
+            // SAFETY: waiting means linked, and we hold the lock.
+            unsafe { (this.list)(&mut guard).unlink(this.node) };
+        }
+        // SAFETY: unlinked; a pending wake-up will never run (see above),
+        // and the lock keeps notifiers out.
+        let payload = unsafe { this.take_payload() };
+        let leftover = match payload {
+            Some(p) if mark != WAITING => (this.abandon)(&mut guard, p),
+            other => other,
+        };
+        drop(guard);
+        std::mem::forget(leftover);
+        this.done.set(true);
     }
 }
 
 impl<S, P> Drop for Registration<'_, S, P> {
     fn drop(&mut self) {
+        if self.done.get() {
+            return;
+        }
         let mut guard = self.lock.lock();
         // Under the lock a `WAITING` mark is final: only lock holders
         // change it.
@@ -457,7 +507,7 @@ impl<S, P> Drop for Registration<'_, S, P> {
             other => other,
         };
         drop(guard);
-        self.hub.end_sync_wait();
+        self.hub.end_sync_wait(&self.link);
         drop(leftover);
     }
 }

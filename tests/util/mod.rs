@@ -319,27 +319,66 @@ pub fn example(name: &str) -> Command {
     Command::new(path)
 }
 
-// ---- deadlines and raw peers ----
-/// Runs `f` on a thread of its own (with its own hub) and returns its value,
-/// failing the test if it takes longer than `limit`: for tests whose
-/// failure mode is a hang. The stuck thread is left behind.
+// ---- deadlines ----
+
+/// [`run_child`] with a deadline: a child still running after `limit` is
+/// killed and the test fails, naming the scenario.
 #[track_caller]
-pub fn within<T: Send + 'static>(
+pub fn run_child_within(
+    test_name: &str,
+    mode: &str,
+    env: &[(&str, &str)],
     limit: Duration,
-    what: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
-    });
-    match rx.recv_timeout(limit) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("{what}: still not done after {limit:?} (hung)"),
+) -> Output {
+    use std::process::Stdio;
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut cmd = Command::new(exe);
+    cmd.args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, mode)
+        .env_remove("GREENLET_MONITOR")
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("cannot re-run the test binary");
+    let start = Instant::now();
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("child output");
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("child output");
+            panic!(
+                "child scenario {mode:?} still running after {limit:?} (a hang)\n{}",
+                describe(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
+/// Runs `f` on a thread of its own (with its own hub) and returns its
+/// result, failing the test if it has not finished within `limit`: a hang
+/// becomes a failure instead of blocking the suite. A panic in `f` is
+/// re-raised here.
+#[track_caller]
+pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(v)) => v,
+        Ok(Err(p)) => std::panic::resume_unwind(p),
+        Err(_) => panic!("still running after {limit:?}: a hang"),
+    }
+}
+
+// ---- raw peers ----
 /// Sends `byte` as TCP urgent (out-of-band) data on `fd`.
 #[track_caller]
 pub fn send_urgent(fd: std::os::fd::RawFd, byte: u8) {

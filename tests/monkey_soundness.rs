@@ -1,0 +1,229 @@
+//! Soundness regressions in the monkey hooks (issue 9): each test is the
+//! program that broke, bounded in time.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::sync::Once;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use greenlet::{sleep, spawn, with_timeout};
+use util::{assert_child_passed, child_mode, run_child_within, within};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+fn patch() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(greenlet::monkey::patch_all);
+}
+
+#[test]
+fn timeout_seen_by_a_hook_does_not_leak_into_a_later_scope() {
+    patch();
+    within(LIMIT, || {
+        let g = spawn(|| {
+            let first = with_timeout(Duration::from_millis(20), || {
+                // The hook fails this sleep because of the expired scope...
+                std::thread::sleep(Duration::from_millis(300));
+                // ...and this Rust park delivers the expiry by unwinding.
+                sleep(Duration::from_secs(1));
+            });
+            let later = with_timeout(Duration::from_secs(5), || {
+                std::thread::sleep(Duration::from_millis(1));
+                "made it"
+            });
+            (first.is_err(), later)
+        });
+        let (first_elapsed, later) = g.join().unwrap();
+        assert!(first_elapsed);
+        assert_eq!(later, Ok("made it"));
+    });
+}
+
+#[test]
+fn std_stream_read_through_the_hooks_then_converted_reads_again() {
+    patch();
+    within(LIMIT, || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            for b in [b"a", b"b"] {
+                std::thread::sleep(Duration::from_millis(50));
+                s.write_all(b).unwrap();
+            }
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+        });
+        let g = spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            let mut one = [0u8; 1];
+            // Waits in the hook: the hook layer registers the fd.
+            s.read_exact(&mut one).unwrap();
+            assert_eq!(&one, b"a");
+            let mut green = greenlet::net::TcpStream::from(s);
+            // Waits in greenlet::net: must not fail with EEXIST.
+            green.read_exact(&mut one).unwrap();
+            assert_eq!(&one, b"b");
+        });
+        g.join().unwrap();
+        server.join().unwrap();
+    });
+}
+
+static TICKS: AtomicU64 = AtomicU64::new(0);
+static TICKS_DURING_HANDLER: AtomicU64 = AtomicU64::new(u64::MAX);
+static HANDLER_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn sleepy_handler(_: libc::c_int) {
+    let before = TICKS.load(Ordering::SeqCst);
+    // SAFETY (test): usleep is async-signal-safe.
+    unsafe { libc::usleep(50_000) };
+    TICKS_DURING_HANDLER.store(TICKS.load(Ordering::SeqCst) - before, Ordering::SeqCst);
+    HANDLER_RUNS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn a_signal_handler_running_in_a_greenlet_gets_the_real_calls() {
+    if child_mode().as_deref() == Some("signal") {
+        patch();
+        let handler = sleepy_handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        // SAFETY (test): installs a handler through the hooked `signal`.
+        let old = unsafe { libc::signal(libc::SIGUSR2, handler) };
+        assert_eq!(old, libc::SIG_DFL);
+        let ticker = spawn(|| {
+            let end = Instant::now() + Duration::from_millis(300);
+            while Instant::now() < end {
+                TICKS.fetch_add(1, Ordering::SeqCst);
+                sleep(Duration::from_millis(1));
+            }
+        });
+        let raiser = spawn(|| {
+            sleep(Duration::from_millis(20));
+            // The handler runs right here, on this greenlet's stack.
+            // SAFETY (test): raising a signal with a handler installed.
+            unsafe { libc::raise(libc::SIGUSR2) };
+        });
+        raiser.join().unwrap();
+        ticker.join().unwrap();
+        assert_eq!(HANDLER_RUNS.load(Ordering::SeqCst), 1);
+        // The handler's usleep was the real one: no greenlet ran during it.
+        assert_eq!(TICKS_DURING_HANDLER.load(Ordering::SeqCst), 0);
+        // The previous handler reads back as the user's, not a trampoline.
+        // SAFETY (test): restores the default disposition.
+        let back = unsafe { libc::signal(libc::SIGUSR2, libc::SIG_DFL) };
+        assert_eq!(back, handler);
+        // And through sigaction.
+        // SAFETY (test): zeroed sigactions are valid.
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = handler;
+            let mut old: libc::sigaction = std::mem::zeroed();
+            assert_eq!(
+                libc::sigaction(libc::SIGUSR2, &act, std::ptr::null_mut()),
+                0
+            );
+            assert_eq!(
+                libc::sigaction(libc::SIGUSR2, std::ptr::null(), &mut old),
+                0
+            );
+            assert_eq!(old.sa_sigaction, handler);
+        }
+        return;
+    }
+    let out = run_child_within(
+        "a_signal_handler_running_in_a_greenlet_gets_the_real_calls",
+        "signal",
+        &[],
+        LIMIT,
+    );
+    assert_child_passed(&out);
+}
+
+#[test]
+fn poll_on_an_fd_closed_mid_wait_leaves_no_waiter_behind() {
+    patch();
+    within(LIMIT, || {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = a.as_raw_fd();
+        let poller = spawn(move || {
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY (test): one valid pollfd.
+            unsafe { libc::poll(&mut p, 1, 10_000) }
+        });
+        let closer = spawn(move || {
+            sleep(Duration::from_millis(20));
+            drop(a); // close(2) through the hook, while `poller` waits
+        });
+        closer.join().unwrap();
+        let t = Instant::now();
+        assert!(poller.join().unwrap() >= 0);
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "poll was not woken by the close"
+        );
+        // With the waiter gone, the hub knows nothing can wake a deadlock:
+        // a root wait that nothing can end must be reported, not hang.
+        // `stubborn` unwinds and its destructor waits for `killer`, which
+        // kills `stubborn` (kills do not interrupt an unwinding greenlet).
+        struct WaitOnDrop(Option<greenlet::Greenlet<()>>);
+        impl Drop for WaitOnDrop {
+            fn drop(&mut self) {
+                let _ = greenlet::iwait(self.0.take()).next();
+            }
+        }
+        let killer_slot = std::rc::Rc::new(std::cell::RefCell::new(None));
+        let ks = killer_slot.clone();
+        let stubborn = std::rc::Rc::new(spawn(move || {
+            let _w = WaitOnDrop(ks.borrow_mut().take());
+            panic!("stubborn unwinds (expected)");
+        }));
+        let target = stubborn.clone();
+        *killer_slot.borrow_mut() = Some(spawn(move || target.kill()));
+        greenlet::yield_now();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| stubborn.kill()));
+        let msg = util::payload_message(&*r.expect_err("the deadlock was not reported"));
+        assert!(msg.contains("would block forever"), "{msg}");
+    });
+}
+
+#[test]
+fn getaddrinfo_finishing_after_its_thread_exited_writes_into_mapped_memory() {
+    if child_mode().as_deref() == Some("dns_exit") {
+        patch();
+        std::thread::spawn(|| {
+            // Occupy the single pool thread so the lookup waits behind it.
+            let _busy = spawn(|| {
+                greenlet::threadpool::spawn_blocking(|| {
+                    std::thread::sleep(Duration::from_millis(300))
+                })
+            });
+            let _lookup = spawn(|| {
+                use std::net::ToSocketAddrs;
+                let _ = ("localhost", 80).to_socket_addrs();
+            });
+            greenlet::yield_now();
+            greenlet::yield_now();
+            // Both greenlets are parked; the thread exits under them.
+        })
+        .join()
+        .unwrap();
+        // The pool now runs the lookup and writes its results into the
+        // exited thread's greenlet stack.
+        std::thread::sleep(Duration::from_millis(800));
+        return;
+    }
+    let out = run_child_within(
+        "getaddrinfo_finishing_after_its_thread_exited_writes_into_mapped_memory",
+        "dns_exit",
+        &[("GREENLET_THREADPOOL_SIZE", "1")],
+        LIMIT,
+    );
+    assert_child_passed(&out);
+}
