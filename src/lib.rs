@@ -216,7 +216,9 @@ pub use crate::hub::handle::{HubHandle, JoinHandle, hub_handle, run_until_stoppe
 pub use crate::local::Local;
 pub use crate::time::{Elapsed, sleep, with_timeout, yield_now};
 
-/// Stacks: sizes and the guard-page mechanism in use.
+/// Stacks: sizes, the guard-page mechanism in use, and what the pool holds.
 pub mod stack {
-    pub use crate::fiber::stack::{DEFAULT_STACK_SIZE, GuardKind, MIN_STACK_SIZE, guard_kind};
+    pub use crate::fiber::stack::{
+        DEFAULT_STACK_SIZE, GuardKind, MIN_STACK_SIZE, StackStats, guard_kind, stats,
+    };
 }

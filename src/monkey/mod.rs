@@ -300,6 +300,11 @@ fn real_poll_one(fd: c_int, dir: Direction, deadline: Option<Instant>) -> Waited
 /// with `MSG_DONTWAIT` (or on an fd made non-blocking for it); on `EAGAIN`,
 /// a blocking-mode fd parks until ready, bounded by the user's socket
 /// timeout, which then fails with `EAGAIN` as the kernel would.
+///
+/// It parks only after the real call said `EAGAIN`, never because a call
+/// moved fewer bytes than asked: a short read is no proof that nothing is
+/// queued (TCP urgent data and `SCM_RIGHTS` messages stop reads early), so
+/// the caller's next read always makes the syscall.
 pub(crate) fn cooperate(
     hook: &Hook,
     fd: c_int,
