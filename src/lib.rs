@@ -200,8 +200,8 @@ pub mod threadpool;
 mod time;
 
 pub use crate::greenlet::{
-    Builder, Current, Greenlet, GreenletId, Iwait, JoinError, current, iwait, joinall, spawn,
-    spawn_later,
+    Builder, Current, Greenlet, GreenletId, Iwait, JoinError, current, iwait, joinall, killall,
+    killall_nowait, killall_timeout, spawn, spawn_later, try_joinall,
 };
 pub use crate::hub::handle::{HubHandle, JoinHandle, hub_handle, run_until_stopped};
 pub use crate::local::Local;

@@ -105,6 +105,28 @@ impl Builder {
         self.spawn_inner(f, Some(delay))
     }
 
+    /// Creates the greenlet without starting it (see [`Greenlet::new`]);
+    /// start it with [`Greenlet::start`] or [`Greenlet::start_later`].
+    ///
+    /// # Errors
+    /// As [`Builder::spawn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let g = greenlet::Builder::new().name("later").build(|| 3).unwrap();
+    /// assert!(!g.is_started());
+    /// g.start();
+    /// assert_eq!(g.join().unwrap(), 3);
+    /// ```
+    pub fn build<F, T>(self, f: F) -> io::Result<Greenlet<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.spawn_inner(f, Some(crate::hub::UNSCHEDULED))
+    }
+
     fn spawn_inner<F, T>(self, f: F, delay: Option<Duration>) -> io::Result<Greenlet<T>>
     where
         F: FnOnce() -> T + 'static,

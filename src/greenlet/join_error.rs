@@ -47,7 +47,7 @@ impl JoinError {
         JoinError { repr }
     }
 
-    pub(crate) fn killed() -> JoinError {
+    pub(crate) const fn killed() -> JoinError {
         JoinError { repr: Repr::Killed }
     }
 

@@ -2,6 +2,7 @@
 
 mod builder;
 mod join_error;
+mod lifecycle;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -15,6 +16,7 @@ use crate::hub::{self, Hub, KillSignal};
 pub use builder::Builder;
 pub(crate) use builder::default_stack_size;
 pub use join_error::JoinError;
+pub use lifecycle::{killall, killall_nowait, killall_timeout, try_joinall};
 
 /// A handle to a spawned greenlet: join it, kill it, or ask after it.
 ///
@@ -110,8 +112,14 @@ where
 
 /// Parks the caller until the task `hdr` has finished.
 pub(crate) fn wait_finished(task: &TaskRef) {
+    wait_finished_until(task, None);
+}
+
+/// Parks the caller until the task has finished (true) or `deadline`
+/// passed (false).
+pub(crate) fn wait_finished_until(task: &TaskRef, deadline: Option<std::time::Instant>) -> bool {
     if task.is_finished() {
-        return;
+        return true;
     }
     if task.state.get() == State::Running {
         panic!("greenlet: a greenlet cannot wait for itself to finish (it would wait forever)");
@@ -122,8 +130,11 @@ pub(crate) fn wait_finished(task: &TaskRef) {
     // unwinding out of `park`): timed joins in a loop do not grow the list.
     let _unwatch = Unwatch { task, me: &me };
     while !task.is_finished() {
-        hub::park();
+        if hub::park_until(deadline) == Wake::TimedOut {
+            return task.is_finished();
+        }
     }
+    true
 }
 
 /// Removes a waiter's entry from a task's watchers unless the task finished
@@ -257,6 +268,12 @@ pub(crate) fn kill_task(task: &TaskRef) {
             hub.unpark(task, Wake::Interrupted);
             wait_finished(task);
         }
+    }
+}
+
+impl<T> Drop for Greenlet<T> {
+    fn drop(&mut self) {
+        lifecycle::drop_handle(&self.task);
     }
 }
 
