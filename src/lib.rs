@@ -193,6 +193,7 @@ pub mod monitor;
 pub mod monkey;
 pub mod net;
 pub mod pool;
+mod scope;
 pub mod server;
 pub mod sync;
 mod sys;
@@ -205,6 +206,7 @@ pub use crate::greenlet::{
 };
 pub use crate::hub::handle::{HubHandle, JoinHandle, hub_handle, run_until_stopped};
 pub use crate::local::Local;
+pub use crate::scope::{Scope, ScopedGreenlet, scope};
 pub use crate::time::{Elapsed, sleep, with_timeout, yield_now};
 
 /// Stacks: sizes and the guard-page mechanism in use.

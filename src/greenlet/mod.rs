@@ -16,6 +16,7 @@ use crate::hub::{self, Hub, KillSignal};
 pub use builder::Builder;
 pub(crate) use builder::default_stack_size;
 pub use join_error::JoinError;
+pub(crate) use lifecycle::kill_task_nowait;
 pub use lifecycle::{killall, killall_nowait, killall_timeout, try_joinall};
 
 /// A handle to a spawned greenlet: join it, kill it, or ask after it.
@@ -44,7 +45,7 @@ pub struct Greenlet<T> {
 
 /// A greenlet's unique id on its thread's hub (the root is 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GreenletId(u64);
+pub struct GreenletId(pub(crate) u64);
 
 impl GreenletId {
     /// The id as a number.
@@ -139,9 +140,9 @@ pub(crate) fn wait_finished_until(task: &TaskRef, deadline: Option<std::time::In
 
 /// Removes a waiter's entry from a task's watchers unless the task finished
 /// (which took the whole list).
-struct Unwatch<'a> {
-    task: &'a TaskRef,
-    me: &'a TaskRef,
+pub(crate) struct Unwatch<'a> {
+    pub(crate) task: &'a TaskRef,
+    pub(crate) me: &'a TaskRef,
 }
 
 impl Drop for Unwatch<'_> {
@@ -156,7 +157,7 @@ impl Drop for Unwatch<'_> {
 }
 
 impl<T: 'static> Greenlet<T> {
-    fn from_parts((task, slot): (TaskRef, *const ResultSlot<T>)) -> Greenlet<T> {
+    pub(crate) fn from_parts((task, slot): (TaskRef, *const ResultSlot<T>)) -> Greenlet<T> {
         Greenlet { task, slot }
     }
 
