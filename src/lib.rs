@@ -194,6 +194,7 @@ pub mod monkey;
 pub mod net;
 pub mod pool;
 mod scope;
+pub mod select;
 pub mod server;
 pub mod sync;
 mod sys;
