@@ -208,7 +208,9 @@ pub use crate::greenlet::{
 pub use crate::hub::handle::{HubHandle, JoinHandle, hub_handle, run_until_stopped};
 pub use crate::local::Local;
 pub use crate::scope::{Scope, ScopedGreenlet, scope};
-pub use crate::time::{Elapsed, sleep, with_timeout, yield_now};
+pub use crate::time::{
+    Elapsed, Interval, Timeout, interval, sleep, sleep_until, with_timeout, yield_now,
+};
 
 /// Stacks: sizes and the guard-page mechanism in use.
 pub mod stack {
