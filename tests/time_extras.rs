@@ -15,7 +15,7 @@ fn ms(n: u64) -> Duration {
 fn sleep_until_parks_until_the_deadline_and_others_run() {
     within(ms(5000), || {
         let deadline = Instant::now() + ms(30);
-        let other = greenlet::spawn(|| Instant::now());
+        let other = greenlet::spawn(Instant::now);
         greenlet::sleep_until(deadline);
         assert!(Instant::now() >= deadline);
         assert!(other.join().unwrap() < deadline);

@@ -13,7 +13,7 @@ use crate::sync::TimedOut;
 
 /// What an empty result slot of a finished greenlet means: it was killed
 /// before it ran.
-static KILLED: JoinError = JoinError::killed();
+pub(super) static KILLED: JoinError = JoinError::killed();
 
 impl<T: 'static> Greenlet<T> {
     /// Creates a greenlet running `f` without starting it (gevent's

@@ -3,6 +3,7 @@
 mod builder;
 mod join_error;
 mod lifecycle;
+mod link;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -176,10 +177,17 @@ impl<T: 'static> Greenlet<T> {
     /// killed.
     ///
     /// # Panics
-    /// Panics if a greenlet joins itself, or (root context) if nothing could
-    /// ever finish it ("this operation would block forever").
+    /// Panics if a greenlet joins itself, if it is joined from one of its
+    /// own [link](Greenlet::link) callbacks, or (root context) if nothing
+    /// could ever finish it ("this operation would block forever").
     pub fn join(self) -> Result<T, JoinError> {
         wait_finished(&self.task);
+        if self.task.links_running.get() > 0 {
+            panic!(
+                "greenlet: a greenlet cannot be joined from its own link callback (the callback \
+                 holds a reference to its result)"
+            );
+        }
         // SAFETY: the task is finished, so its fiber is gone and nobody
         // else touches the slot; `join` consumes the only typed handle.
         unsafe { (*self.slot().get()).take() }.unwrap_or_else(|| Err(JoinError::killed()))

@@ -171,6 +171,8 @@ pub(crate) enum Watcher {
     /// Record `index` as finished in an `iwait` collector and unpark its
     /// owner.
     Collect(Rc<Collector>, usize),
+    /// Run a link callback (`Greenlet::link`); it catches its own panics.
+    Call(Box<dyn FnOnce()>),
 }
 
 /// Who waits for a task: the first watcher inline (a `join` is almost always
@@ -277,6 +279,9 @@ pub(crate) struct Header {
     /// Greenlet-local values (`greenlet::Local`); the root's are the
     /// thread's fallback values.
     pub(crate) locals: crate::local::LocalMap,
+    /// Link callbacks running now that hold a reference into the result
+    /// slot: `join` refuses to take the result meanwhile.
+    pub(crate) links_running: Cell<u32>,
 }
 
 /// The typed result slot of a `Greenlet<T>`.
@@ -308,6 +313,7 @@ impl Header {
             yielder: Cell::new(std::ptr::null()),
             keepalive: UnsafeCell::new(None),
             locals: crate::local::LocalMap::new(),
+            links_running: Cell::new(0),
         }
     }
 
@@ -344,6 +350,7 @@ impl Header {
                         hub.unpark(t, Wake::Ready);
                     }
                 }
+                Watcher::Call(f) => f(),
             }
         }
     }
