@@ -366,3 +366,49 @@ fn select_in_root_context_and_with_an_os_thread_sender() {
         t.join().unwrap();
     });
 }
+
+#[test]
+fn mutex_and_async_result_arms_lose_no_lock() {
+    within(Duration::from_secs(10), || {
+        use greenlet::sync::{AsyncResult, Mutex};
+        let locks = std::rc::Rc::new((Mutex::new(0u32), Mutex::new(0u32)));
+        let gs: Vec<_> = (0..8)
+            .map(|i| {
+                let locks = locks.clone();
+                greenlet::spawn(move || {
+                    for _ in 0..100 {
+                        let r = Select::new()
+                            .on(&locks.0, |mut g| {
+                                *g += 1;
+                                g
+                            })
+                            .on(&locks.1, |mut g| {
+                                *g += 1;
+                                g
+                            })
+                            .wait_timeout(ms(1 + i % 2));
+                        if let Ok(_g) = r {
+                            greenlet::yield_now(); // hold it across a switch
+                        }
+                    }
+                })
+            })
+            .collect();
+        greenlet::joinall(gs);
+        assert!(!locks.0.is_locked() && !locks.1.is_locked());
+        assert!(*locks.0.lock() + *locks.1.lock() > 0);
+
+        let r = AsyncResult::new();
+        let setter = greenlet::spawn({
+            let r = r.clone();
+            move || {
+                greenlet::sleep(ms(5));
+                r.set("set").unwrap();
+            }
+        });
+        let objects: [&dyn Waitable<Output = ()>; 1] = [&r];
+        assert_eq!(wait(&objects, None, Some(Duration::from_secs(4))), [(0, ())]);
+        assert_eq!(*r.wait(), "set");
+        setter.join().unwrap();
+    });
+}
