@@ -407,7 +407,10 @@ fn mutex_and_async_result_arms_lose_no_lock() {
             }
         });
         let objects: [&dyn Waitable<Output = ()>; 1] = [&r];
-        assert_eq!(wait(&objects, None, Some(Duration::from_secs(4))), [(0, ())]);
+        assert_eq!(
+            wait(&objects, None, Some(Duration::from_secs(4))),
+            [(0, ())]
+        );
         assert_eq!(*r.wait(), "set");
         setter.join().unwrap();
     });

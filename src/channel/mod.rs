@@ -586,11 +586,11 @@ impl<T> fmt::Debug for Receiver<T> {
 /// assert_eq!(got.unwrap(), "two");
 /// drop(tx1);
 /// ```
-impl<T> crate::select::Waitable for Receiver<T> {
+impl<T> crate::sync::waitable::Waitable for Receiver<T> {
     type Output = Result<T, RecvError>;
 
-    fn start(&self) -> crate::select::Attempt<'_, Result<T, RecvError>> {
-        use crate::select::{Attempt, Pending};
+    fn start(&self) -> crate::sync::waitable::Attempt<'_, Result<T, RecvError>> {
+        use crate::sync::waitable::{Attempt, Pending};
         let chan: &Chan<T> = &self.chan;
         let mut s = chan.state.lock();
         if let Some(item) = s.take() {
@@ -610,7 +610,7 @@ struct RecvOp<'r, T> {
     chan: &'r Chan<T>,
 }
 
-impl<T> crate::select::PendingOp<Result<T, RecvError>> for RecvOp<'_, T> {
+impl<T> crate::sync::waitable::PendingOp<Result<T, RecvError>> for RecvOp<'_, T> {
     fn poll(&mut self) -> Option<Result<T, RecvError>> {
         Some(match self.armed.poll()? {
             Some(item) => Ok(item),

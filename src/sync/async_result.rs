@@ -266,11 +266,11 @@ impl<T: fmt::Debug> fmt::Debug for AsyncResult<T> {
 /// assert_eq!(*r.wait(), 5);
 /// setter.join().unwrap();
 /// ```
-impl<T> crate::select::Waitable for AsyncResult<T> {
+impl<T> super::waitable::Waitable for AsyncResult<T> {
     type Output = ();
 
-    fn start(&self) -> crate::select::Attempt<'_, ()> {
-        use crate::select::{Attempt, Pending};
+    fn start(&self) -> super::waitable::Attempt<'_, ()> {
+        use super::waitable::{Attempt, Pending};
         if self.inner.value.get().is_some() {
             return Attempt::Ready(());
         }
@@ -288,7 +288,7 @@ struct ReadyOp<'r> {
     armed: super::wait_queue::Armed<'r, WaitList<()>, ()>,
 }
 
-impl crate::select::PendingOp<()> for ReadyOp<'_> {
+impl super::waitable::PendingOp<()> for ReadyOp<'_> {
     fn poll(&mut self) -> Option<()> {
         self.armed.poll().map(|_| ())
     }

@@ -245,11 +245,11 @@ impl fmt::Debug for Event {
 /// e.set();
 /// assert_eq!(wait(&[&e as &dyn Waitable<Output = ()>], None, None), [(0, ())]);
 /// ```
-impl crate::select::Waitable for Event {
+impl super::waitable::Waitable for Event {
     type Output = ();
 
-    fn start(&self) -> crate::select::Attempt<'_, ()> {
-        use crate::select::{Attempt, Pending};
+    fn start(&self) -> super::waitable::Attempt<'_, ()> {
+        use super::waitable::{Attempt, Pending};
         if self.is_set() {
             return Attempt::Ready(());
         }
@@ -269,7 +269,7 @@ struct EventOp<'e> {
     inner: &'e Inner,
 }
 
-impl crate::select::PendingOp<()> for EventOp<'_> {
+impl super::waitable::PendingOp<()> for EventOp<'_> {
     fn poll(&mut self) -> Option<()> {
         self.armed.poll()?;
         let mut s = self.inner.state.lock();

@@ -345,11 +345,11 @@ impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
 /// assert_eq!(got, 2);
 /// drop(held);
 /// ```
-impl<'m, T> crate::select::Waitable for &'m Mutex<T> {
+impl<'m, T> super::waitable::Waitable for &'m Mutex<T> {
     type Output = MutexGuard<'m, T>;
 
-    fn start(&self) -> crate::select::Attempt<'_, MutexGuard<'m, T>> {
-        use crate::select::{Attempt, Pending};
+    fn start(&self) -> super::waitable::Attempt<'_, MutexGuard<'m, T>> {
+        use super::waitable::{Attempt, Pending};
         let m: &'m Mutex<T> = self;
         let mut s = m.state.lock();
         if !s.locked {
@@ -367,7 +367,7 @@ struct LockOp<'m, T> {
     m: &'m Mutex<T>,
 }
 
-impl<'m, T> crate::select::PendingOp<MutexGuard<'m, T>> for LockOp<'m, T> {
+impl<'m, T> super::waitable::PendingOp<MutexGuard<'m, T>> for LockOp<'m, T> {
     fn poll(&mut self) -> Option<MutexGuard<'m, T>> {
         self.armed.poll().map(|_| self.m.guard())
     }

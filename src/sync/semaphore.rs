@@ -464,11 +464,11 @@ impl std::error::Error for ReleaseError {}
 /// assert_eq!(which, "b");
 /// assert_eq!(b.available_permits(), 1); // the permit was dropped
 /// ```
-impl<'s> crate::select::Waitable for &'s Semaphore {
+impl<'s> super::waitable::Waitable for &'s Semaphore {
     type Output = SemaphorePermit<'s>;
 
-    fn start(&self) -> crate::select::Attempt<'_, SemaphorePermit<'s>> {
-        use crate::select::{Attempt, Pending};
+    fn start(&self) -> super::waitable::Attempt<'_, SemaphorePermit<'s>> {
+        use super::waitable::{Attempt, Pending};
         let sem: &'s Semaphore = self;
         let mut s = sem.state.lock();
         if s.permits > 0 && s.waiters.is_empty() {
@@ -486,7 +486,7 @@ struct AcquireOp<'s> {
     sem: &'s Semaphore,
 }
 
-impl<'s> crate::select::PendingOp<SemaphorePermit<'s>> for AcquireOp<'s> {
+impl<'s> super::waitable::PendingOp<SemaphorePermit<'s>> for AcquireOp<'s> {
     fn poll(&mut self) -> Option<SemaphorePermit<'s>> {
         self.armed.poll().map(|_| self.sem.permit())
     }

@@ -621,11 +621,11 @@ impl<T> fmt::Debug for Queue<T> {
 /// let got = Select::new().on(&a, |r| r.unwrap()).on(&b, |r| r.unwrap()).wait();
 /// assert_eq!(got, 2);
 /// ```
-impl<T> crate::select::Waitable for Queue<T> {
+impl<T> super::waitable::Waitable for Queue<T> {
     type Output = Result<T, GetError>;
 
-    fn start(&self) -> crate::select::Attempt<'_, Result<T, GetError>> {
-        use crate::select::{Attempt, Pending};
+    fn start(&self) -> super::waitable::Attempt<'_, Result<T, GetError>> {
+        use super::waitable::{Attempt, Pending};
         let inner: &Lock<State<T>> = &self.inner;
         let mut s = inner.lock();
         if let Some(item) = s.try_get() {
@@ -645,7 +645,7 @@ struct GetOp<'q, T> {
     inner: &'q Lock<State<T>>,
 }
 
-impl<T> crate::select::PendingOp<Result<T, GetError>> for GetOp<'_, T> {
+impl<T> super::waitable::PendingOp<Result<T, GetError>> for GetOp<'_, T> {
     fn poll(&mut self) -> Option<Result<T, GetError>> {
         Some(match self.armed.poll()? {
             Some(item) => Ok(item),
