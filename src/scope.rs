@@ -142,7 +142,16 @@ where
 }
 
 /// The scope of [`scope`]: spawns greenlets that may borrow data that
-/// outlives it.
+/// outlives it. Members run on the scope's thread: the scope cannot be
+/// shared with another thread.
+///
+/// ```compile_fail,E0277
+/// greenlet::scope(|s| {
+///     std::thread::scope(|t| {
+///         t.spawn(|| s.spawn(|| ())); // error: `Scope` is not `Sync`
+///     });
+/// });
+/// ```
 ///
 /// # Examples
 ///
@@ -289,6 +298,17 @@ impl fmt::Debug for Scope<'_, '_> {
 
 /// A handle to a greenlet spawned with [`Scope::spawn`]. Dropping it does
 /// not detach the greenlet from the scope: the scope still waits for it.
+///
+/// Like [`Greenlet`], it never leaves its thread:
+///
+/// ```compile_fail,E0277
+/// greenlet::scope(|s| {
+///     let g = s.spawn(|| 1);
+///     std::thread::scope(|t| {
+///         t.spawn(move || g.join()); // error: cannot be sent between threads
+///     });
+/// });
+/// ```
 ///
 /// # Examples
 ///

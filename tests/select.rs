@@ -415,3 +415,45 @@ fn mutex_and_async_result_arms_lose_no_lock() {
         setter.join().unwrap();
     });
 }
+
+#[test]
+fn a_losing_arm_that_was_handed_an_item_gives_it_back_in_order() {
+    within(ms(5000), || {
+        let (a, b) = (Queue::new(), Queue::new());
+        b.put(20).unwrap();
+        let _ = b.try_get(); // b is empty again
+        let g = greenlet::spawn({
+            let (a, b) = (a.clone(), b.clone());
+            move || {
+                Select::new()
+                    .on(&a, |r| r.unwrap())
+                    .on(&b, |r| r.unwrap())
+                    .wait()
+            }
+        });
+        greenlet::yield_now(); // registered on both, parked
+        a.put(1).unwrap(); // handed to the select's `a` node
+        b.put(2).unwrap(); // handed to its `b` node too
+        b.put(3).unwrap(); // queued behind
+        assert_eq!(g.join().unwrap(), 1);
+        // The item handed to the losing arm went back to the front.
+        assert_eq!(b.try_get(), Ok(2));
+        assert_eq!(b.try_get(), Ok(3));
+
+        // The same with a semaphore permit handed to a losing arm.
+        let (s1, s2) = (
+            std::rc::Rc::new(Semaphore::new(0)),
+            std::rc::Rc::new(Semaphore::new(0)),
+        );
+        let g = greenlet::spawn({
+            let (s1, s2) = (s1.clone(), s2.clone());
+            move || Select::new().on(&*s1, |_| 1).on(&*s2, |_| 2).wait()
+        });
+        greenlet::yield_now();
+        s2.add_permits(1);
+        s1.add_permits(1);
+        assert_eq!(g.join().unwrap(), 1);
+        assert_eq!(s1.available_permits(), 1); // the winner's permit, dropped
+        assert_eq!(s2.available_permits(), 1); // given back
+    });
+}
