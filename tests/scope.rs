@@ -286,3 +286,69 @@ fn killing_a_member_from_outside_the_scope_body() {
         });
     });
 }
+
+#[test]
+fn owner_panicking_then_killed_still_joins_members() {
+    within(ms(5000), || {
+        let log: Log<String> = Log::new();
+        let l = log.clone();
+        let owner = greenlet::spawn(move || {
+            greenlet::scope(|s| {
+                for i in 0..2 {
+                    let l = l.clone();
+                    s.spawn(move || {
+                        let _d = slow(&l, &format!("member {i}"), 30);
+                        greenlet::sleep(FOREVER);
+                    });
+                }
+                greenlet::yield_now();
+                panic!("body failed");
+            });
+        });
+        greenlet::sleep(ms(10)); // the owner waits for the slow drops
+        owner.kill(); // arrives while it waits: it still waits
+        let e = owner.join().unwrap_err();
+        assert_eq!(e.panic_message(), Some("body failed"));
+        assert_eq!(log.len(), 2);
+    });
+}
+
+/// When the members can never finish, even killed, and the root cannot
+/// wait (nothing could wake it), the scope aborts rather than return
+/// while they borrow from it.
+#[test]
+fn a_scope_that_can_never_end_aborts_instead_of_returning() {
+    if util::child_mode().as_deref() == Some("never-ends") {
+        let data = vec![1, 2, 3];
+        greenlet::scope(|s| {
+            s.spawn(|| {
+                struct Stuck<'a>(&'a Vec<i32>);
+                impl Drop for Stuck<'_> {
+                    fn drop(&mut self) {
+                        // Waits, while unwinding, for a greenlet nobody starts.
+                        let _ = greenlet::Greenlet::new(|| ()).join();
+                        assert_eq!(self.0.len(), 3);
+                    }
+                }
+                let _s = Stuck(&data);
+                let _ = greenlet::Greenlet::new(|| ()).join();
+            });
+        });
+        println!("scope returned");
+        return;
+    }
+    let out = util::run_child_within(
+        "a_scope_that_can_never_end_aborts_instead_of_returning",
+        "never-ends",
+        &[],
+        Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{}", util::describe(&out));
+    assert!(
+        stderr.contains("greenlet::scope"),
+        "{}",
+        util::describe(&out)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("scope returned"));
+}
