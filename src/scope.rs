@@ -190,6 +190,22 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         F: FnOnce() -> T + 'scope,
         T: 'scope,
     {
+        self.spawn_with(None, default_stack_size(), f)
+            .unwrap_or_else(|e| panic!("greenlet::Scope::spawn: cannot spawn a greenlet: {e}"))
+    }
+
+    /// [`Scope::spawn`] with a name and a stack size (normalized) from a
+    /// [`Builder`](crate::Builder); see [`Builder::spawn_scoped`](crate::Builder::spawn_scoped).
+    pub(crate) fn spawn_with<F, T>(
+        &'scope self,
+        name: Option<Box<str>>,
+        stack_size: usize,
+        f: F,
+    ) -> std::io::Result<ScopedGreenlet<'scope, T>>
+    where
+        F: FnOnce() -> T + 'scope,
+        T: 'scope,
+    {
         let value: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));
         let out = value.clone();
         let main: Box<dyn FnOnce() + 'scope> = Box::new(move || {
@@ -204,20 +220,17 @@ impl<'scope, 'env> Scope<'scope, 'env> {
         let main: Box<dyn FnOnce() + 'static> = unsafe {
             std::mem::transmute::<Box<dyn FnOnce() + 'scope>, Box<dyn FnOnce() + 'static>>(main)
         };
-        let parts = match Hub::current().spawn(main, None, default_stack_size(), None) {
-            Ok(parts) => parts,
-            Err(e) => panic!("greenlet::Scope::spawn: cannot spawn a greenlet: {e}"),
-        };
+        let parts = Hub::current().spawn(main, name, stack_size, None)?;
         let g = Greenlet::from_parts(parts);
         let task = g.task().clone();
         let mut members = self.members.borrow_mut();
         members.push(Some(g));
-        ScopedGreenlet {
+        Ok(ScopedGreenlet {
             members: &self.members,
             index: members.len() - 1,
             task,
             value,
-        }
+        })
     }
 
     /// Waits until every member has finished; kills them once `kill` is

@@ -127,6 +127,40 @@ impl Builder {
         self.spawn_inner(f, Some(crate::hub::UNSCHEDULED))
     }
 
+    /// Spawns the greenlet in a [`scope`](crate::scope), where it may borrow
+    /// from the scope's caller (std's `Builder::spawn_scoped`).
+    ///
+    /// # Errors
+    /// As [`Builder::spawn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let greeting = String::from("hi");
+    /// greenlet::scope(|s| {
+    ///     let g = greenlet::Builder::new()
+    ///         .name("scoped")
+    ///         .spawn_scoped(s, || format!("{greeting} from {}", greenlet::current().unwrap()))
+    ///         .unwrap();
+    ///     assert!(g.join().unwrap().starts_with("hi from <Greenlet \"scoped\""));
+    /// });
+    /// ```
+    pub fn spawn_scoped<'scope, 'env, F, T>(
+        self,
+        scope: &'scope crate::Scope<'scope, 'env>,
+        f: F,
+    ) -> io::Result<crate::ScopedGreenlet<'scope, T>>
+    where
+        F: FnOnce() -> T + 'scope,
+        T: 'scope,
+    {
+        let size = match self.stack_size {
+            Some(bytes) => normalize_size(bytes)?,
+            None => default_stack_size(),
+        };
+        scope.spawn_with(self.name.map(String::into_boxed_str), size, f)
+    }
+
     fn spawn_inner<F, T>(self, f: F, delay: Option<Duration>) -> io::Result<Greenlet<T>>
     where
         F: FnOnce() -> T + 'static,
