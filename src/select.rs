@@ -4,8 +4,10 @@
 //!
 //! Everything that can be waited on implements [`Waitable`]: a [`Queue`]
 //! (a `get`), a channel [`Receiver`] (a `recv`), a [`Semaphore`] (an
-//! `acquire`), an [`Event`] (it is set), a [`Greenlet`] (it finished), and
-//! your own types, built from these with [`Attempt::map`].
+//! `acquire`), a [`Mutex`] (a `lock`), an [`Event`] or [`AsyncResult`] (it
+//! is set), a [`Greenlet`] (it finished), references to any of these, and
+//! your own types, built from these with [`Attempt::map`] (or [`map`] to
+//! give waitables of different output types one output).
 //!
 //! # No value is lost
 //!
@@ -23,6 +25,8 @@
 //! [`Receiver`]: crate::channel::Receiver
 //! [`Semaphore`]: crate::sync::Semaphore
 //! [`Event`]: crate::sync::Event
+//! [`Mutex`]: crate::sync::Mutex
+//! [`AsyncResult`]: crate::sync::AsyncResult
 //! [`Greenlet`]: crate::Greenlet
 
 use std::fmt;
