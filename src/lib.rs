@@ -100,6 +100,11 @@
 //! | `gevent.socket` | [`net`]: `TcpStream`, `TcpListener`, `UdpSocket`, [`net::unix`] |
 //! | `gevent.threadpool`, `run_in_executor` | [`threadpool::spawn_blocking`] |
 //! | `hub.loop.run_callback_threadsafe` | [`HubHandle::spawn`], [`run_until_stopped`] |
+//! | `gevent.subprocess` | [`process`]: `Command`, `Child` |
+//! | `gevent.signal_handler` | [`signal::handler`], [`signal::Signals`] |
+//! | `gevent.socket.wait_read`, `wait_write` | [`io::wait_readable`], [`io::wait_writable`] |
+//! | `FileObjectPosix` (pipes, ttys) | [`io::FdIo`] |
+//! | `FileObjectThread` | [`fs`] |
 //! | `monkey.patch_all()` | `monkey::patch_all()` (feature `monkey`) |
 //! | monitor thread | [`monitor`] |
 //!
@@ -195,17 +200,21 @@ compile_error!("greenlet supports only Linux");
 
 pub mod channel;
 mod fiber;
+pub mod fs;
 mod greenlet;
 mod hub;
+pub mod io;
 mod local;
 pub mod monitor;
 #[cfg(feature = "monkey")]
 pub mod monkey;
 pub mod net;
 pub mod pool;
+pub mod process;
 mod scope;
 pub mod select;
 pub mod server;
+pub mod signal;
 pub mod sync;
 mod sys;
 pub mod threadpool;
@@ -222,7 +231,9 @@ pub use crate::time::{
     Elapsed, Interval, Timeout, interval, sleep, sleep_until, with_timeout, yield_now,
 };
 
-/// Stacks: sizes and the guard-page mechanism in use.
+/// Stacks: sizes, the guard-page mechanism in use, and what the pool holds.
 pub mod stack {
-    pub use crate::fiber::stack::{DEFAULT_STACK_SIZE, GuardKind, MIN_STACK_SIZE, guard_kind};
+    pub use crate::fiber::stack::{
+        DEFAULT_STACK_SIZE, GuardKind, MIN_STACK_SIZE, StackStats, guard_kind, stats,
+    };
 }

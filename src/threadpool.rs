@@ -178,8 +178,8 @@ where
 /// Runs `f` on the pool while the calling task parks, without unwinding on
 /// a kill or an expired `with_timeout` (it keeps waiting: `f` may borrow
 /// the caller's memory). For the monkey-patching hooks, which are called
-/// through the C ABI and cannot unwind.
-#[cfg(feature = "monkey")]
+/// through the C ABI and cannot unwind, and for `process::Command::spawn`,
+/// whose result (a running child) must not be lost.
 pub(crate) fn run_blocking_uninterruptible<F, T>(f: F) -> T
 where
     F: FnOnce() -> T + Send + 'static,

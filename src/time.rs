@@ -154,9 +154,11 @@ fn run_with_timeout<T>(
     match result {
         Ok(_) if expired_in_hook => Err(Elapsed(())),
         Ok(v) => Ok(v),
-        Err(_) if delivered => {
-            // Our own unwind is over: the task is no longer unwinding (it was
-            // not when the timeout was delivered).
+        Err(_) if delivered || expired_in_hook => {
+            // Our own unwind is over (delivered), or a monkey hook failed a
+            // call because of this timeout and the code above it (a foreign
+            // event loop, say) panicked on that error: the timeout is what
+            // ended `f`. Either way the task is no longer unwinding.
             hdr.unwinding.set(false);
             Err(Elapsed(()))
         }

@@ -1,7 +1,7 @@
 //! Runs the server examples (which `cargo test` builds) on port 0 and talks
 //! to them: `http_server` with a Rust client (routes, keep-alive,
-//! pipelining, HTTP/1.0, the 400/404/413/431 answers, `--delay-ms`,
-//! `--workers`) and with `curl` when it is installed; `echo_server` with an
+//! pipelining, HTTP/1.0, the 400/404/408/413/431/503 answers, conflicting
+//! `Content-Length`s, slowloris clients, `--delay-ms`, `--workers`) and with `curl` when it is installed; `echo_server` with an
 //! echo round trip. Every child is killed when its guard drops, failed
 //! assertions included.
 
@@ -246,6 +246,165 @@ fn http_server_refuses_bad_oversized_and_unsupported_requests() {
 
     // Still serving after all that.
     assert_eq!(exchange(addr, &get("/")).body, "<h1>Index</h1>");
+}
+
+/// RFC 9112 section 6.3: two different `Content-Length` values make the
+/// body length unknowable (request smuggling), so the request gets 400;
+/// repeated identical values are one length.
+#[test]
+fn http_server_refuses_conflicting_content_lengths() {
+    let server = http_server(&[]);
+    let addr = server.addr;
+    let two = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!";
+    assert_eq!(exchange(addr, two).status, 400);
+    let list = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 6\r\n\r\nhello!";
+    assert_eq!(exchange(addr, list).status, 400);
+    let signed = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello";
+    assert_eq!(exchange(addr, signed).status, 400);
+    let same = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello";
+    assert_eq!(exchange(addr, same).status, 200);
+    let same_list = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\nhello";
+    assert_eq!(exchange(addr, same_list).status, 200);
+}
+
+/// Connections that trickle a request head, one byte per `every` from one
+/// driver thread, until dropped; returns the stop flag and the thread.
+fn slowloris(
+    addr: SocketAddr,
+    n: usize,
+    every: Duration,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<Vec<Option<Instant>>>,
+) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let conns: Vec<TcpStream> = (0..n).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let flag = stop.clone();
+    let driver = std::thread::spawn(move || {
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        // When each connection was seen closed by the server, if it was.
+        let mut closed: Vec<Option<Instant>> = vec![None; conns.len()];
+        for s in &conns {
+            s.set_nonblocking(true).unwrap();
+        }
+        let mut i = 0;
+        while !flag.load(Ordering::Relaxed) {
+            for (s, closed) in conns.iter().zip(closed.iter_mut()) {
+                if closed.is_some() {
+                    continue;
+                }
+                let mut buf = [0; 256];
+                let gone = match (&*s).read(&mut buf) {
+                    Ok(0) => true,
+                    Ok(_) => false, // a 408: the close follows
+                    Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                };
+                if gone || (&*s).write_all(&head[i % head.len()..][..1]).is_err() {
+                    *closed = Some(Instant::now());
+                }
+            }
+            i += 1;
+            std::thread::sleep(every);
+        }
+        closed
+    });
+    (stop, driver)
+}
+
+/// 200 slowloris connections do not keep a normal request from being
+/// answered at once.
+#[test]
+fn http_server_answers_while_200_connections_trickle_their_heads() {
+    let server = http_server(&[]);
+    let (stop, driver) = slowloris(server.addr, 200, Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        let start = Instant::now();
+        let resp = exchange(server.addr, &get("/"));
+        let took = start.elapsed();
+        assert_eq!(resp.body, "<h1>Index</h1>");
+        assert!(
+            took < Duration::from_secs(1),
+            "a normal request took {took:?}"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let closed = driver.join().unwrap();
+    assert!(
+        closed.iter().all(Option::is_none),
+        "the default head deadline is 10 s"
+    );
+}
+
+/// The head deadline counts from a request's first byte, however slowly
+/// the rest comes; a head that misses it gets 408 and the connection
+/// closes.
+#[test]
+fn http_server_closes_heads_that_miss_the_deadline() {
+    let server = http_server(&["--head-timeout-ms", "500"]);
+    let start = Instant::now();
+    let (stop, driver) = slowloris(server.addr, 20, Duration::from_millis(50));
+    // A trickled head takes at least 100 x 50 ms = 5 s.
+    std::thread::sleep(Duration::from_millis(2500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let closed = driver.join().unwrap();
+    for c in closed {
+        let at = c
+            .expect("a slow connection outlived the head deadline")
+            .duration_since(start);
+        assert!(
+            at >= Duration::from_millis(400) && at < Duration::from_millis(2500),
+            "closed after {at:?}"
+        );
+    }
+    // The 408 itself.
+    let (mut s, mut r) = connect(server.addr);
+    s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    let resp = read_response(&mut r);
+    assert_eq!(resp.status, 408);
+    // An idle connection (no byte of a request yet) is not cut off.
+    let (mut idle, mut idle_r) = connect(server.addr);
+    std::thread::sleep(Duration::from_millis(800));
+    idle.write_all(&get("/")).unwrap();
+    assert_eq!(read_response(&mut idle_r).status, 200);
+}
+
+/// A keep-alive request split by one urgent (out-of-band) byte is still
+/// read whole and answered: the server's read stops at the urgent mark and
+/// must go on without a new epoll edge (issue 10).
+#[test]
+fn http_server_answers_a_request_split_by_urgent_data() {
+    use std::os::fd::AsRawFd;
+    let server = http_server(&[]);
+    let (mut s, mut r) = connect(server.addr);
+    s.set_nodelay(true).unwrap();
+    for round in 0..5 {
+        s.write_all(b"GET /hello/oob HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        // SAFETY: one byte from a live local, on an open socket.
+        let n = unsafe { libc::send(s.as_raw_fd(), b"!".as_ptr().cast(), 1, libc::MSG_OOB) };
+        assert_eq!(n, 1);
+        s.write_all(b"\r\n").unwrap();
+        let resp = read_response(&mut r); // 5 s read timeout: a stall fails
+        assert_eq!(resp.body, "<h1>hello, oob!</h1>", "round {round}");
+    }
+}
+
+/// Past `--max-connections`, clients get a 503 at once.
+#[test]
+fn http_server_answers_503_past_max_connections() {
+    let server = http_server(&["--max-connections", "2"]);
+    let held: Vec<_> = (0..2).map(|_| connect(server.addr)).collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    let resp = exchange(server.addr, &get("/"));
+    assert_eq!(resp.status, 503);
+    assert!(start.elapsed() < Duration::from_secs(2));
+    drop(held);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(exchange(server.addr, &get("/")).status, 200);
 }
 
 #[test]

@@ -10,7 +10,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenlet::net::TcpStream;
-use greenlet::server::StreamServer;
+use greenlet::server::{Overflow, StreamServer};
+
+mod util;
+use util::within;
 
 /// Connects, sends nothing, reads the whole reply.
 #[track_caller]
@@ -278,4 +281,122 @@ fn a_server_given_a_listener_serves_it() {
     assert_eq!(reply, s.local_addr().unwrap().port().to_string());
     handle.stop();
     serving.join().unwrap().unwrap();
+}
+
+/// A server of at most `n` connections whose handlers hold their slot
+/// until the client closes.
+fn holding_server(n: usize, overflow: Overflow) -> (SocketAddr, greenlet::server::ServerHandle) {
+    let server = StreamServer::bind("127.0.0.1:0", |stream: TcpStream, _peer| {
+        while let Ok(1..) = (&stream).read(&mut [0; 64]) {}
+    })
+    .unwrap()
+    .max_connections(n)
+    .overflow(overflow);
+    let addr = server.local_addr().unwrap();
+    let handle = server.handle();
+    greenlet::spawn(move || server.serve_forever());
+    (addr, handle)
+}
+
+#[test]
+fn overflow_reply_answers_clients_past_max_connections_at_once() {
+    within(Duration::from_secs(30), || {
+        let (addr, handle) = holding_server(2, Overflow::Reply(b"503 busy\n"));
+        let held: Vec<_> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        greenlet::sleep(Duration::from_millis(20));
+        let start = Instant::now();
+        for _ in 0..5 {
+            assert_eq!(fetch(addr), "503 busy\n");
+        }
+        assert!(start.elapsed() < Duration::from_secs(5));
+        // A freed slot serves again: the client is held, not refused.
+        drop(held);
+        greenlet::sleep(Duration::from_millis(20));
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let e = (&s).read(&mut [0; 8]).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+        handle.stop();
+        handle.wait();
+    });
+}
+
+#[test]
+fn overflow_close_closes_clients_past_max_connections() {
+    within(Duration::from_secs(30), || {
+        let (addr, handle) = holding_server(1, Overflow::Close);
+        let _held = TcpStream::connect(addr).unwrap();
+        greenlet::sleep(Duration::from_millis(20));
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!((&s).read(&mut [0; 8]).unwrap(), 0, "closed at once");
+        handle.stop();
+        handle.wait();
+    });
+}
+
+/// Slowloris against a server with a connection timeout: clients that
+/// send a byte every 20 ms never finish a line and are cut off at the
+/// timeout, while a normal client is answered at once meanwhile.
+#[test]
+fn connection_timeout_cuts_off_slow_clients() {
+    within(Duration::from_secs(30), || {
+        let server = StreamServer::bind("127.0.0.1:0", |mut stream: TcpStream, _peer| {
+            let mut line = Vec::new();
+            let mut byte = [0; 1];
+            while let Ok(1) = stream.read(&mut byte) {
+                if byte[0] == b'\n' {
+                    let _ = stream.write_all(b"ok\n");
+                    return;
+                }
+                line.push(byte[0]);
+            }
+        })
+        .unwrap()
+        .connection_timeout(Duration::from_millis(300));
+        let addr = server.local_addr().unwrap();
+        let handle = server.handle();
+        greenlet::spawn(move || server.serve_forever());
+
+        let start = Instant::now();
+        let slow: Vec<_> = (0..20)
+            .map(|_| {
+                greenlet::spawn(move || {
+                    let mut s = TcpStream::connect(addr).unwrap();
+                    // Sends until the server closes (a write then fails) or
+                    // for 5 s at most.
+                    while start.elapsed() < Duration::from_secs(5) {
+                        if s.write_all(b"x").is_err() {
+                            break;
+                        }
+                        s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                        if let Ok(0) = s.read(&mut [0; 8]) {
+                            break; // closed by the server
+                        }
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        greenlet::sleep(Duration::from_millis(50));
+        let mut normal = TcpStream::connect(addr).unwrap();
+        normal.write_all(b"hello\n").unwrap();
+        let mut reply = String::new();
+        normal.read_to_string(&mut reply).unwrap();
+        assert_eq!(reply, "ok\n");
+        assert!(
+            start.elapsed() < Duration::from_millis(300),
+            "normal client waited"
+        );
+        for g in slow {
+            let cut_off = g.join().unwrap();
+            assert!(
+                cut_off >= Duration::from_millis(250) && cut_off < Duration::from_secs(4),
+                "slow client ended after {cut_off:?}"
+            );
+        }
+        handle.stop();
+        handle.wait();
+    });
 }

@@ -23,6 +23,37 @@ const MAX_HEAD: usize = 64 * 1024;
 /// The most headers a response may have.
 const MAX_HEADERS: usize = 64;
 
+/// The body length a message's `Content-Length` fields give, by RFC 9112
+/// section 6.3: `None` without one; an error unless every field (and every
+/// element of a comma-separated list) is the same run of digits. Two
+/// different lengths make the framing unknowable (a request smuggling
+/// vector), so the message must be refused, not guessed at.
+pub fn content_length(headers: &[httparse::Header<'_>]) -> Result<Option<u64>, String> {
+    let mut length = None;
+    for h in headers {
+        if !h.name.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        for v in h.value.split(|&b| b == b',') {
+            let v = v.trim_ascii();
+            let n = std::str::from_utf8(v)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    format!("bad Content-Length {:?}", String::from_utf8_lossy(h.value))
+                })?;
+            match length {
+                Some(m) if m != n => {
+                    return Err(format!("conflicting Content-Length values {m} and {n}"));
+                }
+                _ => length = Some(n),
+            }
+        }
+    }
+    Ok(length)
+}
+
 /// The scheme of a [`Url`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scheme {
@@ -326,20 +357,21 @@ fn exchange<S: Read + Write>(
                         .find(|h| h.name.eq_ignore_ascii_case(name))
                         .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
                 };
-                let framing =
-                    if status == 204 || status == 304 {
-                        Framing::Length(0)
-                    } else if header("transfer-encoding")
-                        .is_some_and(|v| v.to_ascii_lowercase().ends_with("chunked"))
-                    {
-                        Framing::Chunked
-                    } else if let Some(len) = header("content-length") {
-                        Framing::Length(len.parse().map_err(|_| {
-                            Error::BadResponse(format!("bad Content-Length {len:?}"))
-                        })?)
-                    } else {
-                        Framing::UntilClose
-                    };
+                let framing = if status == 204 || status == 304 {
+                    Framing::Length(0)
+                } else if header("transfer-encoding")
+                    .is_some_and(|v| v.to_ascii_lowercase().ends_with("chunked"))
+                {
+                    Framing::Chunked
+                } else if let Some(len) =
+                    content_length(resp.headers).map_err(Error::BadResponse)?
+                {
+                    Framing::Length(usize::try_from(len).map_err(|_| {
+                        Error::BadResponse(format!("Content-Length {len} too large"))
+                    })?)
+                } else {
+                    Framing::UntilClose
+                };
                 let reason = resp.reason.unwrap_or("").to_string();
                 break (status, reason, header("location"), framing, head_len);
             }

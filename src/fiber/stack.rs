@@ -9,10 +9,21 @@
 //!
 //! Pages are committed lazily by the kernel on first touch. A finished
 //! greenlet's stack goes back to a LIFO free list with its pages still
-//! resident, so the next spawn reuses a hot stack; when the hub goes idle it
-//! trims released stacks, giving back every page below the top
-//! [`KEEP_RESIDENT`] bytes with `MADV_DONTNEED`, so one deep call does not pin
-//! memory forever.
+//! resident, so the next spawn reuses a hot stack. When the hub goes idle it
+//! trims released stacks, [`TRIM_BATCH`] per idle pass (the hub comes back
+//! for the rest after polling once), in one `process_madvise` per 1,024:
+//!
+//! - the [`WARM_STACKS`] most recently released of each size keep their top
+//!   [`KEEP_RESIDENT`] bytes (the next connections start without a page
+//!   fault); every page below goes back with `MADV_DONTNEED`, so one deep
+//!   call does not pin memory forever;
+//! - every other released stack goes back whole (all pages above its guard,
+//!   which stays installed): after a peak of connections, idle stacks hold
+//!   no memory;
+//! - a slab none of whose stacks is lent, warm or promised is unmapped
+//!   whole, which also frees its page tables and guard markers.
+//!
+//! [`stats`] reports what the calling thread's pool holds.
 
 use std::cell::RefCell;
 use std::io;
@@ -34,7 +45,11 @@ const KEEP_RESIDENT: usize = 16 * 1024;
 const SLAB_BYTES: usize = 64 * 1024 * 1024;
 
 /// How many released stacks one idle trim pass gives back at most.
-const TRIM_BATCH: usize = 256;
+const TRIM_BATCH: usize = 1024;
+
+/// Released stacks of each size kept warm: trimmed to their top
+/// [`KEEP_RESIDENT`] bytes instead of given back whole.
+const WARM_STACKS: usize = 64;
 
 /// Stacks whose top page is pre-faulted together, in one syscall, when the
 /// first of them is carved: a cold spawn then takes no page fault.
@@ -198,10 +213,18 @@ impl Drop for PooledStack {
 
 struct SizeClass {
     size: usize,
+    /// Bytes of each slab of this class (a whole number of stacks).
+    slab_len: usize,
+    /// This class's slabs, sorted by base address: `(base, stacks lent)`.
+    slabs: Vec<(usize, usize)>,
     /// Released stacks whose deep pages may still be resident (LIFO: hot).
     dirty: Vec<usize>,
-    /// Trimmed or never-used stacks with their guard installed.
+    /// Warm stacks: trimmed to their top [`KEEP_RESIDENT`] bytes, at most
+    /// [`WARM_STACKS`] (the hottest last).
     clean: Vec<usize>,
+    /// Stacks with no resident page (given back whole, or never used) and
+    /// their guard installed.
+    cold: Vec<usize>,
     /// Never-used slots of slabs on the `MADV_GUARD_INSTALL` path, taken
     /// from the last range: `(next, end, prepared_to)`, where slots below
     /// `prepared_to` have their guard installed and top page pre-faulted.
@@ -219,8 +242,11 @@ impl SizeClass {
     fn new(size: usize) -> SizeClass {
         SizeClass {
             size,
+            slab_len: (SLAB_BYTES / size).max(1) * size,
+            slabs: Vec::new(),
             dirty: Vec::new(),
             clean: Vec::new(),
+            cold: Vec::new(),
             fresh: Vec::new(),
             fresh_count: 0,
             unguarded: (0, 0),
@@ -230,7 +256,33 @@ impl SizeClass {
 
     /// Stacks that can be handed out without mapping anything.
     fn available(&self) -> usize {
-        self.dirty.len() + self.clean.len() + self.fresh_count
+        self.dirty.len() + self.clean.len() + self.cold.len() + self.fresh_count
+    }
+
+    /// The index in `slabs` of the slab holding the stack at `lo`.
+    #[inline]
+    fn slab_of(&self, lo: usize) -> usize {
+        self.slabs.partition_point(|&(base, _)| base <= lo) - 1
+    }
+
+    /// Counts the stack at `lo` as lent (`+1`) or given back (`-1`).
+    #[inline]
+    fn count_lent(&mut self, lo: usize, lent: bool) {
+        let i = self.slab_of(lo);
+        let n = &mut self.slabs[i].1;
+        *n = if lent { *n + 1 } else { *n - 1 };
+    }
+
+    /// Upper bound of the resident bytes held by this class's idle stacks.
+    fn retained_bytes(&self, page: usize) -> usize {
+        let prepared: usize = self
+            .fresh
+            .iter()
+            .map(|&(next, _, prepared_to)| prepared_to.saturating_sub(next) / self.size * page)
+            .sum();
+        self.dirty.len() * (self.size - page)
+            + self.clean.len() * KEEP_RESIDENT.min(self.size - page)
+            + prepared
     }
 
     /// Takes a never-used slot of a lazily guarded slab. When it crosses
@@ -338,7 +390,7 @@ impl StackPool {
     }
 
     /// Takes a reserved stack: the most recently released one (its pages
-    /// are hot), else a trimmed one, else a fresh slot. The reservation is
+    /// are hot), else a warm one, else a cold one, else a fresh slot. The reservation is
     /// used up either way.
     ///
     /// # Errors
@@ -352,8 +404,12 @@ impl StackPool {
         class.reserved -= 1;
         let lo = match class.dirty.pop().or_else(|| class.clean.pop()) {
             Some(lo) => lo,
-            None => class.take_fresh()?,
+            None => match class.cold.pop() {
+                Some(lo) => lo,
+                None => class.take_fresh()?,
+            },
         };
+        class.count_lent(lo, true);
         Ok(PooledStack {
             lo,
             size,
@@ -375,6 +431,8 @@ impl StackPool {
                 )
             })? as usize;
             self.slabs.borrow_mut().push((base, len));
+            let at = class.slabs.partition_point(|&(b, _)| b < base);
+            class.slabs.insert(at, (base, 0));
             // Probe the fast path with the first slot's guard; the rest are
             // installed as slots are first used (see `take_fresh`).
             if batch_guards(base, 1, class.size) {
@@ -390,13 +448,14 @@ impl StackPool {
         // SAFETY: `lo` starts an unused slot of a slab we mapped.
         unsafe { install_guard(lo as *mut u8, page) }?;
         class.unguarded.0 += class.size;
-        class.clean.push(lo);
+        class.cold.push(lo);
         Ok(())
     }
 
     fn release(&self, lo: usize, size: usize) {
         let mut classes = self.classes.borrow_mut();
         if let Some(c) = classes.iter_mut().find(|c| c.size == size) {
+            c.count_lent(lo, false);
             c.dirty.push(lo);
         }
     }
@@ -406,30 +465,220 @@ impl StackPool {
         self.classes.borrow().iter().any(|c| !c.dirty.is_empty())
     }
 
-    /// Gives back the deep pages of up to [`TRIM_BATCH`] released stacks
-    /// (the coldest first). Called when the hub is about to go idle.
+    /// Trims up to [`TRIM_BATCH`] released stacks (the coldest first): the
+    /// ones that will be among the [`WARM_STACKS`] hottest keep their top
+    /// [`KEEP_RESIDENT`] bytes, the others give back every page. Once no
+    /// released stack is left untrimmed, unmaps the slabs that became idle.
+    /// Called when the hub is about to go idle; while
+    /// [`needs_trim`](StackPool::needs_trim) stays true the hub polls
+    /// without sleeping and calls it again.
     pub(crate) fn trim(&self) {
         let page = sys::page_size();
         let mut budget = TRIM_BATCH;
+        let mut ranges = Vec::new();
         let mut classes = self.classes.borrow_mut();
         for c in classes.iter_mut() {
             let n = budget.min(c.dirty.len());
-            for lo in c.dirty.drain(..n) {
+            if n == 0 {
+                continue;
+            }
+            let warm_room = WARM_STACKS.saturating_sub(c.clean.len());
+            let len = c.dirty.len();
+            let size = c.size;
+            for (i, lo) in c.dirty.drain(..n).enumerate() {
+                // The last `warm_room` of the LIFO list are the hottest.
+                let warm = len - i <= warm_room;
                 let from = lo + page;
-                let to = lo + c.size - KEEP_RESIDENT.min(c.size - page);
+                let to = if warm {
+                    lo + size - KEEP_RESIDENT.min(size - page)
+                } else {
+                    lo + size
+                };
                 if to > from {
-                    // SAFETY: `from..to` lies in a released slot of our slab,
-                    // above its guard page; no greenlet uses it.
-                    let _ = unsafe { sys::madvise_dontneed(from as *mut u8, to - from) };
+                    ranges.push((from, to - from));
                 }
-                c.clean.push(lo);
+                if warm {
+                    c.clean.push(lo);
+                } else {
+                    c.cold.push(lo);
+                }
+            }
+            if c.dirty.is_empty() && c.dirty.capacity() > WARM_STACKS {
+                // It grew during a peak: free it rather than keep the room.
+                c.dirty = Vec::new();
             }
             budget -= n;
             if budget == 0 {
                 break;
             }
         }
+        // SAFETY: every range lies in a released slot of one of our slabs,
+        // above its guard page; no greenlet uses it.
+        unsafe { dontneed(&ranges) };
+        if classes.iter().all(|c| c.dirty.is_empty()) {
+            let mut all = self.slabs.borrow_mut();
+            for c in classes.iter_mut() {
+                for (base, len) in c.unmap_idle_slabs() {
+                    all.retain(|&(b, _)| b != base);
+                    // SAFETY: no stack of this slab is lent (its count is
+                    // 0), warm, promised or listed any more.
+                    let _ = unsafe { sys::munmap(base as *mut u8, len) };
+                }
+            }
+        }
     }
+
+    /// What this pool holds (see [`stats`]).
+    pub(crate) fn stats(&self) -> StackStats {
+        let page = sys::page_size();
+        let classes = self.classes.borrow();
+        let mut st = StackStats::default();
+        for c in classes.iter() {
+            st.in_use += c.slabs.iter().map(|&(_, lent)| lent).sum::<usize>();
+            st.idle += c.dirty.len() + c.clean.len() + c.cold.len();
+            st.retained_bytes += c.retained_bytes(page);
+            st.mapped_bytes += c.slabs.len() * c.slab_len;
+        }
+        st
+    }
+}
+
+impl SizeClass {
+    /// Forgets the slabs where no stack is lent, none is warm and none
+    /// is released but untrimmed, as long as the stacks promised to
+    /// unstarted greenlets still fit in the rest; returns them
+    /// (`(base, len)`) for the caller to unmap.
+    fn unmap_idle_slabs(&mut self) -> Vec<(usize, usize)> {
+        let per_slab = self.slab_len / self.size;
+        let unguarded = (self.unguarded.1 - self.unguarded.0) / self.size;
+        let idle_stacks = self.cold.len() + self.fresh_count + unguarded;
+        if !self.dirty.is_empty() || idle_stacks < per_slab {
+            return Vec::new(); // no slab can be wholly idle
+        }
+        let mut warm = vec![false; self.slabs.len()];
+        for &lo in &self.clean {
+            warm[self.slab_of(lo)] = true;
+        }
+        let mut available = self.available();
+        let mut victims = Vec::new();
+        for (i, &(base, lent)) in self.slabs.iter().enumerate() {
+            if lent > 0 || warm[i] {
+                continue;
+            }
+            // Its stacks that count as available (not the unguarded rest).
+            let counted = if (base..base + self.slab_len).contains(&self.unguarded.0) {
+                per_slab - unguarded
+            } else {
+                per_slab
+            };
+            if available - counted < self.reserved {
+                continue;
+            }
+            available -= counted;
+            victims.push(i);
+        }
+        if victims.is_empty() {
+            return Vec::new();
+        }
+        let dead = |c: &SizeClass, lo: usize| victims.binary_search(&c.slab_of(lo)).is_ok();
+        let cold: Vec<usize> = self
+            .cold
+            .iter()
+            .copied()
+            .filter(|&lo| !dead(self, lo))
+            .collect();
+        self.cold = cold;
+        let mut fresh = std::mem::take(&mut self.fresh);
+        fresh.retain(|&(next, end, _)| {
+            let keep = !dead(self, next);
+            if !keep {
+                self.fresh_count -= (end - next) / self.size;
+            }
+            keep
+        });
+        self.fresh = fresh;
+        if self.unguarded.0 < self.unguarded.1 && dead(self, self.unguarded.0) {
+            self.unguarded = (0, 0);
+        }
+        let gone: Vec<(usize, usize)> = victims
+            .iter()
+            .map(|&i| (self.slabs[i].0, self.slab_len))
+            .collect();
+        let mut i = 0;
+        self.slabs.retain(|_| {
+            i += 1;
+            victims.binary_search(&(i - 1)).is_err()
+        });
+        gone
+    }
+}
+
+/// Gives the pages of `ranges` back to the kernel (`MADV_DONTNEED`), 1,024
+/// ranges per `process_madvise`, or one `madvise` each where that call is
+/// refused.
+///
+/// # Safety
+/// Every range must lie inside a slab of this module and hold no live data.
+unsafe fn dontneed(ranges: &[(usize, usize)]) {
+    for chunk in ranges.chunks(MAX_IOV) {
+        let total: usize = chunk.iter().map(|&(_, len)| len).sum();
+        // SAFETY: guaranteed by the caller.
+        match unsafe { sys::process_madvise_self(chunk, libc::MADV_DONTNEED) } {
+            Ok(n) if n == total => {}
+            // Refused or partly done: giving back a page twice is harmless.
+            _ => {
+                for &(start, len) in chunk {
+                    // SAFETY: guaranteed by the caller.
+                    let _ = unsafe { sys::madvise_dontneed(start as *mut u8, len) };
+                }
+            }
+        }
+    }
+}
+
+/// What the calling thread's stack pool holds, from [`stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StackStats {
+    /// Stacks lent to greenlets that have started and not finished.
+    pub in_use: usize,
+    /// Stacks of finished greenlets kept for reuse.
+    pub idle: usize,
+    /// An upper bound of the memory (resident bytes) the idle stacks hold:
+    /// the whole of stacks released since the hub last went idle, the top
+    /// 16 KiB of up to 64 warm stacks per size, and pre-faulted top pages
+    /// of never-used stacks. Stacks given back whole count 0.
+    pub retained_bytes: usize,
+    /// Address space of the mapped stack slabs (reserved, not committed).
+    pub mapped_bytes: usize,
+}
+
+/// What the calling thread's stack pool holds: stacks lent and idle, an
+/// upper bound of the memory idle stacks keep, and the address space
+/// mapped. Each thread's hub has its own pool; a thread without a hub has
+/// none (all zeros).
+///
+/// The pool trims idle stacks when the hub goes idle, so after a peak of
+/// greenlets (a burst of connections, say) `retained_bytes` falls back to
+/// at most about 1 MiB per stack size in use (64 warm stacks' top 16 KiB),
+/// and slabs whose stacks are all idle are unmapped.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let gs: Vec<_> = (0..1000).map(|_| greenlet::spawn(|| greenlet::sleep(Duration::from_millis(10)))).collect();
+/// greenlet::sleep(Duration::from_millis(1));
+/// assert!(greenlet::stack::stats().in_use >= 1000);
+/// greenlet::joinall(gs);
+/// greenlet::sleep(Duration::from_millis(20)); // the hub goes idle and trims
+/// let after = greenlet::stack::stats();
+/// assert_eq!(after.in_use, 0);
+/// assert!(after.retained_bytes <= 2 << 20, "{after:?}");
+/// ```
+pub fn stats() -> StackStats {
+    crate::hub::Hub::try_current().map_or_else(StackStats::default, |h| h.stacks.stats())
 }
 
 impl Drop for StackPool {

@@ -40,12 +40,14 @@ use remote::{Remote, RemoteMsg, RemoteWaker};
 use sync_wait::{SyncWaitLink, SyncWaits};
 use task::{Fiber, Header, ResultSlot, State, TaskRef, Wake};
 
+#[cfg(any(feature = "monkey", test))]
+pub(crate) use interrupt::mark_timeout_seen_in_hook;
+#[cfg(feature = "monkey")]
+pub(crate) use interrupt::pending_interrupt;
 pub(crate) use interrupt::{
     KillSignal, TimeoutSignal, deliver_interrupts, interrupt_pending, resume_unwind_marked,
     unwind_with, unwinding_now,
 };
-#[cfg(any(feature = "monkey", test))]
-pub(crate) use interrupt::{mark_timeout_seen_in_hook, pending_interrupt};
 use timers::{TimerAction, TimerKey, Timers};
 
 /// The `delay` that makes [`Hub::spawn`] create a task without scheduling
@@ -57,6 +59,14 @@ pub(crate) const UNSCHEDULED: Duration = Duration::MAX;
 /// paying a syscall per pass (tokio uses the same figure). Timers and the
 /// remote queue are checked after every pass.
 const TICK_BUDGET: u32 = 61;
+
+/// The wait-slot table is freed once it is empty and the hub goes idle, if
+/// it has grown past this many entries.
+const SMALL_TABLE: usize = 1024;
+
+/// The ready queue's room; more, grown during a peak, is freed once the
+/// queue is empty and the hub goes idle.
+const READY_RESERVE: usize = 64;
 
 thread_local! {
     /// This thread's hub; null before first use, `DEAD` after teardown.
@@ -125,7 +135,7 @@ pub(crate) struct Hub {
     pub(crate) monitor: crate::monitor::HubProbe,
     altstack: Option<(*mut u8, usize)>,
     /// Declared last: dropped after every greenlet that borrowed a stack.
-    stacks: StackPool,
+    pub(crate) stacks: StackPool,
 }
 
 impl Hub {
@@ -170,7 +180,7 @@ impl Hub {
         let root = TaskRef::new(0, None, 0, ());
         root.state.set(State::Running);
         let hub = Box::new(Hub {
-            ready: UnsafeCell::new(VecDeque::with_capacity(64)),
+            ready: UnsafeCell::new(VecDeque::with_capacity(READY_RESERVE)),
             root,
             timers: RefCell::new(Timers::default()),
             reactor,
@@ -522,9 +532,7 @@ impl Hub {
             return;
         }
         self.ticks.set(0);
-        if self.stacks.needs_trim() {
-            self.stacks.trim();
-        }
+        self.release_idle_memory();
         let timeout = self
             .timers
             .borrow()
@@ -533,7 +541,8 @@ impl Hub {
         if timeout.is_none() && !self.can_be_woken() {
             self.would_block_forever();
         }
-        let timeout = if self.remote.prepare_sleep() {
+        // Stacks left to trim: poll without sleeping, and trim more next time.
+        let timeout = if self.remote.prepare_sleep() && !self.stacks.needs_trim() {
             timeout
         } else {
             Some(Duration::ZERO)
@@ -619,6 +628,34 @@ impl Hub {
             }
         }
         std::mem::forget(repend);
+    }
+
+    /// Gives memory back as the hub goes idle: one batch of released stacks
+    /// (see [`StackPool::trim`]), the reactor's slots past the last one in
+    /// use, the timer map's last node once no timer is left, the wait-slot
+    /// table once no remote wait is pending, and the ready queue's room
+    /// beyond a small reserve. After a peak of
+    /// connections the runtime's own memory returns close to where it was.
+    fn release_idle_memory(&self) {
+        if self.stacks.needs_trim() {
+            self.stacks.trim();
+        }
+        self.reactor.shrink();
+        self.timers.borrow_mut().release_if_empty();
+        {
+            let mut w = self.waits.borrow_mut();
+            if w.used == 0 && w.slots.capacity() > SMALL_TABLE {
+                // Keys are checked with a generation that never repeats,
+                // so a late wake for a dropped slot finds nothing.
+                w.slots = Vec::new();
+                w.free = Vec::new();
+            }
+        }
+        // SAFETY: as in `push_ready`: this reference ends here.
+        let ready = unsafe { &mut *self.ready.get() };
+        if ready.is_empty() && ready.capacity() > READY_RESERVE {
+            *ready = VecDeque::with_capacity(READY_RESERVE);
+        }
     }
 
     /// Registers the running task for a wake-up from any thread. The caller

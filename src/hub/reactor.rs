@@ -7,11 +7,11 @@
 //! ignored. Registration is edge-triggered for both directions, once per
 //! fd. An event sets readiness bits and wakes every task waiting in that
 //! direction; a task clears its direction's bit when its syscall says
-//! `WouldBlock` (or, for streams, moved fewer bytes than asked, which on
-//! epoll means the kernel buffer was drained), then parks without a
-//! syscall until the next edge. Events are only processed by the loop, which
-//! never runs between a greenlet's failed syscall and its park, so no edge is
-//! lost in between.
+//! `WouldBlock` (or, where that is proof of it, when a stream call moved
+//! fewer bytes than asked: see [`Registration::mark_drained`]), then parks
+//! without a syscall until the next edge. Events are only processed by the
+//! loop, which never runs between a greenlet's failed syscall and its park,
+//! so no edge is lost in between.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -38,12 +38,16 @@ const WRITABLE: u8 = 2;
 const READ_CLOSED: u8 = 4;
 const WRITE_CLOSED: u8 = 8;
 const ERROR: u8 = 16;
+/// `EPOLLPRI`: TCP urgent data is pending. A TCP read stops short at the
+/// urgent mark with more data queued behind it, so while this bit is set a
+/// short read proves nothing (see [`Registration::mark_drained`]).
+const URGENT: u8 = 32;
 
 impl Direction {
     /// Readiness bits that end a wait in this direction.
     fn mask(self) -> u8 {
         match self {
-            Direction::Read => READABLE | READ_CLOSED | ERROR,
+            Direction::Read => READABLE | READ_CLOSED | ERROR | URGENT,
             Direction::Write => WRITABLE | WRITE_CLOSED | ERROR,
         }
     }
@@ -73,6 +77,10 @@ pub(crate) struct Reactor {
     events: RefCell<Events>,
     slots: RefCell<Vec<IoSlot>>,
     free: RefCell<Vec<usize>>,
+    /// The generation new slots start from: above that of every slot
+    /// dropped by [`Reactor::shrink`], so a late event with a token of a
+    /// dropped slot never matches the slot's next registration.
+    generation_floor: Cell<u32>,
     /// Tasks currently waiting for fd readiness.
     io_waiters: Cell<usize>,
 }
@@ -91,6 +99,7 @@ impl Reactor {
                 events: RefCell::new(Events::with_capacity(1024)),
                 slots: RefCell::new(Vec::new()),
                 free: RefCell::new(Vec::new()),
+                generation_floor: Cell::new(0),
                 io_waiters: Cell::new(0),
             },
             waker,
@@ -100,6 +109,31 @@ impl Reactor {
     /// Whether any fd wait could still wake someone.
     pub(crate) fn has_waiters(&self) -> bool {
         self.io_waiters.get() > 0
+    }
+
+    /// Drops the slots past the last one in use, when at least half the
+    /// slab and more than a few are free (the hub calls it as it goes
+    /// idle): after a peak of connections the slab shrinks back. Slots in
+    /// use never move (their index is in their token).
+    pub(crate) fn shrink(&self) {
+        let mut slots = self.slots.borrow_mut();
+        let mut free = self.free.borrow_mut();
+        if free.len() < 64 || free.len() * 2 < slots.len() {
+            return;
+        }
+        let mut floor = self.generation_floor.get();
+        while let Some(last) = slots.last()
+            && !last.in_use
+        {
+            floor = floor.max(last.generation);
+            slots.pop();
+        }
+        self.generation_floor.set(floor);
+        let len = slots.len();
+        free.retain(|&k| k < len);
+        slots.shrink_to(len.max(16));
+        let keep = free.len().max(16);
+        free.shrink_to(keep);
     }
 
     /// How many sources are registered (for leak tests).
@@ -146,6 +180,9 @@ impl Reactor {
             if ev.is_error() {
                 bits |= ERROR;
             }
+            if ev.is_priority() {
+                bits |= URGENT;
+            }
             slot.readiness |= bits;
             if bits & Direction::Read.mask() != 0 {
                 for t in slot.readers.drain(..) {
@@ -173,7 +210,8 @@ pub(crate) struct Registration {
 }
 
 impl Registration {
-    /// Registers `source` for read and write readiness (edge-triggered).
+    /// Registers `source` for read, write and priority (`EPOLLPRI`: TCP
+    /// urgent data) readiness, edge-triggered.
     /// Both directions start out as ready, so the first call in each tries
     /// its syscall; a caller that has just seen `WouldBlock` clears that
     /// direction with [`clear_readiness`](Registration::clear_readiness).
@@ -185,7 +223,10 @@ impl Registration {
             let key = match r.free.borrow_mut().pop() {
                 Some(k) => k,
                 None => {
-                    slots.push(IoSlot::default());
+                    slots.push(IoSlot {
+                        generation: r.generation_floor.get(),
+                        ..IoSlot::default()
+                    });
                     slots.len() - 1
                 }
             };
@@ -199,7 +240,7 @@ impl Registration {
         let res = r.poll.borrow().registry().register(
             source,
             token(key, generation),
-            Interest::READABLE | Interest::WRITABLE,
+            Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY,
         );
         let reg = Registration {
             key,
@@ -235,18 +276,36 @@ impl Registration {
     }
 
     /// Forgets that `dir` is readable/writable after a stream syscall moved
-    /// fewer bytes than asked: the kernel buffer was drained (or filled), so
-    /// the next call would say `WouldBlock`. Keeps the closed and error bits,
-    /// which an edge-triggered epoll reports only once: a read after the
-    /// peer's FIN must find them and return EOF instead of waiting forever.
-    /// Call it right after the syscall, before anything can park (events
-    /// are only processed by the loop, so none is lost in between).
+    /// fewer bytes than asked, for sockets where that proves the kernel
+    /// buffer drained (or filled), so the next call would say `WouldBlock`
+    /// and can wait for the edge without making it. Keeps the closed and
+    /// error bits, which an edge-triggered epoll reports only once: a read
+    /// after the peer's FIN must find them and return EOF instead of
+    /// waiting forever. Call it right after the syscall, before anything
+    /// can park (events are only processed by the loop, so none is lost in
+    /// between).
+    ///
+    /// A short read is that proof only for TCP, and only with no urgent
+    /// data about: `tcp_recvmsg` copies from every queued segment until the
+    /// queue is empty, except that it stops at the urgent mark. Urgent data
+    /// present at the last epoll report set the `URGENT` bit (`EPOLLPRI`),
+    /// which this then keeps the read readiness for, until a read says
+    /// `WouldBlock` (the queue is then truly empty: at the mark with nothing
+    /// copied yet, a read steps over the urgent byte). Urgent data that came
+    /// after the last report has an edge of its own still to come, which
+    /// wakes the parked reader. Unix stream reads also stop after a message
+    /// carrying file descriptors (`SCM_RIGHTS`) or other credentials, with
+    /// no epoll bit telling so: callers never mark those drained.
     pub(crate) fn mark_drained(&self, dir: Direction) {
         let bit = match dir {
             Direction::Read => READABLE,
             Direction::Write => WRITABLE,
         };
-        self.with_slot(|s| s.readiness &= !bit);
+        self.with_slot(|s| {
+            if dir == Direction::Write || s.readiness & URGENT == 0 {
+                s.readiness &= !bit;
+            }
+        });
     }
 
     /// Whether epoll has reported nothing but plain writability since
@@ -446,8 +505,9 @@ impl Registration {
                 Some(s) if s.in_use && s.generation == self.generation => {
                     s.in_use = false;
                     s.readiness = 0;
+                    // Taken, not drained: a free slot keeps no buffers.
                     let mut w = std::mem::take(&mut s.readers);
-                    w.append(&mut s.writers);
+                    w.append(&mut std::mem::take(&mut s.writers));
                     Some(w)
                 }
                 _ => None,

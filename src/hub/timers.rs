@@ -67,6 +67,15 @@ impl Timers {
         }
     }
 
+    /// Frees the map's nodes once it is empty: an emptied `BTreeMap` keeps
+    /// its last node, which a peak of timers may have left high in the
+    /// heap, where it keeps the allocator from returning the memory below.
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.map.is_empty() {
+            self.map = BTreeMap::new();
+        }
+    }
+
     /// Drops every timer (hub teardown).
     pub(crate) fn clear(&mut self) -> Vec<TimerAction> {
         std::mem::take(&mut self.map).into_values().collect()

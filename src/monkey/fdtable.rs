@@ -26,6 +26,11 @@ const CHUNKS: usize = 1024;
 const KIND_UNKNOWN: u8 = 0;
 const KIND_SOCKET: u8 = 1;
 const KIND_OTHER: u8 = 2;
+/// A pipe or FIFO.
+const KIND_FIFO: u8 = 3;
+/// Another pollable fd that is not a socket: a character device (tty),
+/// or an anonymous inode (eventfd, timerfd, signalfd, epoll, pidfd).
+const KIND_POLLABLE: u8 = 4;
 
 #[derive(Default)]
 pub(crate) struct FdInfo {
@@ -77,20 +82,40 @@ impl FdInfo {
     pub(crate) fn is_socket(&self, fd: libc::c_int) -> bool {
         match self.kind.load(Ordering::Relaxed) {
             KIND_SOCKET => true,
-            KIND_OTHER => false,
-            _ => match real::is_socket(fd) {
-                Some(s) => {
+            KIND_OTHER | KIND_FIFO | KIND_POLLABLE => false,
+            _ => match real::file_type(fd) {
+                Some(t) => {
+                    let s = t == libc::S_IFSOCK;
                     if s {
                         // A socket made before patch_all: learn its timeouts.
                         self.set_timeout(true, real::socket_timeout(fd, libc::SO_RCVTIMEO));
                         self.set_timeout(false, real::socket_timeout(fd, libc::SO_SNDTIMEO));
                     }
-                    self.kind
-                        .store(if s { KIND_SOCKET } else { KIND_OTHER }, Ordering::Relaxed);
+                    let kind = match t {
+                        libc::S_IFSOCK => KIND_SOCKET,
+                        libc::S_IFIFO => KIND_FIFO,
+                        0 | libc::S_IFCHR => KIND_POLLABLE,
+                        _ => KIND_OTHER,
+                    };
+                    self.kind.store(kind, Ordering::Relaxed);
                     s
                 }
                 None => false,
             },
+        }
+    }
+
+    /// For a pollable fd that is not a socket: `Some(true)` for a pipe or
+    /// FIFO, `Some(false)` for a tty, other character device or anonymous
+    /// inode; `None` otherwise (sockets, regular files, directories).
+    pub(crate) fn pollable_kind(&self, fd: libc::c_int) -> Option<bool> {
+        if self.is_socket(fd) {
+            return None;
+        }
+        match self.kind.load(Ordering::Relaxed) {
+            KIND_FIFO => Some(true),
+            KIND_POLLABLE => Some(false),
+            _ => None,
         }
     }
 

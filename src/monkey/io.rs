@@ -5,12 +5,14 @@
 //! On sockets inside greenlets, each call runs with `MSG_DONTWAIT` (plain
 //! `read`/`write`/`readv`/`writev` become the equivalent `recv`/`send`/
 //! `recvmsg`/`sendmsg`, which behave identically on sockets), so the fd's
-//! own blocking mode never has to change.
+//! own blocking mode never has to change. On pipes, FIFOs, ttys and other
+//! pollable fds, `read`/`readv`/`write`/`writev` go through
+//! [`pipe`](super::pipe) instead.
 
 use libc::{c_int, c_void, size_t, sockaddr, socklen_t, ssize_t};
 
 use crate::hub::reactor::Direction;
-use crate::monkey::{Hook, cooperate, fdtable, is_socket, real};
+use crate::monkey::{Hook, cooperate, fdtable, is_socket, pipe, real};
 
 const DW: c_int = libc::MSG_DONTWAIT;
 
@@ -35,6 +37,12 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
                 real::recv(fd, buf, n, DW)
             })
         }
+        Some(h) if pipe::is_pollable(fd) => {
+            // SAFETY: the caller's buffer, as for read.
+            pipe::cooperate(&h, fd, Direction::Read, &mut || unsafe {
+                real::read(fd, buf, n)
+            })
+        }
         // SAFETY: forwarding the caller's arguments.
         _ => unsafe { real::read(fd, buf, n) },
     }
@@ -51,6 +59,13 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
             // SAFETY: the caller's buffer, as for write.
             cooperate(&h, fd, Direction::Write, &mut || unsafe {
                 real::send(fd, buf, n, DW)
+            })
+        }
+        Some(h) if pipe::is_pollable(fd) => {
+            let n = pipe::write_len(fd, n);
+            // SAFETY: the caller's buffer (a prefix of it), as for write.
+            pipe::cooperate(&h, fd, Direction::Write, &mut || unsafe {
+                real::write(fd, buf, n)
             })
         }
         // SAFETY: forwarding the caller's arguments.
@@ -72,6 +87,12 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const libc::iovec, n: c_int) -> 
                 real::recvmsg(fd, &mut m, DW)
             })
         }
+        Some(h) if pipe::is_pollable(fd) => {
+            // SAFETY: the caller's iovecs, as for readv.
+            pipe::cooperate(&h, fd, Direction::Read, &mut || unsafe {
+                real::readv(fd, iov, n)
+            })
+        }
         // SAFETY: forwarding the caller's arguments.
         _ => unsafe { real::readv(fd, iov, n) },
     }
@@ -89,6 +110,12 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const libc::iovec, n: c_int) ->
             // SAFETY: the caller's iovecs, as for writev.
             cooperate(&h, fd, Direction::Write, &mut || unsafe {
                 real::sendmsg(fd, &m, DW)
+            })
+        }
+        Some(h) if pipe::is_pollable(fd) => {
+            // SAFETY: the caller's iovecs, as for writev.
+            pipe::cooperate(&h, fd, Direction::Write, &mut || unsafe {
+                pipe::capped_writev(fd, iov, n)
             })
         }
         // SAFETY: forwarding the caller's arguments.

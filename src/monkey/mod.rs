@@ -19,11 +19,19 @@
 //! | `poll`, `ppoll`, `select` | wait through the hub |
 //! | `sleep`, `usleep`, `nanosleep`, `clock_nanosleep` | park on a timer |
 //! | `getaddrinfo` | runs whole on the blocking thread pool |
+//! | `read`/`write`/`readv`/`writev` on pipes, FIFOs, ttys, eventfds | wait through the hub until `poll` says ready; a pipe write moves at most 4 KiB per call (see below) |
+//! | `waitpid`, `wait4`, `waitid` for one child | park on the child's pidfd (`std::process::Child::wait`, `Command::status`) |
+//! | `epoll_wait`, `epoll_pwait`, `epoll_pwait2` | a foreign event loop parks on its epoll fd's readiness, its timeout as the park's |
 //! | `close` | removes the fd from the hub first |
+//!
+//! And, in or out of greenlets: `listen` asks for the largest accept queue
+//! (`net.core.somaxconn`) instead of std's 128, so a burst of connects to a
+//! server that accepts between other work loses no SYN (each lost one
+//! costs its client a 1 s retry).
 //!
 //! User intent is kept: a socket the user made non-blocking still returns
 //! `EAGAIN`; `SO_RCVTIMEO`/`SO_SNDTIMEO` become the park's timeout and give
-//! std's `WouldBlock` when they expire. Files, pipes and ttys pass straight
+//! std's `WouldBlock` when they expire. Regular files pass straight
 //! through. Outside greenlets (root context, other threads, signal
 //! handlers) every hook is the real call.
 //!
@@ -48,8 +56,59 @@
 //! - Code in a `dlopen`ed shared library that binds its own symbols first
 //!   (`-Bsymbolic`), and hooks inside a `cdylib`: preload the program
 //!   instead (`LD_PRELOAD`).
-//! - Blocking calls on other fds (files, pipes, ttys) block the hub, as in
-//!   gevent.
+//! - Regular files: epoll cannot watch them (they always count as ready)
+//!   and a read blocks on the disk, so `read`/`write` on files (`std::fs`,
+//!   sqlite) still block the hub. Use [`crate::fs`], which runs file IO on
+//!   the blocking pool.
+//! - Waits for *any* child (`wait`, `waitpid(-1)`): they could take a child
+//!   that other code waits for, so they pass straight through.
+//! - A blocking pipe `write` is cut to 4 KiB per call (readiness promises
+//!   no more room than that): code that loops on `write`, as `write_all`
+//!   and stdio do, is unaffected; code that assumes one blocking pipe write
+//!   writes everything would lose the rest.
+//!
+//! # Foreign event loops and tokio
+//!
+//! A library that runs its own epoll loop inside a greenlet cooperates: its
+//! `epoll_wait` parks the greenlet until the hub sees the library's epoll
+//! fd ready or the wait's timeout passes. A tokio current-thread runtime
+//! driven by `block_on` in a greenlet (as the `postgres` crate and
+//! `reqwest::blocking` do internally) therefore leaves the other greenlets
+//! running. A kill or [`with_timeout`] makes its `epoll_wait` fail; tokio
+//! panics on that error ("unexpected error when polling the I/O driver"),
+//! which unwinds `block_on`, and `with_timeout` returns `Err(Elapsed)`.
+//! That runtime has lost its I/O driver in the panic: drop it (a
+//! `postgres::Client` whose call was ended this way cannot even close its
+//! connection cleanly; `mem::forget` it). Tested with the `postgres` crate
+//! against a real server: `pg_sleep(0.3)` in one greenlet leaves the others
+//! running, and `with_timeout(100 ms)` ends a `pg_sleep(1)` after 100 ms.
+//!
+//! **Only one `block_on` per thread at a time.** tokio keeps the running
+//! runtime in a thread-local, which all greenlets of a thread share: while
+//! one greenlet is parked inside `block_on`, a second greenlet's
+//! `block_on` (any runtime) panics with "Cannot start a runtime from within
+//! a runtime". So tokio-based blocking clients (`postgres`,
+//! `reqwest::blocking`) cannot overlap inside the greenlets of one hub,
+//! patched or not. What does overlap them: run each call on the blocking
+//! pool, one OS thread per call in flight, while its greenlet parks:
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//!
+//! let start = Instant::now();
+//! let calls: Vec<_> = (0..5)
+//!     .map(|_| {
+//!         greenlet::spawn(|| {
+//!             greenlet::threadpool::spawn_blocking(|| {
+//!                 // e.g. postgres::Client::query, which block_on's inside.
+//!                 std::thread::sleep(Duration::from_millis(100));
+//!             })
+//!         })
+//!     })
+//!     .collect();
+//! greenlet::joinall(calls);
+//! assert!(start.elapsed() < Duration::from_millis(450));
+//! ```
 //!
 //! # Examples
 //!
@@ -69,9 +128,13 @@
 //! [`with_timeout`]: crate::with_timeout
 
 mod dns;
+mod epoll;
 pub(crate) mod fdtable;
 mod io;
+mod listen;
 mod net;
+mod pipe;
+mod process;
 pub(crate) mod real;
 mod signal;
 mod time;
@@ -237,6 +300,11 @@ fn real_poll_one(fd: c_int, dir: Direction, deadline: Option<Instant>) -> Waited
 /// with `MSG_DONTWAIT` (or on an fd made non-blocking for it); on `EAGAIN`,
 /// a blocking-mode fd parks until ready, bounded by the user's socket
 /// timeout, which then fails with `EAGAIN` as the kernel would.
+///
+/// It parks only after the real call said `EAGAIN`, never because a call
+/// moved fewer bytes than asked: a short read is no proof that nothing is
+/// queued (TCP urgent data and `SCM_RIGHTS` messages stop reads early), so
+/// the caller's next read always makes the syscall.
 pub(crate) fn cooperate(
     hook: &Hook,
     fd: c_int,

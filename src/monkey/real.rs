@@ -82,6 +82,13 @@ real_fns! {
     fn __recv_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int) -> ssize_t;
     fn __recvfrom_chk(fd: c_int, buf: *mut c_void, n: size_t, buflen: size_t, flags: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> ssize_t;
     fn __poll_chk(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int, fdslen: size_t) -> c_int;
+    fn waitpid(pid: libc::pid_t, status: *mut c_int, options: c_int) -> libc::pid_t;
+    fn wait4(pid: libc::pid_t, status: *mut c_int, options: c_int, usage: *mut libc::rusage) -> libc::pid_t;
+    fn waitid(idtype: libc::idtype_t, id: libc::id_t, info: *mut libc::siginfo_t, options: c_int) -> c_int;
+    fn epoll_wait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int) -> c_int;
+    fn epoll_pwait(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: c_int, mask: *const libc::sigset_t) -> c_int;
+    fn epoll_pwait2(epfd: c_int, events: *mut libc::epoll_event, max: c_int, timeout: *const libc::timespec, mask: *const libc::sigset_t) -> c_int;
+    fn listen(fd: c_int, backlog: c_int) -> c_int;
     fn __ppoll_chk(fds: *mut libc::pollfd, n: libc::nfds_t, ts: *const libc::timespec, mask: *const libc::sigset_t, fdslen: size_t) -> c_int;
 }
 
@@ -124,15 +131,16 @@ pub(crate) fn set_fl(fd: c_int, fl: c_int) -> c_int {
     unsafe { libc::fcntl(fd, libc::F_SETFL, fl) }
 }
 
-/// Whether `fd` is a socket (one `fstat`).
-pub(crate) fn is_socket(fd: c_int) -> Option<bool> {
+/// The file type bits of `fd` (`st_mode & S_IFMT`; 0 for anonymous
+/// inodes: eventfd, timerfd, signalfd, epoll, pidfd), with one `fstat`.
+pub(crate) fn file_type(fd: c_int) -> Option<libc::mode_t> {
     // SAFETY: zeroed stat is a valid out-parameter.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: valid out-pointer.
     if unsafe { libc::fstat(fd, &mut st) } != 0 {
         return None;
     }
-    Some(st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
+    Some(st.st_mode & libc::S_IFMT)
 }
 
 /// `getsockopt(fd, SOL_SOCKET, SO_ERROR)`.

@@ -198,9 +198,10 @@ impl<S: AsFd> Socket<S> {
         reg.do_io_timeout(dir, self.timeout(dir), || op(&self.inner))
     }
 
-    /// A stream call moved fewer bytes than asked: the kernel buffer is
-    /// drained (read) or full (write), so the next call can wait for the
-    /// edge without first failing a syscall.
+    /// A stream call moved fewer bytes than asked where that proves the
+    /// kernel buffer drained (read) or full (write): the next call can
+    /// wait for the edge without first failing a syscall. See
+    /// [`Registration::mark_drained`] for when it is proof.
     #[inline]
     fn drained(&self, dir: Direction) {
         if let Some(r) = self.reg.get() {
@@ -209,72 +210,65 @@ impl<S: AsFd> Socket<S> {
     }
 
     /// A stream read: any bytes available, or waits for some.
-    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+    ///
+    /// A short read is taken as "drained" (the next read parks without a
+    /// syscall) only where [`StreamKind::SHORT_READ_DRAINS`] says the kernel
+    /// guarantees it; elsewhere the next read tries the syscall first and
+    /// parks only on `WouldBlock`, so queued data is never stranded.
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize>
+    where
+        S: StreamKind,
+    {
         let len = buf.len();
         let n = self.io(Direction::Read, |s| crate::sys::recv(s.as_fd(), buf))?;
-        if n > 0 && n < len {
+        if S::SHORT_READ_DRAINS && n > 0 && n < len {
             self.drained(Direction::Read);
         }
         Ok(n)
     }
 
-    /// A vectored stream read.
+    /// A vectored stream read (see [`read`](Socket::read)).
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize>
     where
+        S: StreamKind,
         for<'a> &'a S: Read,
     {
         let len: usize = bufs.iter().map(|b| b.len()).sum();
         let n = self.io(Direction::Read, |mut s| s.read_vectored(bufs))?;
-        if n > 0 && n < len {
+        if S::SHORT_READ_DRAINS && n > 0 && n < len {
             self.drained(Direction::Read);
         }
         Ok(n)
     }
 
-    /// A stream write with a blocking socket's semantics: returns once all
-    /// of `buf` is sent, or with the count sent so far when an error (or the
-    /// write timeout) stops it after some progress. Never raises `SIGPIPE`.
-    /// In non-blocking mode: one `send`.
+    /// A stream write: sends what the socket takes now, or waits until it
+    /// takes something. Never raises `SIGPIPE`.
+    ///
+    /// Once a call has sent any bytes it returns their count instead of
+    /// parking again for the rest (`Write::write` may be partial;
+    /// `write_all` loops). So a kill or a `with_timeout` that unwinds a
+    /// write can only unwind one that sent nothing, and a caller that
+    /// retries `write(&buf[sent..])` after a timeout never sends a byte
+    /// twice. A short write marks the buffer full, so the next call waits
+    /// for the edge without a syscall that would only say `WouldBlock`.
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.write_all_or_progress(buf.len(), |s, done| {
-            crate::sys::send(s.as_fd(), &buf[done..])
-        })
+        let n = self.io(Direction::Write, |s| crate::sys::send(s.as_fd(), buf))?;
+        if n > 0 && n < buf.len() {
+            self.drained(Direction::Write);
+        }
+        Ok(n)
     }
 
     /// The vectored form of [`write`](Socket::write).
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         let len: usize = bufs.iter().map(|b| b.len()).sum();
-        self.write_all_or_progress(len, |s, done| {
-            if done == 0 {
-                crate::sys::send_vectored(s.as_fd(), bufs)
-            } else {
-                crate::sys::send_vectored(s.as_fd(), &skip(bufs, done))
-            }
-        })
-    }
-
-    fn write_all_or_progress(
-        &self,
-        len: usize,
-        mut send_from: impl FnMut(&S, usize) -> io::Result<usize>,
-    ) -> io::Result<usize> {
-        if self.opts.nonblocking.get() {
-            return send_from(&self.inner, 0);
+        let n = self.io(Direction::Write, |s| {
+            crate::sys::send_vectored(s.as_fd(), bufs)
+        })?;
+        if n > 0 && n < len {
+            self.drained(Direction::Write);
         }
-        let mut done = 0;
-        loop {
-            match self.io(Direction::Write, |s| send_from(s, done)) {
-                Ok(n) => {
-                    done += n;
-                    if done >= len || n == 0 {
-                        return Ok(done);
-                    }
-                    self.drained(Direction::Write);
-                }
-                Err(_) if done > 0 => return Ok(done),
-                Err(e) => return Err(e),
-            }
-        }
+        Ok(n)
     }
 
     /// User-chosen non-blocking mode (std's `set_nonblocking`): calls
@@ -308,16 +302,24 @@ impl<S: AsFd> Socket<S> {
     }
 }
 
-/// `bufs` without its first `n` bytes (`n` less than their total).
-fn skip<'a>(bufs: &[IoSlice<'a>], n: usize) -> Vec<IoSlice<'a>> {
-    let mut rest = bufs.to_vec();
-    let remaining = {
-        let mut view = &mut rest[..];
-        IoSlice::advance_slices(&mut view, n);
-        view.len()
-    };
-    rest.drain(..rest.len() - remaining);
-    rest
+/// What a stream socket type's short reads prove.
+pub(crate) trait StreamKind {
+    /// Whether a read that returns fewer bytes than asked proves the
+    /// receive queue empty (see [`Registration::mark_drained`]): true for
+    /// TCP, whose urgent mark is tracked through `EPOLLPRI`; false for Unix
+    /// streams, whose reads stop after a message carrying file descriptors
+    /// (`SCM_RIGHTS`) or different credentials with no epoll bit to say
+    /// so. Where false, every short read is followed by another syscall
+    /// before the socket waits for an edge.
+    const SHORT_READ_DRAINS: bool;
+}
+
+impl StreamKind for std::net::TcpStream {
+    const SHORT_READ_DRAINS: bool = true;
+}
+
+impl StreamKind for std::os::unix::net::UnixStream {
+    const SHORT_READ_DRAINS: bool = false;
 }
 
 impl<S: AsFd> AsFd for Socket<S> {

@@ -21,7 +21,10 @@ use crate::net::socket::{Socket, fd_conversions};
 /// code works everywhere.
 ///
 /// Writes never raise `SIGPIPE`: a write to a closed peer returns an error
-/// (`BrokenPipe` or `ConnectionReset`).
+/// (`BrokenPipe` or `ConnectionReset`). A `write` returns as soon as it has
+/// sent some bytes, so a kill or timeout never loses its count; what an
+/// interrupted `write_all` or `read_exact` has done is described in
+/// [the module docs](crate::net#kills-and-timeouts-in-the-middle-of-io).
 ///
 /// A `TcpStream` belongs to the thread that made it (it is neither `Send`
 /// nor `Sync`); move a connection to another thread as an [`OwnedFd`]:

@@ -45,8 +45,10 @@ use crate::net::socket::fd_conversions;
 /// call that would block parks the calling greenlet instead of the thread.
 ///
 /// As for [`TcpStream`](crate::net::TcpStream): `Read`/`Write` work through
-/// `&UnixStream` too, a `write` returns once all its bytes are sent, writes
-/// never raise `SIGPIPE`, and timeouts expire with `WouldBlock`.
+/// `&UnixStream` too, a `write` returns once it has sent some bytes, writes
+/// never raise `SIGPIPE`, and timeouts expire with `WouldBlock`. Kills and
+/// timeouts in the middle of IO behave as
+/// [for TCP](crate::net#kills-and-timeouts-in-the-middle-of-io).
 ///
 /// # Examples
 ///

@@ -23,7 +23,12 @@ macro_rules! syscall {
 }
 
 // After the macro, so it is in scope there.
+mod fd;
 mod net;
+pub(crate) use fd::{
+    SigSet, block_signals, dup_cloexec, is_nonblocking, pidfd_open, poll_now, read, read_signalfd,
+    set_nonblocking_fl, signalfd, write,
+};
 pub(crate) use net::{
     recv, reuseport_listener, send, send_vectored, set_backlog, set_nonblocking, set_reuseport,
     would_block,

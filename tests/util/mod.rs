@@ -3,6 +3,8 @@
 //! Each test file pulls this in with `mod util;` and uses only part of it.
 #![allow(dead_code)]
 
+pub mod ticker;
+
 use std::cell::{Cell, RefCell};
 use std::fmt::Debug;
 use std::io::{self, Read, Write};
@@ -378,4 +380,50 @@ pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send +
         Ok(Err(payload)) => panic!("test body panicked: {}", payload_message(&*payload)),
         Err(_) => panic!("test body did not finish within {limit:?} (hang?)"),
     }
+}
+
+// ---- raw peers ----
+/// Sends `byte` as TCP urgent (out-of-band) data on `fd`.
+#[track_caller]
+pub fn send_urgent(fd: std::os::fd::RawFd, byte: u8) {
+    // SAFETY: one byte from a live local, on an fd the caller owns.
+    let n = unsafe { libc::send(fd, (&byte as *const u8).cast(), 1, libc::MSG_OOB) };
+    assert_eq!(n, 1, "send(MSG_OOB): {}", io::Error::last_os_error());
+}
+
+/// Sends `data` on the Unix stream socket `fd` in one message that also
+/// carries `passed` as an `SCM_RIGHTS` control message.
+#[track_caller]
+pub fn send_with_fd(fd: std::os::fd::RawFd, data: &[u8], passed: std::os::fd::RawFd) {
+    let fd_len = std::mem::size_of::<std::os::fd::RawFd>() as u32;
+    // SAFETY: CMSG_SPACE is pure arithmetic.
+    let space = unsafe { libc::CMSG_SPACE(fd_len) } as usize;
+    let mut control = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: a zeroed msghdr is valid; the fields set below point at live
+    // buffers (`iov`, `control`) that outlive the sendmsg call, and the
+    // control buffer is 8-byte aligned and CMSG_SPACE bytes long, so
+    // CMSG_FIRSTHDR returns a header inside it with room for one fd.
+    let n = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(fd_len) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<std::os::fd::RawFd>(), passed);
+        libc::sendmsg(fd, &msg, 0)
+    };
+    assert_eq!(
+        n,
+        data.len() as isize,
+        "sendmsg(SCM_RIGHTS): {}",
+        io::Error::last_os_error()
+    );
 }

@@ -4,9 +4,32 @@
 //! [`StreamServer`] accepts connections on a listener and calls a handler,
 //! `Fn(TcpStream, SocketAddr)`, in a new greenlet for each. It can cap the
 //! number of connections served at once
-//! ([`max_connections`](StreamServer::max_connections)), run one hub per OS
-//! thread on the same address ([`workers`](StreamServer::workers)), and stop
-//! gracefully from any greenlet or thread through a [`ServerHandle`].
+//! ([`max_connections`](StreamServer::max_connections)) and choose what
+//! happens past the cap ([`overflow`](StreamServer::overflow): wait, close,
+//! or send a "busy" reply), bound each connection's life
+//! ([`connection_timeout`](StreamServer::connection_timeout)), run one hub
+//! per OS thread on the same address ([`workers`](StreamServer::workers)),
+//! and stop gracefully from any greenlet or thread through a
+//! [`ServerHandle`].
+//!
+//! # Limits against slow and idle clients
+//!
+//! A server that runs a greenlet per connection is cheap to keep busy: a
+//! client that sends one byte every few seconds (slowloris) holds its
+//! greenlet, its fd and its buffers for as long as it likes, and enough
+//! such clients exhaust fds. The limits, together:
+//!
+//! ```
+//! use std::time::Duration;
+//! use greenlet::server::{Overflow, StreamServer};
+//!
+//! let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?
+//!     .max_connections(10_000) // keep under the fd limit (`ulimit -n`)
+//!     .overflow(Overflow::Close) // a full server closes new connections at once
+//!     .connection_timeout(Duration::from_secs(30)); // no connection outlives this
+//! # drop(server);
+//! # Ok::<(), std::io::Error>(())
+//! ```
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -39,28 +62,28 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod handle;
+mod limits;
+mod worker;
+
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, OwnedFd};
-use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread;
 use std::time::Duration;
 
 use crate::net::{TcpListener, TcpStream, ToSocketAddrs};
-use crate::pool::Pool;
 use crate::sync::Event;
+pub use handle::ServerHandle;
+use handle::{SetOnDrop, Shared};
+use limits::Limits;
+pub use limits::Overflow;
+use worker::{SpawnWorker, extra_listeners, run_worker, spawn_worker};
 
 /// How long [`ServerHandle::stop`] lets running handlers finish before it
 /// kills them, unless [`StreamServer::stop_timeout`] says otherwise: one
 /// second, as gevent's `StreamServer.stop_timeout`.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(1);
-
-/// The first pause after an out-of-resources accept error; it doubles on
-/// each further failure up to [`BACKOFF_MAX`] and resets on success.
-const BACKOFF_MIN: Duration = Duration::from_millis(5);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// A TCP server that calls `handler(stream, peer)` in a new greenlet for
 /// every connection it accepts (gevent's `StreamServer`).
@@ -128,70 +151,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 pub struct StreamServer<H> {
     listener: TcpListener,
     handler: H,
-    max_connections: Option<usize>,
+    limits: Limits,
     workers: usize,
     /// Set by [`StreamServer::workers`], where `H: Clone + Send` is known.
     spawn_worker: Option<SpawnWorker<H>>,
-    shared: Arc<Shared>,
-}
-
-type SpawnWorker<H> = fn(&H, OwnedFd, Option<usize>, &Arc<Shared>, usize) -> io::Result<Worker>;
-
-/// A worker thread and the event it sets when it is done, so that the
-/// first worker can wait for it without blocking its hub.
-struct Worker {
-    done: Event,
-    thread: thread::JoinHandle<()>,
-}
-
-/// What every worker and every [`ServerHandle`] share.
-struct Shared {
-    /// Set: stop accepting and shut down.
-    stop: Event,
-    /// Set: `serve_forever` has returned (or unwound).
-    stopped: Event,
-    stop_timeout: Mutex<Duration>,
-    /// The error that stopped the server, for `serve_forever` to return.
-    error: Mutex<Option<io::Error>>,
-}
-
-impl Shared {
-    fn fail(&self, e: io::Error) {
-        let mut error = self.error.lock().unwrap_or_else(PoisonError::into_inner);
-        if error.is_none() {
-            *error = Some(e);
-        }
-        drop(error);
-        self.stop.set();
-    }
-
-    fn stop_timeout(&self) -> Duration {
-        *self
-            .stop_timeout
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// A `Send + Sync` handle that stops a [`StreamServer`], from any greenlet
-/// or thread; cheap to clone.
-///
-/// # Examples
-///
-/// ```
-/// use greenlet::server::StreamServer;
-///
-/// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?;
-/// let handle = server.handle();
-/// let serving = greenlet::spawn(move || server.serve_forever());
-/// handle.stop();
-/// handle.wait();
-/// assert!(handle.is_stopped());
-/// serving.join().unwrap()?;
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Clone)]
-pub struct ServerHandle {
     shared: Arc<Shared>,
 }
 
@@ -245,7 +208,7 @@ where
         StreamServer {
             listener,
             handler,
-            max_connections: None,
+            limits: Limits::default(),
             workers: 1,
             spawn_worker: None,
             shared: Arc::new(Shared {
@@ -283,7 +246,102 @@ where
             n > 0,
             "greenlet::server::StreamServer::max_connections: the limit must be at least 1"
         );
-        self.max_connections = Some(n);
+        self.limits.max_connections = Some(n);
+        self
+    }
+
+    /// What to do with connections that arrive while
+    /// [`max_connections`](StreamServer::max_connections) handlers are
+    /// running (default [`Overflow::Wait`]); without a limit it has no
+    /// effect. [`Overflow::Reply`] and [`Overflow::Close`] keep a full
+    /// server answering at once, instead of leaving clients to time out in
+    /// the accept queue.
+    ///
+    /// # Examples
+    ///
+    /// One connection at a time; the others are told so:
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use greenlet::net::TcpStream;
+    /// use greenlet::server::{Overflow, StreamServer};
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |stream: TcpStream, _peer| {
+    ///     let _ = (&stream).read(&mut [0; 1]); // holds its slot until the client closes
+    /// })?
+    /// .max_connections(1)
+    /// .overflow(Overflow::Reply(b"busy, try later\n"));
+    /// let addr = server.local_addr()?;
+    /// let handle = server.handle();
+    /// let serving = greenlet::spawn(move || server.serve_forever());
+    ///
+    /// let first = TcpStream::connect(addr)?;
+    /// greenlet::sleep(std::time::Duration::from_millis(10)); // its handler runs
+    /// let mut reply = String::new();
+    /// TcpStream::connect(addr)?.read_to_string(&mut reply)?;
+    /// assert_eq!(reply, "busy, try later\n");
+    ///
+    /// drop(first);
+    /// handle.stop();
+    /// serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn overflow(mut self, overflow: Overflow) -> StreamServer<H> {
+        self.limits.overflow = overflow;
+        self
+    }
+
+    /// Bounds each connection's whole life: a handler still running
+    /// `timeout` after its connection was accepted is unwound from its
+    /// park point, as by [`with_timeout`](crate::with_timeout), and its
+    /// stream closes. This is the one-call defence against clients that
+    /// hold a connection open by sending slowly or not at all (slowloris),
+    /// for protocols where a connection does one exchange.
+    ///
+    /// For a connection that carries many requests (HTTP keep-alive), bound
+    /// each request instead: wrap the reading of one request in
+    /// [`with_timeout`](crate::with_timeout) inside the handler, and use
+    /// [`TcpStream::set_read_timeout`] for the idle time between requests.
+    /// `examples/http_server.rs` does both.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `timeout` is zero.
+    ///
+    /// # Examples
+    ///
+    /// A client that never sends its request is cut off:
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use std::time::{Duration, Instant};
+    /// use greenlet::net::TcpStream;
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |stream: TcpStream, _peer| {
+    ///     let mut request = String::new();
+    ///     let _ = (&stream).read_to_string(&mut request); // waits for the client
+    /// })?
+    /// .connection_timeout(Duration::from_millis(50));
+    /// let addr = server.local_addr()?;
+    /// let handle = server.handle();
+    /// let serving = greenlet::spawn(move || server.serve_forever());
+    ///
+    /// let start = Instant::now();
+    /// let silent = TcpStream::connect(addr)?;
+    /// assert_eq!((&silent).read(&mut [0; 1])?, 0); // closed by the server
+    /// assert!(start.elapsed() >= Duration::from_millis(50));
+    ///
+    /// handle.stop();
+    /// serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connection_timeout(mut self, timeout: Duration) -> StreamServer<H> {
+        assert!(
+            !timeout.is_zero(),
+            "greenlet::server::StreamServer::connection_timeout: the timeout must not be zero"
+        );
+        self.limits.connection_timeout = Some(timeout);
         self
     }
 
@@ -406,7 +464,7 @@ where
         let StreamServer {
             listener,
             handler,
-            max_connections,
+            limits,
             workers,
             spawn_worker,
             shared,
@@ -423,7 +481,7 @@ where
             match extra_listeners(&listener, workers - 1) {
                 Ok(fds) => {
                     for (i, fd) in fds.into_iter().enumerate() {
-                        match spawn_worker(&handler, fd, max_connections, &shared, i + 1) {
+                        match spawn_worker(&handler, fd, limits, &shared, i + 1) {
                             Ok(w) => threads.push(w),
                             Err(e) => {
                                 shared.fail(e);
@@ -435,7 +493,7 @@ where
                 Err(e) => shared.fail(e),
             }
         }
-        run_worker(listener, handler, max_connections, &shared);
+        run_worker(listener, handler, limits, &shared);
         let mut panicked = None;
         for w in threads {
             w.done.wait();
@@ -522,292 +580,8 @@ impl<H> fmt::Debug for StreamServer<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamServer")
             .field("listener", &self.listener)
-            .field("max_connections", &self.max_connections)
+            .field("limits", &self.limits)
             .field("workers", &self.workers)
             .finish_non_exhaustive()
-    }
-}
-
-impl ServerHandle {
-    /// Asks the server to stop, with its configured stop timeout, and
-    /// returns at once (from a handler too): every worker stops accepting,
-    /// lets its running handlers finish for up to the timeout, then kills
-    /// the rest. Wait for the end with [`wait`](ServerHandle::wait) or the
-    /// return of [`serve_forever`](StreamServer::serve_forever). Stopping
-    /// again does nothing more.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use greenlet::server::StreamServer;
-    ///
-    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?;
-    /// let handle = server.handle();
-    /// std::thread::spawn(move || handle.stop());
-    /// server.serve_forever()?; // returns once the other thread stopped it
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn stop(&self) {
-        self.shared.stop.set();
-    }
-
-    /// [`stop`](ServerHandle::stop), giving running handlers `timeout`
-    /// (instead of the configured stop timeout) before they are killed.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use greenlet::server::StreamServer;
-    ///
-    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?;
-    /// server.handle().stop_with_timeout(Duration::ZERO); // kill handlers at once
-    /// server.serve_forever()?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn stop_with_timeout(&self, timeout: Duration) {
-        *self
-            .shared
-            .stop_timeout
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = timeout;
-        self.stop();
-    }
-
-    /// Waits until the server has stopped: it was stopped and
-    /// [`serve_forever`](StreamServer::serve_forever) has finished. Parks a
-    /// greenlet; from root context it runs the hub; from a thread without
-    /// greenlets it blocks. Do not call it from one of the server's own
-    /// handlers: the stop would wait for that handler until the timeout,
-    /// then kill it.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use greenlet::server::StreamServer;
-    ///
-    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?;
-    /// let handle = server.handle();
-    /// let serving = greenlet::spawn(move || server.serve_forever());
-    /// handle.stop();
-    /// handle.wait();
-    /// assert!(serving.is_finished());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn wait(&self) {
-        self.shared.stopped.wait();
-    }
-
-    /// Whether a stop was asked for (by a handle, or by an error).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use greenlet::server::StreamServer;
-    ///
-    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?;
-    /// let handle = server.handle();
-    /// assert!(!handle.is_stopping());
-    /// handle.stop();
-    /// assert!(handle.is_stopping());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn is_stopping(&self) -> bool {
-        self.shared.stop.is_set()
-    }
-
-    /// Whether the server has stopped ([`wait`](ServerHandle::wait) would
-    /// return at once).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use greenlet::server::StreamServer;
-    ///
-    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?;
-    /// let handle = server.handle();
-    /// assert!(!handle.is_stopped());
-    /// handle.stop();
-    /// server.serve_forever()?;
-    /// assert!(handle.is_stopped());
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn is_stopped(&self) -> bool {
-        self.shared.stopped.is_set()
-    }
-}
-
-impl fmt::Debug for ServerHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServerHandle")
-            .field("stopping", &self.is_stopping())
-            .field("stopped", &self.is_stopped())
-            .finish()
-    }
-}
-
-/// Sets `event` when dropped, and `on_panic` too if dropped by a panic.
-struct SetOnDrop {
-    event: Event,
-    on_panic: Option<Event>,
-}
-
-impl Drop for SetOnDrop {
-    fn drop(&mut self) {
-        if thread::panicking()
-            && let Some(e) = &self.on_panic
-        {
-            e.set();
-        }
-        self.event.set();
-    }
-}
-
-/// Starts worker thread `index` on its own listener.
-fn spawn_worker<H>(
-    handler: &H,
-    fd: OwnedFd,
-    max_connections: Option<usize>,
-    shared: &Arc<Shared>,
-    index: usize,
-) -> io::Result<Worker>
-where
-    H: Fn(TcpStream, SocketAddr) + Clone + Send + 'static,
-{
-    let handler = handler.clone();
-    let shared = shared.clone();
-    let done = Event::new();
-    let set_done = SetOnDrop {
-        event: done.clone(),
-        on_panic: Some(shared.stop.clone()),
-    };
-    let thread = thread::Builder::new()
-        .name(format!("greenlet-server-{index}"))
-        .spawn(move || {
-            let _done = set_done;
-            run_worker(TcpListener::from(fd), handler, max_connections, &shared);
-        })?;
-    Ok(Worker { done, thread })
-}
-
-/// `n` more listeners on `first`'s address, one per extra worker: members
-/// of one `SO_REUSEPORT` group, or, if the kernel will not make one, new
-/// fds for `first`'s own socket.
-fn extra_listeners(first: &TcpListener, n: usize) -> io::Result<Vec<OwnedFd>> {
-    let addr = first.local_addr()?;
-    if crate::sys::set_reuseport(first.as_fd()).is_ok() {
-        let mut fds = Vec::with_capacity(n);
-        for _ in 0..n {
-            match crate::sys::reuseport_listener(&addr) {
-                Ok(fd) => fds.push(fd),
-                // The kernel would not join `first`'s group: share it.
-                Err(e) if fds.is_empty() && e.kind() == io::ErrorKind::AddrInUse => break,
-                Err(e) => return Err(e),
-            }
-        }
-        if fds.len() == n {
-            return Ok(fds);
-        }
-    }
-    (0..n).map(|_| first.as_fd().try_clone_to_owned()).collect()
-}
-
-/// One worker's life, on its thread: an accept loop feeding handler
-/// greenlets until the stop, then the graceful shutdown. Returns when the
-/// worker is done.
-///
-/// The shutdown runs in a greenlet of its own, so it happens even if the
-/// caller of `serve_forever` is killed while it waits (its unwind asks for
-/// the stop).
-fn run_worker<H>(
-    listener: TcpListener,
-    handler: H,
-    max_connections: Option<usize>,
-    shared: &Arc<Shared>,
-) where
-    H: Fn(TcpStream, SocketAddr) + 'static,
-{
-    let pool = match max_connections {
-        Some(n) => Pool::new(n),
-        None => Pool::with_slots(None, usize::MAX),
-    };
-    let acceptor = {
-        let pool = pool.clone();
-        let handler = Rc::new(handler);
-        let stop = shared.stop.clone();
-        crate::spawn(move || accept_loop(&listener, &pool, &handler, &stop))
-    };
-    let shared = shared.clone();
-    let shutdown = crate::spawn(move || {
-        shared.stop.wait();
-        // Dropping the listener (the accept loop owns it) refuses new
-        // clients.
-        acceptor.kill();
-        if let Ok(Some(e)) = acceptor.join() {
-            shared.fail(e);
-        }
-        if pool.join_timeout(shared.stop_timeout()).is_err() {
-            pool.kill();
-        }
-    });
-    // It cannot panic: a kill of the caller unwinds from here.
-    let _ = shutdown.join();
-}
-
-/// Accepts until a fatal error (returned, after asking for the stop) or
-/// until killed by the stop.
-fn accept_loop<H>(
-    listener: &TcpListener,
-    pool: &Pool,
-    handler: &Rc<H>,
-    stop: &Event,
-) -> Option<io::Error>
-where
-    H: Fn(TcpStream, SocketAddr) + 'static,
-{
-    let mut backoff = BACKOFF_MIN;
-    loop {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                backoff = BACKOFF_MIN;
-                let handler = handler.clone();
-                pool.spawn(move || handler(stream, peer));
-            }
-            Err(e) => match classify(&e) {
-                AcceptError::Skip => crate::yield_now(),
-                AcceptError::OutOfResources => {
-                    crate::sleep(backoff);
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
-                }
-                AcceptError::Fatal => {
-                    stop.set();
-                    return Some(e);
-                }
-            },
-        }
-    }
-}
-
-enum AcceptError {
-    /// The failure concerns one connection, which is gone: accept the next.
-    Skip,
-    /// Out of fds or memory: the connection is still queued; wait first.
-    OutOfResources,
-    /// The listener itself is broken.
-    Fatal,
-}
-
-fn classify(e: &io::Error) -> AcceptError {
-    use crate::sys::errno::*;
-    match e.raw_os_error() {
-        Some(EMFILE | ENFILE | ENOBUFS | ENOMEM) => AcceptError::OutOfResources,
-        // accept(2): "Linux accept() passes already-pending network errors
-        // on the new socket as an error code from accept()"; with the
-        // aborted and refused-by-firewall cases, all about one connection.
-        Some(
-            ECONNABORTED | EPROTO | EPERM | EINTR | EAGAIN | ENETDOWN | ENOPROTOOPT | EHOSTDOWN
-            | ENONET | EHOSTUNREACH | EOPNOTSUPP | ENETUNREACH | ETIMEDOUT | ECONNRESET,
-        ) => AcceptError::Skip,
-        _ => AcceptError::Fatal,
     }
 }
