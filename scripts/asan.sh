@@ -46,7 +46,8 @@ export CARGO_TARGET_DIR=target/asan
 
 tests=(hub join current kill sleep timeout cross_thread local
        threadpool soundness sync_event sync_mutex sync_queue sync_semaphore
-       pool net_tcp net_udp net_unix net_faults net_dns)
+       pool net_tcp net_udp net_unix net_faults net_dns
+       lifecycle link scope select time_extras)
 args=()
 for t in "${tests[@]}"; do
     [ -f "tests/$t.rs" ] && args+=(--test "$t")

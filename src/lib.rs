@@ -70,10 +70,20 @@
 //! | `g.kill()` | [`Greenlet::kill`] |
 //! | `gevent.joinall(gs)` | [`joinall`] |
 //! | `gevent.iwait(gs)` | [`iwait`] |
+//! | `Greenlet(f)`, `start()`, `start_later(s)`, `started` | [`Greenlet::new`], [`Greenlet::start`], [`Greenlet::start_later`], [`Greenlet::is_started`] |
+//! | `g.join(timeout)`, `g.value`, `g.exception` | [`Greenlet::join_timeout`], [`Greenlet::result`], [`Greenlet::try_join`] |
+//! | `g.kill(block=False)`, `g.kill(timeout=)` | [`Greenlet::kill_nowait`], [`Greenlet::kill_timeout`] |
+//! | `gevent.killall` | [`killall`], [`killall_nowait`], [`killall_timeout`] |
+//! | `joinall(raise_error=True)` | [`try_joinall`] |
+//! | `g.link`, `link_value`, `link_exception` | [`Greenlet::link`], [`Greenlet::link_value`], [`Greenlet::link_exception`] |
+//! | `gevent.wait(objects, timeout, count)`, `iwait(objects)` | [`select::wait`], [`select::iwait`] over [`select::Waitable`] |
+//! | Go's `select` | [`select::Select`] |
+//! | `std::thread::scope` | [`scope`], [`Builder::spawn_scoped`] |
 //! | `gevent.sleep(s)` | [`sleep`] |
 //! | `gevent.sleep(0)` | [`yield_now`] |
 //! | `gevent.getcurrent()` | [`current`] |
-//! | `gevent.Timeout`, `with_timeout` | [`with_timeout`] |
+//! | `gevent.Timeout`, `with_timeout` | [`with_timeout`], [`Timeout`] |
+//! | `time.sleep` to a deadline, a ticker | [`sleep_until`], [`interval`] |
 //! | `gevent.event.Event`, `AsyncResult` | [`sync::Event`], [`sync::AsyncResult`] |
 //! | `gevent.queue.Queue`, `JoinableQueue` | [`sync::Queue`] ([`peek`](sync::Queue::peek), [`is_full`](sync::Queue::is_full), [`unfinished_tasks`](sync::Queue::unfinished_tasks)) |
 //! | `gevent.queue.Channel` | [`sync::Queue::bounded`]`(0)` |
@@ -246,6 +256,8 @@ pub mod monkey;
 pub mod net;
 pub mod pool;
 pub mod process;
+mod scope;
+pub mod select;
 pub mod server;
 pub mod signal;
 pub mod sync;
@@ -254,13 +266,16 @@ pub mod threadpool;
 mod time;
 
 pub use crate::greenlet::{
-    Builder, Current, Greenlet, GreenletId, Iwait, JoinError, current, iwait, joinall, spawn,
-    spawn_later,
+    Builder, Current, Greenlet, GreenletId, Iwait, JoinError, current, iwait, joinall, killall,
+    killall_nowait, killall_timeout, spawn, spawn_later, try_joinall,
 };
 pub use crate::hub::dump;
 pub use crate::hub::handle::{HubHandle, JoinHandle, hub_handle, run_until_stopped};
 pub use crate::local::Local;
-pub use crate::time::{Elapsed, sleep, with_timeout, yield_now};
+pub use crate::scope::{Scope, ScopedGreenlet, scope};
+pub use crate::time::{
+    Elapsed, Interval, Timeout, interval, sleep, sleep_until, with_timeout, yield_now,
+};
 
 /// Stacks: sizes, the guard-page mechanism in use, and what the pool holds.
 pub mod stack {

@@ -1,11 +1,13 @@
-//! Time: `sleep`, `yield_now`, and `with_timeout`.
+//! Time: `sleep`, `sleep_until`, `yield_now`, `with_timeout`, the reusable
+//! [`Timeout`], and the [`Interval`] ticker.
 
+use std::cell::Cell;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::hub::task::Wake;
-use crate::hub::timers::TimerAction;
+use crate::hub::timers::{TimerAction, TimerKey};
 use crate::hub::{self, Hub, TimeoutSignal, deadline_after};
 
 /// Parks the calling greenlet for `dur`; other greenlets run meanwhile
@@ -102,6 +104,16 @@ impl std::error::Error for Elapsed {}
 /// assert_eq!(greenlet::with_timeout(Duration::from_secs(1), || 5), Ok(5));
 /// ```
 pub fn with_timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
+    run_with_timeout(dur, None, f)
+}
+
+/// [`with_timeout`], keeping the armed timer's key in `armed` while `f`
+/// runs (so a [`Timeout`] can be cancelled or asked after).
+fn run_with_timeout<T>(
+    dur: Duration,
+    armed: Option<&Cell<Option<TimerKey>>>,
+    f: impl FnOnce() -> T,
+) -> Result<T, Elapsed> {
     let hub = Hub::current();
     let task = hub.current_task();
     let hdr: &crate::hub::task::Header = &task;
@@ -116,9 +128,15 @@ pub fn with_timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
             id,
         },
     );
+    if let Some(a) = armed {
+        a.set(Some(key));
+    }
     let result = catch_unwind(AssertUnwindSafe(f));
     hdr.timeout_depth.set(depth);
     hub.timers().remove(key);
+    if let Some(a) = armed {
+        a.set(None);
+    }
     let delivered =
         matches!(&result, Err(p) if p.downcast_ref::<TimeoutSignal>().is_some_and(|s| s.id == id));
     let pending = matches!(hdr.timeout.get(), Some((_, p)) if p == id);
@@ -145,6 +163,240 @@ pub fn with_timeout<T>(dur: Duration, f: impl FnOnce() -> T) -> Result<T, Elapse
             Err(Elapsed(()))
         }
         Err(payload) => crate::hub::resume_unwind_marked(payload),
+    }
+}
+
+/// Parks the calling greenlet until `deadline` (std's `sleep_until`);
+/// returns at once if it has passed.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let deadline = Instant::now() + Duration::from_millis(20);
+/// greenlet::sleep_until(deadline);
+/// assert!(Instant::now() >= deadline);
+/// ```
+pub fn sleep_until(deadline: Instant) {
+    if Instant::now() >= deadline {
+        return;
+    }
+    while hub::park_until(Some(deadline), hub::WaitReason::Sleep) != Wake::TimedOut {}
+}
+
+/// A reusable timeout (gevent's `Timeout` object): [`run`](Timeout::run)
+/// runs a closure under it as many times as you like, and while it runs
+/// the timeout can be [`cancel`](Timeout::cancel)led or asked whether it
+/// [`is_pending`](Timeout::is_pending).
+///
+/// Expiry works as in [`with_timeout`]: the closure unwinds from its park
+/// point and `run` returns [`Elapsed`]. gevent's `with Timeout(s):` block
+/// is `Timeout::new(d).run(|| ...)`; its `start()`/`cancel()` pair is
+/// `run` around the guarded code, with `cancel` to lift the deadline early.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use greenlet::Timeout;
+///
+/// let t = Timeout::new(Duration::from_millis(10));
+/// assert!(t.run(|| greenlet::sleep(Duration::from_secs(60))).is_err());
+/// assert_eq!(t.run(|| 5), Ok(5)); // reused
+/// let r = t.run(|| {
+///     assert!(t.is_pending());
+///     t.cancel(); // no deadline any more
+///     greenlet::sleep(Duration::from_millis(30));
+///     "made it"
+/// });
+/// assert_eq!(r, Ok("made it"));
+/// ```
+#[derive(Debug)]
+pub struct Timeout {
+    dur: Duration,
+    /// The armed timer while `run` runs and the timeout is not cancelled.
+    armed: Cell<Option<TimerKey>>,
+    running: Cell<bool>,
+}
+
+impl Timeout {
+    /// A timeout of `dur`, not running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let t = greenlet::Timeout::new(std::time::Duration::from_secs(1));
+    /// assert!(!t.is_pending());
+    /// ```
+    pub fn new(dur: Duration) -> Timeout {
+        Timeout {
+            dur,
+            armed: Cell::new(None),
+            running: Cell::new(false),
+        }
+    }
+
+    /// The duration it was made with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(greenlet::Timeout::new(Duration::from_secs(2)).duration(), Duration::from_secs(2));
+    /// ```
+    pub fn duration(&self) -> Duration {
+        self.dur
+    }
+
+    /// Runs `f` with a deadline `duration()` from now (see
+    /// [`with_timeout`]).
+    ///
+    /// # Errors
+    /// [`Elapsed`] if the deadline passed while `f` was parked.
+    ///
+    /// # Panics
+    /// Panics if this timeout is running already (from `f` itself, or
+    /// another greenlet).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let t = greenlet::Timeout::new(Duration::from_millis(5));
+    /// assert!(t.run(|| greenlet::sleep(Duration::from_secs(60))).is_err());
+    /// ```
+    pub fn run<T>(&self, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
+        assert!(
+            !self.running.replace(true),
+            "greenlet::Timeout::run: this timeout is running already"
+        );
+        struct Done<'a>(&'a Cell<bool>);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        let _done = Done(&self.running);
+        run_with_timeout(self.dur, Some(&self.armed), f)
+    }
+
+    /// Lifts the deadline of the `run` in progress: the closure goes on
+    /// without one. Does nothing if none is running or it expired already.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let t = greenlet::Timeout::new(Duration::from_millis(5));
+    /// let r = t.run(|| {
+    ///     t.cancel();
+    ///     greenlet::sleep(Duration::from_millis(20));
+    /// });
+    /// assert!(r.is_ok());
+    /// ```
+    pub fn cancel(&self) {
+        if let Some(key) = self.armed.take() {
+            Hub::current().timers().remove(key);
+        }
+    }
+
+    /// Whether a `run` is in progress with its deadline armed (not
+    /// cancelled, not yet expired).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let t = greenlet::Timeout::new(Duration::from_secs(1));
+    /// assert!(!t.is_pending());
+    /// t.run(|| assert!(t.is_pending())).unwrap();
+    /// assert!(!t.is_pending());
+    /// ```
+    pub fn is_pending(&self) -> bool {
+        match self.armed.get() {
+            Some(key) => Hub::current().timers().contains(key),
+            None => false,
+        }
+    }
+}
+
+/// A ticker that fires every `period` (Go's `time.Ticker`, tokio's
+/// `interval`): [`tick`](Interval::tick) parks until the next tick. The
+/// first tick is immediate. A greenlet that falls behind by more than a
+/// period skips the missed ticks instead of firing them in a burst.
+/// Also an endless iterator of tick instants.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let start = Instant::now();
+/// let ticks: Vec<Instant> = greenlet::interval(Duration::from_millis(10)).take(4).collect();
+/// assert_eq!(ticks.len(), 4);
+/// assert!(start.elapsed() >= Duration::from_millis(30));
+/// assert!(ticks.windows(2).all(|w| w[1] - w[0] >= Duration::from_millis(10)));
+/// ```
+pub fn interval(period: Duration) -> Interval {
+    assert!(
+        !period.is_zero(),
+        "greenlet::interval: the period must be above zero"
+    );
+    Interval {
+        period,
+        next: Instant::now(),
+    }
+}
+
+/// The ticker of [`interval`].
+#[derive(Debug, Clone)]
+pub struct Interval {
+    period: Duration,
+    next: Instant,
+}
+
+impl Interval {
+    /// Parks until the next tick and returns when it was due.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let mut every = greenlet::interval(Duration::from_millis(5));
+    /// let first = every.tick();
+    /// let second = every.tick();
+    /// assert_eq!(second - first, Duration::from_millis(5));
+    /// ```
+    pub fn tick(&mut self) -> Instant {
+        let due = self.next;
+        sleep_until(due);
+        let now = Instant::now();
+        self.next = due + self.period;
+        if self.next <= now {
+            // Fell behind by more than a period: skip the missed ticks.
+            let behind = now.duration_since(self.next).as_nanos() / self.period.as_nanos();
+            self.next += self.period * (behind as u32 + 1);
+        }
+        due
+    }
+
+    /// The period.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// assert_eq!(greenlet::interval(Duration::from_secs(1)).period(), Duration::from_secs(1));
+    /// ```
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+}
+
+impl Iterator for Interval {
+    type Item = Instant;
+
+    fn next(&mut self) -> Option<Instant> {
+        Some(self.tick())
     }
 }
 

@@ -580,3 +580,58 @@ impl<T> fmt::Debug for Receiver<T> {
         f.debug_struct("Receiver").finish_non_exhaustive()
     }
 }
+
+/// A `recv` as one operation of a [`Select`](crate::select::Select) or
+/// [`wait`](crate::select::wait): completes with the next message, or with
+/// [`RecvError`] once every sender is gone and the channel is drained. A
+/// message handed to a receive that loses the select goes back to the
+/// front of the channel.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet::channel::channel;
+/// use greenlet::select::Select;
+///
+/// let (tx1, rx1) = channel::<i32>();
+/// let (tx2, rx2) = channel();
+/// tx2.send("two").unwrap();
+/// let got = Select::new()
+///     .on(&rx1, |m| m.map(|n| n.to_string()))
+///     .on(&rx2, |m| m.map(String::from))
+///     .wait();
+/// assert_eq!(got.unwrap(), "two");
+/// drop(tx1);
+/// ```
+impl<T> crate::sync::waitable::Waitable for Receiver<T> {
+    type Output = Result<T, RecvError>;
+
+    fn start(&self) -> crate::sync::waitable::Attempt<'_, Result<T, RecvError>> {
+        use crate::sync::waitable::{Attempt, Pending};
+        let chan: &Chan<T> = &self.chan;
+        let mut s = chan.state.lock();
+        if let Some(item) = s.take() {
+            return Attempt::Ready(Ok(item));
+        }
+        if s.senders == 0 {
+            return Attempt::Ready(Err(RecvError));
+        }
+        let armed = crate::sync::wait_queue::arm(&chan.state, s, receivers, None, pass_on);
+        Attempt::Pending(Pending::new(RecvOp { armed, chan }))
+    }
+}
+
+/// A registered select `recv`.
+struct RecvOp<'r, T> {
+    armed: crate::sync::wait_queue::Armed<'r, State<T>, T>,
+    chan: &'r Chan<T>,
+}
+
+impl<T> crate::sync::waitable::PendingOp<Result<T, RecvError>> for RecvOp<'_, T> {
+    fn poll(&mut self) -> Option<Result<T, RecvError>> {
+        Some(match self.armed.poll()? {
+            Some(item) => Ok(item),
+            None => self.chan.state.lock().take().ok_or(RecvError),
+        })
+    }
+}

@@ -121,18 +121,21 @@ impl Hub {
     }
 
     /// Records that `me` (the running task) is about to wait for `target` to
-    /// finish, and panics if that closes a wait-for cycle. The record is
-    /// cleared when the returned guard drops.
+    /// finish, and (if `check`: an untimed wait) panics if that closes a
+    /// wait-for cycle. The record is cleared when the returned guard drops.
     pub(crate) fn wait_for_task<'a>(
         &self,
         me: &'a Header,
         target: &TaskRef,
         reason: WaitReason,
+        check: bool,
     ) -> WaitsForGuard<'a> {
         me.reason.set(reason);
         me.waits_for.set(WaitsFor::Task(target.as_ptr()));
         let guard = WaitsForGuard(me);
-        self.check_cycle(target.as_ptr());
+        if check {
+            self.check_cycle(target.as_ptr());
+        }
         guard
     }
 

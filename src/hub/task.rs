@@ -181,6 +181,8 @@ pub(crate) enum Watcher {
     /// Record `index` as finished in an `iwait` collector and unpark its
     /// owner.
     Collect(Rc<Collector>, usize),
+    /// Run a link callback (`Greenlet::link`); it catches its own panics.
+    Call(Box<dyn FnOnce()>),
 }
 
 /// Who waits for a task: the first watcher inline (a `join` is almost always
@@ -303,6 +305,9 @@ pub(crate) struct Header {
     /// waits that can take part in a cycle (Mutex, join, kill) and cleared
     /// when they end.
     pub(crate) waits_for: Cell<WaitsFor>,
+    /// Link callbacks running now that hold a reference into the result
+    /// slot: `join` refuses to take the result meanwhile.
+    pub(crate) links_running: Cell<u32>,
 }
 
 /// The typed result slot of a `Greenlet<T>`.
@@ -345,6 +350,7 @@ impl Header {
             deadline: Cell::new(None),
             slot_index: Cell::new(u32::MAX),
             waits_for: Cell::new(WaitsFor::Nothing),
+            links_running: Cell::new(0),
         }
     }
 
@@ -390,6 +396,7 @@ impl Header {
                         hub.unpark(t, Wake::Ready);
                     }
                 }
+                Watcher::Call(f) => f(),
             }
         }
     }

@@ -55,8 +55,11 @@ pub enum WaitReason {
         /// The id of the greenlet being killed.
         target: u64,
     },
-    /// `iwait` on a set of greenlets.
+    /// `iwait` on a set of greenlets (also a scope waiting for its
+    /// members).
     Iwait,
+    /// `select`: several waits at once.
+    Select,
     /// A job of the blocking thread pool (`spawn_blocking`, DNS
     /// resolution).
     Blocking,
@@ -182,6 +185,7 @@ impl fmt::Display for WaitReason {
             WaitReason::Join { target } => write!(f, "join greenlet #{target}"),
             WaitReason::Kill { target } => write!(f, "kill greenlet #{target}"),
             WaitReason::Iwait => f.write_str("iwait"),
+            WaitReason::Select => f.write_str("select"),
             WaitReason::Blocking => f.write_str("blocking-pool job"),
             WaitReason::Remote => f.write_str("result from another thread"),
             WaitReason::Serving => f.write_str("run_until_stopped"),

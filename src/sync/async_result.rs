@@ -249,3 +249,51 @@ impl<T: fmt::Debug> fmt::Debug for AsyncResult<T> {
             .finish()
     }
 }
+
+/// Waiting for the value as one operation of a
+/// [`Select`](crate::select::Select) or [`wait`](crate::select::wait):
+/// completes once the value is set (read it with
+/// [`wait`](AsyncResult::wait), which then returns at once).
+///
+/// # Examples
+///
+/// ```
+/// use greenlet::select::Select;
+/// use greenlet::sync::AsyncResult;
+///
+/// let r = AsyncResult::new();
+/// let setter = greenlet::spawn({
+///     let r = r.clone();
+///     move || r.set(5).unwrap()
+/// });
+/// Select::new().on(&r, |()| ()).wait();
+/// assert_eq!(*r.wait(), 5);
+/// setter.join().unwrap();
+/// ```
+impl<T> super::waitable::Waitable for AsyncResult<T> {
+    type Output = ();
+
+    fn start(&self) -> super::waitable::Attempt<'_, ()> {
+        use super::waitable::{Attempt, Pending};
+        if self.inner.value.get().is_some() {
+            return Attempt::Ready(());
+        }
+        let waiters = self.inner.waiters.lock();
+        if self.inner.value.get().is_some() {
+            return Attempt::Ready(());
+        }
+        let armed = super::wait_queue::arm(&self.inner.waiters, waiters, list, None, drop_payload);
+        Attempt::Pending(Pending::new(ReadyOp { armed }))
+    }
+}
+
+/// A registered select wait for an [`AsyncResult`].
+struct ReadyOp<'r> {
+    armed: super::wait_queue::Armed<'r, WaitList<()>, ()>,
+}
+
+impl super::waitable::PendingOp<()> for ReadyOp<'_> {
+    fn poll(&mut self) -> Option<()> {
+        self.armed.poll().map(|_| ())
+    }
+}

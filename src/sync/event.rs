@@ -242,3 +242,48 @@ impl fmt::Debug for Event {
             .finish()
     }
 }
+
+/// Waiting for the flag as one operation of a
+/// [`Select`](crate::select::Select) or [`wait`](crate::select::wait).
+///
+/// # Examples
+///
+/// ```
+/// use greenlet::select::{Waitable, wait};
+/// let e = greenlet::sync::Event::new();
+/// e.set();
+/// assert_eq!(wait(&[&e as &dyn Waitable<Output = ()>], None, None), [(0, ())]);
+/// ```
+impl super::waitable::Waitable for Event {
+    type Output = ();
+
+    fn start(&self) -> super::waitable::Attempt<'_, ()> {
+        use super::waitable::{Attempt, Pending};
+        if self.is_set() {
+            return Attempt::Ready(());
+        }
+        let inner: &Inner = &self.inner;
+        let s = inner.state.lock();
+        if self.is_set() {
+            return Attempt::Ready(());
+        }
+        let armed = super::wait_queue::arm(&inner.state, s, list, None, uncount);
+        Attempt::Pending(Pending::new(EventOp { armed, inner }))
+    }
+}
+
+/// A registered select wait for an [`Event`].
+struct EventOp<'e> {
+    armed: super::wait_queue::Armed<'e, State, ()>,
+    inner: &'e Inner,
+}
+
+impl super::waitable::PendingOp<()> for EventOp<'_> {
+    fn poll(&mut self) -> Option<()> {
+        self.armed.poll()?;
+        let mut s = self.inner.state.lock();
+        s.woken -= 1;
+        self.inner.woken_hint.store(s.woken, Ordering::Release);
+        Some(())
+    }
+}

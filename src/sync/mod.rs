@@ -96,6 +96,7 @@ mod rlock;
 mod rwlock;
 mod semaphore;
 pub(crate) mod wait_queue;
+pub(crate) mod waitable;
 
 use std::fmt;
 

@@ -414,3 +414,50 @@ impl<T: ?Sized + fmt::Display> fmt::Display for MutexGuard<'_, T> {
         fmt::Display::fmt(&**self, f)
     }
 }
+
+/// A `lock` as one operation of a [`Select`](crate::select::Select) or
+/// [`wait`](crate::select::wait): completes with the guard. A lock handed
+/// to a `lock` that loses the select goes on to the next waiter.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet::select::Select;
+/// use greenlet::sync::Mutex;
+///
+/// let (a, b) = (Mutex::new(1), Mutex::new(2));
+/// let held = a.lock();
+/// let got = Select::new().on(&a, |g| *g).on(&b, |g| *g).wait();
+/// assert_eq!(got, 2);
+/// drop(held);
+/// ```
+impl<'m, T> super::waitable::Waitable for &'m Mutex<T> {
+    type Output = MutexGuard<'m, T>;
+
+    fn start(&self) -> super::waitable::Attempt<'_, MutexGuard<'m, T>> {
+        use super::waitable::{Attempt, Pending};
+        let m: &'m Mutex<T> = self;
+        let me = TaskKey::current();
+        let mut s = m.state.lock();
+        if !s.locked {
+            s.locked = true;
+            s.owner = Some(me);
+            return Attempt::Ready(m.guard());
+        }
+        let me = Hub::current().current_key();
+        let armed = super::wait_queue::arm(&m.state, s, waiters, Some(me), pass_on);
+        Attempt::Pending(Pending::new(LockOp { armed, m }))
+    }
+}
+
+/// A registered select `lock`.
+struct LockOp<'m, T> {
+    armed: super::wait_queue::Armed<'m, State, TaskKey>,
+    m: &'m Mutex<T>,
+}
+
+impl<'m, T> super::waitable::PendingOp<MutexGuard<'m, T>> for LockOp<'m, T> {
+    fn poll(&mut self) -> Option<MutexGuard<'m, T>> {
+        self.armed.poll().map(|_| self.m.guard())
+    }
+}

@@ -457,3 +457,46 @@ impl fmt::Display for ReleaseError {
 }
 
 impl std::error::Error for ReleaseError {}
+
+/// An `acquire` as one operation of a [`Select`](crate::select::Select) or
+/// [`wait`](crate::select::wait): completes with a permit. A permit handed
+/// to an acquire that loses the select goes to the next waiter.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet::select::Select;
+/// use greenlet::sync::Semaphore;
+///
+/// let (a, b) = (Semaphore::new(0), Semaphore::new(1));
+/// let which = Select::new().on(&a, |_p| "a").on(&b, |_p| "b").wait();
+/// assert_eq!(which, "b");
+/// assert_eq!(b.available_permits(), 1); // the permit was dropped
+/// ```
+impl<'s> super::waitable::Waitable for &'s Semaphore {
+    type Output = SemaphorePermit<'s>;
+
+    fn start(&self) -> super::waitable::Attempt<'_, SemaphorePermit<'s>> {
+        use super::waitable::{Attempt, Pending};
+        let sem: &'s Semaphore = self;
+        let mut s = sem.state.lock();
+        if s.permits > 0 && s.waiters.is_empty() {
+            s.permits -= 1;
+            return Attempt::Ready(sem.permit());
+        }
+        let armed = super::wait_queue::arm(&sem.state, s, waiters, None, pass_on);
+        Attempt::Pending(Pending::new(AcquireOp { armed, sem }))
+    }
+}
+
+/// A registered select `acquire`.
+struct AcquireOp<'s> {
+    armed: super::wait_queue::Armed<'s, State, ()>,
+    sem: &'s Semaphore,
+}
+
+impl<'s> super::waitable::PendingOp<SemaphorePermit<'s>> for AcquireOp<'s> {
+    fn poll(&mut self) -> Option<SemaphorePermit<'s>> {
+        self.armed.poll().map(|_| self.sem.permit())
+    }
+}

@@ -605,3 +605,92 @@ impl<S, P> Drop for Registration<'_, S, P> {
 pub(crate) fn drop_payload<S, P>(_: &mut S, p: P) -> Option<P> {
     Some(p)
 }
+
+/// A waiter registered on a list without parking: one of several waits of
+/// a task at once (`crate::select`). The task links one `Armed` per list,
+/// parks once, and after every wake-up [`poll`](Armed::poll)s each: the
+/// first notified one is taken, and dropping the others leaves their lists
+/// exactly as a dying waiter does (a payload already handed to one goes
+/// to its primitive's `abandon` hook, so nothing is lost).
+///
+/// The node and the registration live on the heap (the frame that armed
+/// them moves the `Armed` around), so their addresses stay put while
+/// linked.
+pub(crate) struct Armed<'a, S, P> {
+    /// Invariant: `reg.node` came from `Box::into_raw`, is freed only by
+    /// `Drop`, after `reg` (which unlinks it and waits out a pending
+    /// wake-up) is dropped.
+    reg: std::mem::ManuallyDrop<Box<Registration<'a, S, P>>>,
+}
+
+/// Links the running task on `list` (the caller holds the primitive's lock
+/// in `guard` and found that it must wait) and releases the lock, without
+/// parking. See [`Armed`].
+pub(crate) fn arm<'a, S, P>(
+    lock: &'a Lock<S>,
+    mut guard: LockGuard<'_, S>,
+    list: fn(&mut S) -> &mut WaitList<P>,
+    payload: Option<P>,
+    abandon: fn(&mut S, P) -> Option<P>,
+) -> Armed<'a, S, P> {
+    let hub = Hub::current();
+    let node = Box::into_raw(Box::new(Node {
+        waiter: Waiter {
+            mark: AtomicU8::new(WAITING),
+            task: current_task_ptr(hub),
+        },
+        prev: ptr::null_mut(),
+        next: ptr::null_mut(),
+        payload: UnsafeCell::new(payload),
+        remote: Arc::as_ptr(hub.remote()),
+    }));
+    // SAFETY: a fresh node on the heap; we hold the lock.
+    unsafe { list(&mut guard).link(node) };
+    let reg = Box::new(Registration {
+        link: SyncWaitLink::new(Registration::<S, P>::cancel, Registration::<S, P>::closed),
+        hub,
+        lock,
+        list,
+        node,
+        abandon,
+        done: Cell::new(false),
+        // One of several waits: never proof that nothing can end the task's
+        // wait.
+        sole: None,
+        reason: WaitReason::Select,
+    });
+    // SAFETY: the registration is on the heap and never moves; `Armed`'s
+    // drop (through the registration's `finish` or `Drop`) unlinks it.
+    unsafe { hub.begin_sync_wait(&reg.link) };
+    drop(guard);
+    Armed {
+        reg: std::mem::ManuallyDrop::new(reg),
+    }
+}
+
+impl<S, P> Armed<'_, S, P> {
+    /// `Some(payload)` once a notifier picked this waiter (it is then out
+    /// of the list, and the payload is the caller's); `None` while it
+    /// waits, or while a cross-thread wake-up is on its way. Returns
+    /// `Some` at most once.
+    pub(crate) fn poll(&mut self) -> Option<Option<P>> {
+        if self.reg.done.get() || self.reg.mark() != NOTIFIED {
+            return None;
+        }
+        Some(self.reg.finish())
+    }
+}
+
+impl<S, P> Drop for Armed<'_, S, P> {
+    fn drop(&mut self) {
+        let node = self.reg.node;
+        // SAFETY: dropped once, here; the registration's drop unlinks the
+        // node (or finds it done) and waits out a pending wake-up, so
+        // nothing refers to the node afterwards, and it came from
+        // `Box::into_raw` in `arm` (the invariant).
+        unsafe {
+            std::mem::ManuallyDrop::drop(&mut self.reg);
+            drop(Box::from_raw(node));
+        }
+    }
+}

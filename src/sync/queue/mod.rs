@@ -620,3 +620,54 @@ impl<T> fmt::Debug for Queue<T> {
             .finish()
     }
 }
+
+/// A `get` as one operation of a [`Select`](crate::select::Select) or
+/// [`wait`](crate::select::wait): completes with the next item, or with
+/// [`GetError`] once the queue is closed and drained. An item handed to a
+/// get that loses the select goes to the next getter or back to the front
+/// of the queue.
+///
+/// # Examples
+///
+/// ```
+/// use greenlet::select::Select;
+/// use greenlet::sync::Queue;
+///
+/// let (a, b) = (Queue::new(), Queue::new());
+/// b.put(2).unwrap();
+/// let got = Select::new().on(&a, |r| r.unwrap()).on(&b, |r| r.unwrap()).wait();
+/// assert_eq!(got, 2);
+/// ```
+impl<T> super::waitable::Waitable for Queue<T> {
+    type Output = Result<T, GetError>;
+
+    fn start(&self) -> super::waitable::Attempt<'_, Result<T, GetError>> {
+        use super::waitable::{Attempt, Pending};
+        let inner: &Lock<State<T>> = &self.inner;
+        let mut s = inner.lock();
+        if let Some(item) = s.try_get() {
+            return Attempt::Ready(Ok(item));
+        }
+        if s.closed {
+            return Attempt::Ready(Err(GetError));
+        }
+        let armed = super::wait_queue::arm(inner, s, getters, None, pass_on);
+        Attempt::Pending(Pending::new(GetOp { armed, inner }))
+    }
+}
+
+/// A registered select `get`.
+struct GetOp<'q, T> {
+    armed: super::wait_queue::Armed<'q, State<T>, T>,
+    inner: &'q Lock<State<T>>,
+}
+
+impl<T> super::waitable::PendingOp<Result<T, GetError>> for GetOp<'_, T> {
+    fn poll(&mut self) -> Option<Result<T, GetError>> {
+        Some(match self.armed.poll()? {
+            Some(item) => Ok(item),
+            // Closed; an item a dying getter passed back may be there.
+            None => self.inner.lock().try_get().ok_or(GetError),
+        })
+    }
+}

@@ -1,17 +1,24 @@
 //! Greenlets: spawning, joining, killing, and the handles that name them.
 
-use std::any::Any;
+mod builder;
+mod join_error;
+mod lifecycle;
+mod link;
+
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::io;
 use std::rc::Rc;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::fiber::stack::{DEFAULT_STACK_SIZE, normalize_size};
 use crate::hub::task::{Collector, Header, ResultSlot, State, TaskRef, Wake, Watcher};
 use crate::hub::{self, Hub, KillSignal};
+
+pub use builder::Builder;
+pub(crate) use builder::default_stack_size;
+pub use join_error::JoinError;
+pub(crate) use lifecycle::kill_task_nowait;
+pub use lifecycle::{killall, killall_nowait, killall_timeout, try_joinall};
 
 /// A handle to a spawned greenlet: join it, kill it, or ask after it.
 ///
@@ -39,7 +46,7 @@ pub struct Greenlet<T> {
 
 /// A greenlet's unique id on its thread's hub (the root is 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GreenletId(u64);
+pub struct GreenletId(pub(crate) u64);
 
 impl GreenletId {
     /// The id as a number.
@@ -51,234 +58,6 @@ impl GreenletId {
 impl fmt::Display for GreenletId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.0)
-    }
-}
-
-/// Why [`Greenlet::join`] has no value: the greenlet panicked or was killed.
-///
-/// `Send + Sync`, so it converts into `Box<dyn Error + Send + Sync>`.
-pub struct JoinError {
-    repr: Repr,
-}
-
-enum Repr {
-    Panic {
-        payload: SyncPayload,
-        /// The message of a `&str`/`String` payload, read at creation.
-        message: Option<String>,
-    },
-    Killed,
-}
-
-/// A panic payload that can be shared between threads because nothing
-/// reads it through a shared reference.
-struct SyncPayload(Box<dyn Any + Send + 'static>);
-
-// SAFETY: the payload is only reachable by value (`into_panic`,
-// `try_into_panic`), never through `&SyncPayload`, so a `&JoinError` on
-// another thread gives no access to the non-`Sync` payload.
-unsafe impl Sync for SyncPayload {}
-
-impl JoinError {
-    pub(crate) fn from_payload(payload: Box<dyn Any + Send + 'static>) -> JoinError {
-        let repr = if payload.is::<KillSignal>() {
-            Repr::Killed
-        } else {
-            let message = payload
-                .downcast_ref::<&'static str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned());
-            Repr::Panic {
-                payload: SyncPayload(payload),
-                message,
-            }
-        };
-        JoinError { repr }
-    }
-
-    pub(crate) fn killed() -> JoinError {
-        JoinError { repr: Repr::Killed }
-    }
-
-    /// Whether the greenlet panicked.
-    pub fn is_panic(&self) -> bool {
-        matches!(self.repr, Repr::Panic { .. })
-    }
-
-    /// Whether the greenlet was killed.
-    pub fn is_killed(&self) -> bool {
-        matches!(self.repr, Repr::Killed)
-    }
-
-    /// The panic message, when the payload is a string (as `panic!` makes).
-    pub fn panic_message(&self) -> Option<&str> {
-        match &self.repr {
-            Repr::Panic { message, .. } => message.as_deref(),
-            Repr::Killed => None,
-        }
-    }
-
-    /// The panic payload, or the error back if the greenlet was killed.
-    ///
-    /// # Errors
-    /// Returns `Err(self)` when the greenlet was killed.
-    pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
-        match self.repr {
-            Repr::Panic { payload, .. } => Ok(payload.0),
-            Repr::Killed => Err(self),
-        }
-    }
-
-    /// The panic payload, to re-raise it with [`std::panic::resume_unwind`].
-    ///
-    /// # Panics
-    /// Panics if the greenlet was killed rather than panicking.
-    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
-        self.try_into_panic()
-            .expect("JoinError::into_panic: the greenlet was killed, it did not panic")
-    }
-}
-
-impl fmt::Debug for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
-            Repr::Panic { .. } => match self.panic_message() {
-                Some(m) => f.debug_tuple("JoinError::Panic").field(&m).finish(),
-                None => f.write_str("JoinError::Panic(..)"),
-            },
-            Repr::Killed => f.write_str("JoinError::Killed"),
-        }
-    }
-}
-
-impl fmt::Display for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
-            Repr::Panic { .. } => match self.panic_message() {
-                Some(m) => write!(f, "greenlet panicked: {m}"),
-                None => f.write_str("greenlet panicked"),
-            },
-            Repr::Killed => f.write_str("greenlet was killed"),
-        }
-    }
-}
-
-impl std::error::Error for JoinError {}
-
-/// The default stack size, normalized: `GREENLET_STACK_SIZE` (bytes, or
-/// with a `K`/`M` suffix) if set, else 256 KiB. Read once.
-///
-/// # Panics
-/// When `GREENLET_STACK_SIZE` is not a usable size.
-pub(crate) fn default_stack_size() -> usize {
-    static SIZE: OnceLock<usize> = OnceLock::new();
-    *SIZE.get_or_init(|| {
-        let requested = match std::env::var("GREENLET_STACK_SIZE") {
-            Ok(v) => parse_size(&v).unwrap_or_else(|| {
-                panic!(
-                    "greenlet: GREENLET_STACK_SIZE={v:?} is not a size (bytes, or a number with \
-                     a K or M suffix, e.g. 512K)"
-                )
-            }),
-            Err(_) => DEFAULT_STACK_SIZE,
-        };
-        normalize_size(requested).unwrap_or_else(|e| panic!("greenlet: GREENLET_STACK_SIZE: {e}"))
-    })
-}
-
-fn parse_size(s: &str) -> Option<usize> {
-    let s = s.trim();
-    let (num, mul) = match s.as_bytes().last()? {
-        b'k' | b'K' => (&s[..s.len() - 1], 1024),
-        b'm' | b'M' => (&s[..s.len() - 1], 1024 * 1024),
-        _ => (s, 1),
-    };
-    num.trim().parse::<usize>().ok()?.checked_mul(mul)
-}
-
-/// Configures a greenlet before spawning it: name and stack size.
-///
-/// # Examples
-///
-/// ```
-/// let g = greenlet::Builder::new()
-///     .name("worker")
-///     .stack_size(64 * 1024)
-///     .spawn(|| greenlet::current().unwrap().name().unwrap().to_string())
-///     .unwrap();
-/// assert_eq!(g.join().unwrap(), "worker");
-/// ```
-#[derive(Debug, Default, Clone)]
-pub struct Builder {
-    name: Option<String>,
-    stack_size: Option<usize>,
-}
-
-impl Builder {
-    /// A builder with the defaults: no name, the default stack size.
-    pub fn new() -> Builder {
-        Builder::default()
-    }
-
-    /// Names the greenlet (shown by [`current`], the monitor and the
-    /// stack-overflow report).
-    pub fn name(mut self, name: impl Into<String>) -> Builder {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// Sets the stack size in bytes of address space, guard page included
-    /// (rounded up to whole pages, at least 16 KiB). The default is 256 KiB
-    /// or `GREENLET_STACK_SIZE`. Pages are committed only when touched.
-    pub fn stack_size(mut self, bytes: usize) -> Builder {
-        self.stack_size = Some(bytes);
-        self
-    }
-
-    /// Spawns the greenlet; it runs when the hub next gets control.
-    ///
-    /// # Errors
-    /// Fails when no stack can be had: a size larger than the address space
-    /// (`InvalidInput`), address space exhausted, or, on kernels without
-    /// `MADV_GUARD_INSTALL`, `vm.max_map_count` reached (the message names
-    /// the limit).
-    #[track_caller]
-    pub fn spawn<F, T>(self, f: F) -> io::Result<Greenlet<T>>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        self.spawn_inner(f, None)
-    }
-
-    /// Spawns the greenlet to start after `delay`.
-    ///
-    /// # Errors
-    /// As [`Builder::spawn`].
-    #[track_caller]
-    pub fn spawn_later<F, T>(self, delay: Duration, f: F) -> io::Result<Greenlet<T>>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        self.spawn_inner(f, Some(delay))
-    }
-
-    #[track_caller]
-    fn spawn_inner<F, T>(self, f: F, delay: Option<Duration>) -> io::Result<Greenlet<T>>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        let size = match self.stack_size {
-            Some(bytes) => normalize_size(bytes)?,
-            None => default_stack_size(),
-        };
-        let name = self.name.map(String::into_boxed_str);
-        let site = std::panic::Location::caller();
-        Ok(Greenlet::new(
-            Hub::current().spawn(f, name, size, delay, site)?,
-        ))
     }
 }
 
@@ -305,7 +84,7 @@ where
 {
     let size = default_stack_size();
     match Hub::current().spawn(f, None, size, None, std::panic::Location::caller()) {
-        Ok(task) => Greenlet::new(task),
+        Ok(task) => Greenlet::from_parts(task),
         Err(e) => panic!("greenlet::spawn: cannot spawn a greenlet: {e}"),
     }
 }
@@ -337,8 +116,14 @@ where
 
 /// Parks the caller until the task `hdr` has finished.
 pub(crate) fn wait_finished(task: &TaskRef) {
+    wait_finished_until(task, None);
+}
+
+/// Parks the caller until the task has finished (true) or `deadline`
+/// passed (false).
+pub(crate) fn wait_finished_until(task: &TaskRef, deadline: Option<std::time::Instant>) -> bool {
     if task.is_finished() {
-        return;
+        return true;
     }
     if task.state.get() == State::Running {
         panic!("greenlet: a greenlet cannot wait for itself to finish (it would wait forever)");
@@ -346,21 +131,24 @@ pub(crate) fn wait_finished(task: &TaskRef) {
     let hub = Hub::current();
     let me = hub.current_task();
     let reason = hub::join_reason(task);
-    let _cycle = hub.wait_for_task(&me, task, reason);
+    let _cycle = hub.wait_for_task(&me, task, reason, deadline.is_none());
     task.watchers.borrow_mut().push(Watcher::Task(me.clone()));
     // One entry per wait, removed however the wait ends (a timeout or kill
     // unwinding out of `park`): timed joins in a loop do not grow the list.
     let _unwatch = Unwatch { task, me: &me };
     while !task.is_finished() {
-        hub::park(reason);
+        if hub::park_until(deadline, reason) == Wake::TimedOut {
+            return task.is_finished();
+        }
     }
+    true
 }
 
 /// Removes a waiter's entry from a task's watchers unless the task finished
 /// (which took the whole list).
-struct Unwatch<'a> {
-    task: &'a TaskRef,
-    me: &'a TaskRef,
+pub(crate) struct Unwatch<'a> {
+    pub(crate) task: &'a TaskRef,
+    pub(crate) me: &'a TaskRef,
 }
 
 impl Drop for Unwatch<'_> {
@@ -375,7 +163,7 @@ impl Drop for Unwatch<'_> {
 }
 
 impl<T: 'static> Greenlet<T> {
-    fn new((task, slot): (TaskRef, *const ResultSlot<T>)) -> Greenlet<T> {
+    pub(crate) fn from_parts((task, slot): (TaskRef, *const ResultSlot<T>)) -> Greenlet<T> {
         Greenlet { task, slot }
     }
 
@@ -394,10 +182,17 @@ impl<T: 'static> Greenlet<T> {
     /// killed.
     ///
     /// # Panics
-    /// Panics if a greenlet joins itself, or (root context) if nothing could
-    /// ever finish it ("this operation would block forever").
+    /// Panics if a greenlet joins itself, if it is joined from one of its
+    /// own [link](Greenlet::link) callbacks, or (root context) if nothing
+    /// could ever finish it ("this operation would block forever").
     pub fn join(self) -> Result<T, JoinError> {
         wait_finished(&self.task);
+        if self.task.links_running.get() > 0 {
+            panic!(
+                "greenlet: a greenlet cannot be joined from its own link callback (the callback \
+                 holds a reference to its result)"
+            );
+        }
         // SAFETY: the task is finished, so its fiber is gone and nobody
         // else touches the slot; `join` consumes the only typed handle.
         unsafe { (*self.slot().get()).take() }.unwrap_or_else(|| Err(JoinError::killed()))
@@ -487,6 +282,12 @@ pub(crate) fn kill_task(task: &TaskRef) {
             hub.unpark(task, Wake::Interrupted);
             wait_finished(task);
         }
+    }
+}
+
+impl<T> Drop for Greenlet<T> {
+    fn drop(&mut self) {
+        lifecycle::drop_handle(&self.task);
     }
 }
 
