@@ -167,7 +167,8 @@
 //! (another thread, a `static`, a greenlet that is itself stuck), waits on
 //! [`sync::Semaphore`], [`sync::RLock`], [`sync::RwLock`],
 //! [`sync::Condvar`], [`sync::Barrier`] and [`channel`] (channels report
-//! disconnection as an error instead), cycles that go through another
+//! disconnection as an error instead), `select` waits (several at once),
+//! cycles that go through another
 //! thread, timed waits (`*_timeout`, inside [`with_timeout`]), greenlets
 //! stuck while the root is not waiting, and hangs in code the hub cannot
 //! see (std's `Mutex`, a blocking syscall outside the hooks). For those,
