@@ -263,6 +263,8 @@ pub mod server;
 pub mod signal;
 pub mod sync;
 mod sys;
+#[cfg(test)]
+mod test_util;
 pub mod threadpool;
 mod time;
 

@@ -168,13 +168,7 @@ pub(crate) fn unwind_with(hdr: &Header, payload: Box<dyn std::any::Any + Send>) 
 /// The running task's pending interrupt, without delivering it: `Some(true)`
 /// for a kill, `Some(false)` for an expired `with_timeout`.
 pub(crate) fn pending_interrupt() -> Option<bool> {
-    let cur = current_header();
-    if cur.is_null() {
-        return Hub::current().root.timeout.get().map(|_| false);
-    }
-    // SAFETY: CURRENT points at the running greenlet's header, kept alive
-    // by `run_task`.
-    let hdr = unsafe { &*cur };
+    let hdr = running();
     if hdr.kill.get() {
         Some(true)
     } else if hdr.timeout.get().is_some() {
@@ -188,7 +182,7 @@ pub(crate) fn pending_interrupt() -> Option<bool> {
 /// pending expired timeout.
 #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
 pub(crate) fn mark_timeout_seen_in_hook() {
-    Hub::current().current_task().timeout_seen_in_hook.set(true);
+    running().timeout_seen_in_hook.set(true);
 }
 
 /// Whether a kill or an expired `with_timeout` is pending for the running
