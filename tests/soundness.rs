@@ -517,3 +517,30 @@ fn caught_blocking_call_inside_the_loop_leaves_the_outer_join_parked() {
         assert!(msg.contains("inside the hub loop"), "{msg}");
     });
 }
+
+// ---- the panic hook the runtime installs chains to the one it replaced ----
+
+#[test]
+fn a_panic_hook_set_before_the_first_hub_still_runs() {
+    if child_mode().as_deref() == Some("hook_chain") {
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        std::panic::set_hook(Box::new(|_| {
+            CALLS.fetch_add(1, Ordering::SeqCst);
+        }));
+        // The first hub of the process installs its marker hook here.
+        let r = spawn(|| panic!("in a greenlet")).join();
+        assert!(r.unwrap_err().is_panic());
+        assert_eq!(CALLS.load(Ordering::SeqCst), 1);
+        let r = catch_unwind(|| panic!("in root context"));
+        assert!(r.is_err());
+        assert_eq!(CALLS.load(Ordering::SeqCst), 2);
+        return;
+    }
+    let out = run_child_within(
+        "a_panic_hook_set_before_the_first_hub_still_runs",
+        "hook_chain",
+        &[],
+        LIMIT,
+    );
+    assert_child_passed(&out);
+}
