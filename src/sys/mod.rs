@@ -369,3 +369,26 @@ pub(crate) fn install_plain_handler(
     syscall!(sigaction(signum, &new, ptr::null_mut()))?;
     Ok(())
 }
+
+/// Whether the page at `addr` is a guard page (`MADV_POPULATE_READ` fails
+/// with `EFAULT` on one). Tests only: it makes an ordinary page resident.
+///
+/// # Safety
+/// `addr` must be page-aligned and inside a mapping this crate owns.
+#[cfg(test)]
+pub(crate) unsafe fn is_guard_page(addr: usize, page: usize) -> bool {
+    const MADV_POPULATE_READ: libc::c_int = 22;
+    matches!(
+        syscall!(madvise(addr as *mut libc::c_void, page, MADV_POPULATE_READ)),
+        Err(e) if e.raw_os_error() == Some(libc::EFAULT)
+    )
+}
+
+/// Whether the page at `addr` is resident (`mincore`). Tests only.
+#[cfg(test)]
+pub(crate) fn is_resident(addr: usize, page: usize) -> bool {
+    let mut vec = [0u8; 1];
+    // `mincore` only reads the page tables; `vec` has room for one page.
+    let rc = syscall!(mincore(addr as *mut libc::c_void, page, vec.as_mut_ptr()));
+    rc.is_ok() && vec[0] & 1 == 1
+}
