@@ -7,7 +7,15 @@
 //! every stack costs two VMAs and `vm.max_map_count` becomes the limit; running
 //! into it is reported as an error that names the limit.
 //!
-//! Pages are committed lazily by the kernel on first touch. A finished
+//! A never-used slot is prepared just before its first use: its guard page
+//! installed and its top page pre-faulted, 64 slots per syscall. When
+//! greenlets are waiting to start and the hub is eating through fresh slots,
+//! the next ones are prepared on another core by the provisioner thread
+//! (`provision.rs`), as many as greenlets wait, at most the pace seen since
+//! the pool last trimmed (and 32 MiB of pages); what it prepared ahead and
+//! nobody took goes back at the next trim.
+//!
+//! Deeper pages are committed lazily by the kernel on first touch. A finished
 //! greenlet's stack goes back to a LIFO free list with its pages still
 //! resident, so the next spawn reuses a hot stack. When the hub goes idle it
 //! trims released stacks, [`TRIM_BATCH`] per idle pass (the hub comes back

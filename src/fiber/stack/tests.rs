@@ -67,11 +67,11 @@ fn slots_prepared_by_the_provisioner_are_guarded_and_resident() {
         assert_eq!(slots.len(), N, "a slot was handed out twice");
         for &lo in &slots {
             // SAFETY: the guard page of a slot we hold, in a live slab.
-            assert!(
-                unsafe { sys::is_guard_page(lo, page) },
-                "no guard page at {lo:#x}"
-            );
-            assert!(!unsafe { sys::is_guard_page(lo + page, page) });
+            let guarded = unsafe { sys::is_guard_page(lo, page) };
+            assert!(guarded, "no guard page at {lo:#x}");
+            // SAFETY: the lowest usable page of a slot we hold (unused).
+            let above = unsafe { sys::is_guard_page(lo + page, page) };
+            assert!(!above, "the guard at {lo:#x} is more than one page");
         }
         // Every job slot was handed out: the provisioner worked on slots the
         // pool really lent.
