@@ -66,6 +66,21 @@ impl SizeClass {
         }
     }
 
+    /// The stack [`StackPool::take`] would hand out next, if any is ready.
+    ///
+    /// [`StackPool::take`]: super::StackPool::take
+    pub(super) fn next_to_take(&self) -> Option<usize> {
+        let fresh = || {
+            self.fresh
+                .last()
+                .filter(|&&(next, _, prepared_to)| next < prepared_to)
+                .map(|&(next, _, _)| next)
+        };
+        (self.dirty.last().or(self.clean.last()).or(self.cold.last()))
+            .copied()
+            .or_else(fresh)
+    }
+
     /// Stacks that can be handed out without mapping anything.
     pub(super) fn available(&self) -> usize {
         self.dirty.len() + self.clean.len() + self.cold.len() + self.fresh_count
