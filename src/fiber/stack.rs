@@ -195,8 +195,9 @@ pub(crate) fn normalize_size(size: usize) -> io::Result<usize> {
 /// behind it is ignored.
 #[inline]
 fn prefetch_top(top: usize) {
+    const PREFETCH_LINES: usize = 4;
     #[cfg(target_arch = "x86_64")]
-    for line in 1..=4 {
+    for line in 1..=PREFETCH_LINES {
         // SAFETY: a prefetch is only a hint; it reads nothing and cannot
         // fault, whatever the address.
         unsafe {
