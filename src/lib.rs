@@ -133,6 +133,10 @@
 //!   makes every hub print its [`dump`] to stderr ([`dump::request_all`]).
 //! - `GREENLET_THREADPOOL_SIZE`: the blocking pool's largest number of
 //!   threads ([`threadpool`]).
+//! - `GREENLET_STACK_PROVISIONER`: `0` keeps the process from starting
+//!   the `greenlet-stacks` thread, which otherwise (on two CPUs or more)
+//!   prepares fresh stacks on another core when many greenlets wait to
+//!   start ([`stack`]).
 //!
 //! # Deadlocks and dumps
 //!

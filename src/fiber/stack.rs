@@ -10,10 +10,13 @@
 //! A never-used slot is prepared just before its first use: its guard page
 //! installed and its top page pre-faulted, 64 slots per syscall. When
 //! greenlets are waiting to start and the hub is eating through fresh slots,
-//! the next ones are prepared on another core by the provisioner thread
-//! (`provision.rs`), as many as greenlets wait, at most the pace seen since
-//! the pool last trimmed (and 32 MiB of pages); what it prepared ahead and
-//! nobody took goes back at the next trim.
+//! the next ones are prepared on another core by a background thread,
+//! `greenlet-stacks` (one per process, started on first need, never on a
+//! single CPU, nor with `GREENLET_STACK_PROVISIONER=0`): as many as
+//! greenlets wait, at most the pace seen since the pool last trimmed, and
+//! 32 MiB of pages. What it prepared and nobody took goes back at the next
+//! trim. It only asks the kernel to change page tables; a stack is handed
+//! out only once its guard page is known to be in place.
 //!
 //! Deeper pages are committed lazily by the kernel on first touch. A finished
 //! greenlet's stack goes back to a LIFO free list with its pages still
