@@ -168,8 +168,10 @@ impl SizeClass {
                     // harmless: the pages then fault in on first touch.
                     let _ = unsafe { sys::process_madvise_self(&tops, sys::MADV_POPULATE_WRITE) };
                     *prepared_to = lo + n * size;
-                    for j in self.jobs.iter().filter(|j| j.lo() < lo + n * size) {
-                        j.skip_below(lo + n * size);
+                    // The thread leaves these alone from its next step on.
+                    let done = lo + n * size;
+                    for j in self.jobs.iter().filter(|j| j.lo() < done && lo < j.end()) {
+                        j.skip_below(done);
                     }
                 }
             }
