@@ -54,6 +54,10 @@ pub(crate) struct Job {
     size: usize,
     /// Number of slots.
     count: usize,
+    /// For a populate-only job ([`submit_tops`]): the top pages to fault
+    /// in, of stacks whose guards are in place; `lo`, `size` and `count`
+    /// are then 0.
+    tops: Vec<usize>,
     /// Every slot from here to [`Job::end`] has its guard page installed
     /// (and, best effort, its top page resident). Only ever lowered, with
     /// release ordering, after the kernel said the guards went in.
@@ -124,6 +128,24 @@ impl Job {
             return; // stopped before it started
         }
         let mut ranges = Vec::with_capacity(STEP);
+        if !self.tops.is_empty() {
+            let mut state = DONE;
+            for chunk in self.tops.chunks(STEP) {
+                if self.skip.load(Ordering::Acquire) == usize::MAX {
+                    state = ABANDONED;
+                    break;
+                }
+                ranges.clear();
+                ranges.extend(chunk.iter().map(|&top| (top, page)));
+                // SAFETY: top pages of idle stacks of a slab that stays
+                // mapped, and is not given back, until this job is finished
+                // (the pool calls `stop` first); populating a page changes no
+                // byte of it, even of a stack the hub has taken meanwhile.
+                let _ = unsafe { sys::process_madvise_self(&ranges, sys::MADV_POPULATE_WRITE) };
+            }
+            self.state.store(state, Ordering::Release);
+            return;
+        }
         let mut hi = self.end();
         let mut state = DONE;
         // Each step: the STEP slots below `hi`, the highest first.
@@ -240,7 +262,37 @@ pub(crate) unsafe fn submit(lo: usize, size: usize, count: usize) -> Option<Arc<
         lo,
         size,
         count,
+        tops: Vec::new(),
         ready_from: AtomicUsize::new(lo + count * size),
+        skip: AtomicUsize::new(0),
+        state: AtomicU8::new(QUEUED),
+        pid: std::process::id(),
+    });
+    p.queue
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push_back(job.clone());
+    p.ready.notify_one();
+    Some(job)
+}
+
+/// Queues the pre-faulting of the pages at `tops` (the top pages of idle,
+/// guarded stacks given back whole); `None` when there is no provisioner.
+///
+/// # Safety
+/// Each address must be the top page of an idle stack slot of a slab that
+/// stays mapped, and whose pages are not given back, until the returned job
+/// [`is_finished`]; the caller calls [`Job::stop`] first.
+///
+/// [`is_finished`]: Job::is_finished
+pub(crate) unsafe fn submit_tops(tops: Vec<usize>) -> Option<Arc<Job>> {
+    let p = provisioner()?;
+    let job = Arc::new(Job {
+        lo: 0,
+        size: 0,
+        count: 0,
+        tops,
+        ready_from: AtomicUsize::new(0),
         skip: AtomicUsize::new(0),
         state: AtomicU8::new(QUEUED),
         pid: std::process::id(),

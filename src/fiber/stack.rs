@@ -335,7 +335,10 @@ impl StackPool {
         let lo = match class.dirty.pop().or_else(|| class.clean.pop()) {
             Some(lo) => lo,
             None => match class.cold.pop() {
-                Some(lo) => lo,
+                Some(lo) => {
+                    class.provision_cold();
+                    lo
+                }
                 None => class.take_fresh()?,
             },
         };
@@ -403,7 +406,7 @@ impl StackPool {
         self.classes
             .borrow()
             .iter()
-            .any(|c| !c.dirty.is_empty() || !c.jobs.is_empty())
+            .any(|c| !c.dirty.is_empty() || !c.jobs.is_empty() || !c.cold_jobs.is_empty())
     }
 
     /// Trims up to [`TRIM_BATCH`] released stacks (the coldest first): the
@@ -471,6 +474,10 @@ impl StackPool {
                     let _ = unsafe { sys::munmap(base as *mut u8, len) };
                 }
             }
+        }
+        for c in classes.iter_mut() {
+            // The cold list changed: none of it is handed to a job.
+            c.cold_asked = c.cold.len();
         }
     }
 
@@ -563,7 +570,7 @@ impl Drop for StackPool {
             return;
         }
         for c in self.classes.get_mut().iter_mut() {
-            for j in c.jobs.drain(..) {
+            for j in c.jobs.drain(..).chain(c.cold_jobs.drain(..)) {
                 j.stop();
             }
         }

@@ -45,6 +45,12 @@ pub(super) struct SizeClass {
     pub(super) provisioned: (usize, usize),
     /// Fresh slots taken since the pool last trimmed: the observed pace.
     pub(super) fresh_taken: usize,
+    /// Populate-only jobs for the top pages of `cold` stacks.
+    pub(super) cold_jobs: Vec<Arc<Job>>,
+    /// `cold[cold_asked..]` were handed to `cold_jobs` (taken from the end).
+    pub(super) cold_asked: usize,
+    /// Cold stacks taken since the pool last trimmed.
+    pub(super) cold_taken: usize,
 }
 
 impl SizeClass {
@@ -63,6 +69,9 @@ impl SizeClass {
             jobs: VecDeque::new(),
             provisioned: (0, 0),
             fresh_taken: 0,
+            cold_jobs: Vec::new(),
+            cold_asked: 0,
+            cold_taken: 0,
         }
     }
 
@@ -223,11 +232,63 @@ impl SizeClass {
         self.provisioned = (end, at);
     }
 
+    /// Called after a stack was taken from `cold`: asks the provisioner to
+    /// fault in the top pages of the cold stacks the hub will take next,
+    /// as many as greenlets wait for a stack (bounded like
+    /// [`provision_ahead`](Self::provision_ahead)).
+    pub(super) fn provision_cold(&mut self) {
+        self.cold_taken += 1;
+        self.cold_asked = self.cold_asked.min(self.cold.len());
+        let waiting = self
+            .reserved
+            .saturating_sub(self.dirty.len() + self.clean.len());
+        let ahead = waiting
+            .min(self.cold_taken.max(JOB_SLOTS))
+            .min(MAX_AHEAD)
+            .min(self.cold.len());
+        let asked = self.cold.len() - self.cold_asked;
+        if ahead < asked + JOB_SLOTS / 2 && ahead < self.cold.len() || ahead <= asked {
+            return;
+        }
+        self.cold_jobs.retain(|j| !j.is_finished());
+        let page = sys::page_size();
+        let from = self.cold.len() - ahead;
+        // The next to be taken (the end of the list) first.
+        let tops: Vec<usize> = self.cold[from..self.cold_asked]
+            .iter()
+            .rev()
+            .map(|&lo| lo + self.size - page)
+            .collect();
+        // SAFETY: top pages of cold (idle, guarded) stacks of our slabs,
+        // which stay mapped and are not given back until `stop_jobs`.
+        if let Some(job) = unsafe { provision::submit_tops(tops) } {
+            self.cold_jobs.push(job);
+            self.cold_asked = from;
+        }
+    }
+
     /// Stops every provisioner job (waiting for a running one to finish
     /// its step), so this class's pages may be given back or unmapped, and
     /// gives back the top pages the provisioner or the hub pre-faulted more
-    /// than [`POPULATE_BATCH`] slots ahead of the next fresh slot.
+    /// than [`POPULATE_BATCH`] slots ahead of the next fresh slot, and
+    /// those it faulted in for cold stacks nobody took.
     pub(super) fn stop_jobs(&mut self) {
+        if !self.cold_jobs.is_empty() {
+            for j in self.cold_jobs.drain(..) {
+                j.stop();
+            }
+            let page = sys::page_size();
+            let asked = self.cold_asked.min(self.cold.len());
+            let tops: Vec<(usize, usize)> = self.cold[asked..]
+                .iter()
+                .map(|&lo| (lo + self.size - page, page))
+                .collect();
+            // SAFETY: top pages of cold stacks of our slabs (idle, no data);
+            // no job touches them any more.
+            unsafe { dontneed(&tops) };
+        }
+        self.cold_asked = self.cold.len();
+        self.cold_taken = 0;
         if self.jobs.is_empty() {
             return;
         }

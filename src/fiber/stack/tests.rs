@@ -147,3 +147,61 @@ fn a_pool_dropped_while_its_jobs_run_stops_them_first() {
         );
     });
 }
+
+#[test]
+fn the_provisioner_faults_in_cold_stacks_before_they_are_taken() {
+    within(Duration::from_secs(60), || {
+        let pool = StackPool::new();
+        let size = DEFAULT_STACK_SIZE;
+        let page = sys::page_size();
+        const N: usize = 3000;
+        for _ in 0..N {
+            pool.reserve(size).unwrap();
+        }
+        let held: Vec<_> = (0..N).map(|_| pool.take(size).unwrap()).collect();
+        if !provisioner_in_use() {
+            return;
+        }
+        // Another burst is promised, so the slabs stay mapped; meanwhile
+        // the pool goes idle and gives the released stacks back whole.
+        for _ in 0..N {
+            pool.reserve(size).unwrap();
+        }
+        drop(held);
+        while pool.needs_trim() {
+            pool.trim();
+        }
+        let cold: Vec<usize> = pool.classes.borrow()[0].cold.clone();
+        assert!(cold.len() > 1000, "{} cold stacks", cold.len());
+        let top = |lo: usize| lo + size - page;
+        assert!(cold.iter().all(|&lo| !sys::is_resident(top(lo), page)));
+        // Take the warm ones, then one cold one: the cold stacks next in
+        // line are handed to the provisioner.
+        let warm = pool.classes.borrow()[0].clean.len();
+        let mut again: Vec<_> = (0..warm + 1).map(|_| pool.take(size).unwrap()).collect();
+        assert_eq!(again.last().unwrap().guard_lo(), *cold.last().unwrap());
+        let jobs: Vec<_> = pool.classes.borrow()[0].cold_jobs.clone();
+        assert_eq!(jobs.len(), 1);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !jobs[0].is_finished() {
+            assert!(Instant::now() < deadline, "cold job not finished");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let next = &cold[cold.len() - 1 - 100..cold.len() - 1];
+        assert!(next.iter().all(|&lo| sys::is_resident(top(lo), page)));
+        // The hub takes them in that order.
+        for &lo in next.iter().rev() {
+            again.push(pool.take(size).unwrap());
+            assert_eq!(again.last().unwrap().guard_lo(), lo);
+        }
+        // What was faulted in for nobody goes back when the hub idles.
+        for _ in 0..N - again.len() {
+            pool.unreserve(size);
+        }
+        assert!(pool.needs_trim());
+        pool.trim();
+        let left: Vec<usize> = pool.classes.borrow()[0].cold.clone();
+        assert!(left.iter().all(|&lo| !sys::is_resident(top(lo), page)));
+        drop(again);
+    });
+}
