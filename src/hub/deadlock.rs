@@ -130,7 +130,7 @@ impl Hub {
         reason: WaitReason,
         check: bool,
     ) -> WaitsForGuard<'a> {
-        me.reason.set(reason);
+        me.set_reason(reason);
         me.waits_for.set(WaitsFor::Task(target.as_ptr()));
         let guard = WaitsForGuard(me);
         if check {
@@ -226,7 +226,7 @@ fn report_cycle(chain: &[*const Header]) -> ! {
             msg.push_str(", ");
         }
         let (name, other) = (hdr.display_name(), next.display_name());
-        let _ = match hdr.reason.get() {
+        let _ = match hdr.reason() {
             WaitReason::Sync { kind, id } => {
                 write!(
                     msg,

@@ -129,7 +129,7 @@ impl GreenletInfo {
             id: hdr.id,
             name: hdr.name.as_deref().map(str::to_owned),
             state,
-            reason: parked.then(|| hdr.reason.get()),
+            reason: parked.then(|| hdr.reason()),
             waiting_for: if parked {
                 hdr.since.get().map(|s| now.saturating_duration_since(s))
             } else {

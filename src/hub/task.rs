@@ -22,7 +22,7 @@ use crate::fiber::stack::PooledStack;
 use crate::greenlet::JoinError;
 use crate::hub::deadlock::WaitsFor;
 use crate::hub::timers::TimerKey;
-use crate::hub::wait_reason::WaitReason;
+use crate::hub::wait_reason::{PackedReason, WaitReason};
 
 /// The coroutine type every greenlet runs in: resumed with `()`, suspends
 /// with `()`, returns `()`. Why it was resumed lives in [`Header::wake`].
@@ -232,7 +232,11 @@ pub(crate) struct Collector {
 }
 
 /// See [`Header::launch`].
-pub(crate) type Launch = unsafe fn(&TaskRef, Option<&crate::hub::Hub>) -> Option<Fiber>;
+///
+/// Writes the fiber into [`Header::fiber`] itself and returns whether it
+/// did: returning the 48-byte `Option<Fiber>` through memory and moving it
+/// into the header cost a store-forwarding stall at every spawn.
+pub(crate) type Launch = unsafe fn(&TaskRef, Option<&crate::hub::Hub>) -> bool;
 
 /// The untyped part of a task.
 pub(crate) struct Header {
@@ -293,7 +297,7 @@ pub(crate) struct Header {
     pub(crate) site: Option<&'static Location<'static>>,
     /// What the task waits for while parked: written at every park, read
     /// only by dumps and deadlock reports.
-    pub(crate) reason: Cell<WaitReason>,
+    reason: Cell<PackedReason>,
     /// When the task last parked, by the hub's loop clock.
     pub(crate) since: Cell<Option<Instant>>,
     /// The deadline of the task's current timed park (set and cleared by
@@ -345,13 +349,24 @@ impl Header {
             keepalive: UnsafeCell::new(None),
             locals: crate::local::LocalMap::new(),
             site,
-            reason: Cell::new(WaitReason::Unknown),
+            reason: Cell::new(PackedReason::UNKNOWN),
             since: Cell::new(None),
             deadline: Cell::new(None),
             slot_index: Cell::new(u32::MAX),
             waits_for: Cell::new(WaitsFor::Nothing),
             links_running: Cell::new(0),
         }
+    }
+
+    /// Records what the task waits for (see `PackedReason`).
+    #[inline(always)]
+    pub(crate) fn set_reason(&self, r: WaitReason) {
+        self.reason.set(PackedReason::pack(r));
+    }
+
+    /// What the task last recorded it waits for.
+    pub(crate) fn reason(&self) -> WaitReason {
+        self.reason.get().unpack()
     }
 
     /// Whether this is a thread's root pseudo-task.
