@@ -166,7 +166,7 @@ impl Hub {
             // task's join (which holds it) or was found in the table.
             let hdr = unsafe { &*cur };
             if hdr.state.get() != super::task::State::Parked
-                || hdr.deadline.get().is_some()
+                || hdr.timed.get()
                 || hdr.timeout_depth.get() > 0
             {
                 return; // it runs, or its wait ends by itself

@@ -359,7 +359,7 @@ impl Hub {
         );
         task.launch.set(Some(launch::<F, T>));
         self.tasks.borrow_mut().insert(&task);
-        self.monitor.spawned(task.id, task.name.as_deref());
+        self.monitor.spawned(task.id, task.name());
         // SAFETY: created just above with this payload type.
         let slot: *const ResultSlot<T> = unsafe { &task.slot::<Payload<F, T>>().slot };
         match delay {
@@ -371,7 +371,7 @@ impl Hub {
                     .timers
                     .borrow_mut()
                     .insert(deadline_after(d), TimerAction::Start(task.clone()));
-                task.start_timer.set(Some(key));
+                task.cold().start_timer.set(Some(key));
             }
         }
         Ok((task, slot))
@@ -381,7 +381,7 @@ impl Hub {
     /// timer, see `Greenlet::new`): ready now, or after `delay`. Returns
     /// false, doing nothing, if it was scheduled (or finished) already.
     pub(crate) fn start_unscheduled(&self, task: &TaskRef, delay: Option<Duration>) -> bool {
-        if task.state.get() != State::Delayed || task.start_timer.get().is_some() {
+        if task.state.get() != State::Delayed || task.start_timer().is_some() {
             return false;
         }
         match delay {
@@ -394,7 +394,7 @@ impl Hub {
                     .timers
                     .borrow_mut()
                     .insert(deadline_after(d), TimerAction::Start(task.clone()));
-                task.start_timer.set(Some(key));
+                task.cold().start_timer.set(Some(key));
             }
         }
         true
@@ -404,7 +404,7 @@ impl Hub {
     /// drops its closure and gives back its stack reservation.
     pub(crate) fn finish_unstarted(&self, task: &TaskRef) {
         let hdr: &Header = task;
-        if let Some(key) = hdr.start_timer.take() {
+        if let Some(key) = hdr.take_start_timer() {
             self.timers.borrow_mut().remove(key);
         }
         hdr.state.set(State::Finished);
@@ -653,7 +653,7 @@ impl Hub {
                     self.unpark(&task, Wake::Interrupted);
                 }
                 Some(TimerAction::Start(t)) => {
-                    t.start_timer.set(None);
+                    t.take_start_timer();
                     if t.state.get() == State::Delayed {
                         t.state.set(State::Ready);
                         self.push_ready(t);
@@ -914,7 +914,9 @@ where
             // stack (their destructors may still park). A panicking
             // destructor was reported by the panic hook; it does not
             // change the result.
-            let _ = catch_unwind(AssertUnwindSafe(|| (*hdr).locals.clear()));
+            if let Some(cold) = (*hdr).cold_if_any() {
+                let _ = catch_unwind(AssertUnwindSafe(|| cold.locals.clear()));
+            }
             *(*slot).get() = Some(result);
         }
     });
@@ -1073,8 +1075,8 @@ pub(crate) fn park_until_with(
         return park();
     };
     let task = hub.current_task();
-    task.deadline.set(Some(deadline));
-    let _clear = ClearDeadline(&task);
+    task.timed.set(true);
+    let _clear = ClearTimed(&task);
     let guard = TimerGuard(Some(
         hub.timers()
             .insert(deadline, TimerAction::Wake(task.clone())),
@@ -1088,12 +1090,12 @@ pub(crate) fn park_until_with(
     }
 }
 
-/// Forgets a timed park's deadline however the park ends.
-struct ClearDeadline<'a>(&'a TaskRef);
+/// Ends a timed park's mark however the park ends.
+struct ClearTimed<'a>(&'a TaskRef);
 
-impl Drop for ClearDeadline<'_> {
+impl Drop for ClearTimed<'_> {
     fn drop(&mut self) {
-        self.0.deadline.set(None);
+        self.0.timed.set(false);
     }
 }
 
