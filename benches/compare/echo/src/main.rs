@@ -91,7 +91,7 @@ fn main() {
         o.threads,
         o.secs,
         o.reps,
-        thread::available_parallelism().map_or(0, |n| n.get())
+        ncpu
     );
     let mut results: Vec<(&str, Vec<Sample>)> = names.iter().map(|n| (*n, Vec::new())).collect();
     for rep in 0..o.reps {
