@@ -336,7 +336,7 @@ fn run_child(j: &Job) -> Vec<Res> {
     res
 }
 
-fn header() {
+fn header(core: usize) {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
@@ -374,7 +374,7 @@ fn header() {
          is the spread over the processes. switch/spawn: each process's value is the median of \
          its R runs, and its first run (cold) is also kept; sleep: cold run then warm run in \
          each process",
-        last_core()
+        core
     );
     println!();
 }
@@ -530,7 +530,7 @@ fn main() {
     }
     let o = parse_opts(&args[1..]);
     let started = Instant::now();
-    header();
+    header(o.core);
     let mut all = Vec::new();
     match cmd.as_str() {
         "all" => {
