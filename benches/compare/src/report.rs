@@ -48,7 +48,7 @@ pub fn summary(all: &[Res]) {
         } else {
             let metric = format!("ns/{}", r.get("unit").unwrap_or("op"));
             println!(
-                "{:<10} {:<18} {:>12} {:>10.1} {:>10.1} {:>10.1}  {} procs x {} runs; cold first run {:.1} [{:.1}-{:.1}] ns{}",
+                "{:<10} {:<18} {:>12} {:>10.1} {:>10.1} {:>10.1}  {} procs x {} runs; cold first run {:.1} [{:.1}-{:.1}] ns; CPU time median/first {}/{} ns{}",
                 r.bench,
                 r.peer,
                 metric,
@@ -60,6 +60,9 @@ pub fn summary(all: &[Res]) {
                 r.num("ns_first").unwrap_or(f64::NAN),
                 r.num("ns_first_pmin").unwrap_or(f64::NAN),
                 r.num("ns_first_pmax").unwrap_or(f64::NAN),
+                r.num("cpu_ns").map_or("-".into(), |v| format!("{v:.1}")),
+                r.num("cpu_ns_first")
+                    .map_or("-".into(), |v| format!("{v:.1}")),
                 r.get("alternates")
                     .map(|a| format!(", strict alternation: {a}"))
                     .unwrap_or_default(),
@@ -112,9 +115,13 @@ pub fn summary(all: &[Res]) {
     let find = |b: &str, p: &str| all.iter().find(|r| r.bench == b && r.peer == p && r.ok());
     let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
     if let (Some(g), Some(c)) = (find("switch", "greenlet"), find("switch", "corosensei")) {
+        let cpu = match (g.num("cpu_ns"), c.num("cpu_ns")) {
+            (Some(gc), Some(cc)) => format!(" (CPU time: {:.2}x)", gc / cc),
+            _ => String::new(),
+        };
         let (g, c) = (g.num("ns").unwrap(), c.num("ns").unwrap());
         println!(
-            "switch     greenlet {g:.1} ns/switch <= 4x corosensei round trip ({c:.1} ns): {:.2}x  {}",
+            "switch     greenlet {g:.1} ns/switch <= 4x corosensei round trip ({c:.1} ns): {:.2}x  {}{cpu}",
             g / c,
             verdict(g <= 4.0 * c)
         );
@@ -174,10 +181,14 @@ fn issue14_rows(all: &[Res]) {
     let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
     println!("-- issue 14 rows --");
     if let (Some(g), Some(t)) = (find("spawn.all", "greenlet"), find("spawn.all", "tokio")) {
+        let cpu = match (g.num("cpu_ns_first"), t.num("cpu_ns_first")) {
+            (Some(gc), Some(tc)) => format!(" (CPU time: {:.2}x)", gc / tc),
+            _ => String::new(),
+        };
         let (g, t) = (g.num("ns_first").unwrap(), t.num("ns_first").unwrap());
         println!(
             "spawn 1M then join all, fresh process (cold first run): greenlet {g:.1} ns, tokio \
-             {t:.1} ns: {:.2}x <= 0.5x  {}",
+             {t:.1} ns: {:.2}x <= 0.5x  {}{cpu}",
             g / t,
             verdict(g <= 0.5 * t)
         );

@@ -239,3 +239,14 @@ pub fn median_min_max(v: &[f64]) -> (f64, f64, f64) {
     let s = Stats { runs: v.to_vec() };
     (s.median(), s.min(), s.max())
 }
+
+/// CPU time (user + system) of this process, all threads.
+pub fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the one timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
