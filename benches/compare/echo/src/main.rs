@@ -4,7 +4,8 @@
 //!
 //! - `greenlet`: one hub thread, a greenlet per connection, blocking-style
 //!   `read`/`write_all` on `greenlet::net::TcpStream`;
-//! - `tokio`: a current-thread runtime, a task per connection;
+//! - `tokio`: the current-thread runtime `#[tokio::main(flavor =
+//!   "current_thread")]` builds (`enable_all()`), a task per connection;
 //! - `may`: one worker, a coroutine per connection.
 //!
 //! The load generator opens `--conns` connections (default 100) from plain
@@ -86,12 +87,7 @@ fn main() {
     println!(
         "echo: {} connections, {}-byte messages, {} load threads, {:.1} s windows, {} reps, \
          {} cores; server (fresh process per rep) on core 0, load on the last core",
-        o.conns,
-        o.msg,
-        o.threads,
-        o.secs,
-        o.reps,
-        ncpu
+        o.conns, o.msg, o.threads, o.secs, o.reps, ncpu
     );
     let mut results: Vec<(&str, Vec<Sample>)> = names.iter().map(|n| (*n, Vec::new())).collect();
     for rep in 0..o.reps {
@@ -316,8 +312,9 @@ fn greenlet_server(listener: TcpListener) {
 fn tokio_server(listener: TcpListener) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     listener.set_nonblocking(true).unwrap();
+    // What `#[tokio::main(flavor = "current_thread")]` builds.
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
+        .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
