@@ -67,10 +67,10 @@ for p in $profiles; do
     d="$here/target/run_all/$p"
     echo
     echo "================ summary: profile $p ================"
-    grep -h -m1 '^build profile' "$d"/compare*.log 2>/dev/null || true
+    grep -h -m1 '^build profile' "$d"/compare*.log 2>/dev/null | head -n 1 || true
     echo "-- switch, spawn, sleepers (. package; median [min-max] of fresh pinned processes)"
-    grep -h -e '^switch  *\(greenlet\|corosensei\|tokio\) ' -e '^spawn.all  *\(greenlet\|tokio\) ' \
-        -e '^sleep1\(00k\|m\)  *\(greenlet\|tokio\)  *wall' "$d"/compare*.log 2>/dev/null || true
+    grep -h -e '^switch  *\(greenlet\|corosensei\|tokio\)  *ns/' -e '^spawn.all  *\(greenlet\|tokio\)  *ns/' \
+        -e '^sleep1\(00k\|m\)  *\(greenlet\|tokio\)  *wall s ' "$d"/compare*.log 2>/dev/null || true
     grep -h -e '^switch  *greenlet .* round trip' -e '^spawn 1M' -e '^sleep1\(00k\|m\) cold' \
         "$d"/compare*.log 2>/dev/null || true
     echo "-- queue ping-pong (ns/message, median [min-max] of fresh pinned processes)"
