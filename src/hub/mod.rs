@@ -293,7 +293,7 @@ impl Hub {
     /// chain makes the greenlet side of a switch cheaper.
     ///
     /// `reason` is recorded for dumps and deadlock reports (one store).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn park_raw(&self, reason: WaitReason) -> Wake {
         let cur = current_header();
         if cur.is_null() {
@@ -1045,7 +1045,7 @@ pub(crate) fn yield_now() {
 
 /// Parks the running task and delivers a pending kill or expired timeout by
 /// unwinding (never while already unwinding).
-#[inline]
+#[inline(always)]
 pub(crate) fn park(reason: WaitReason) -> Wake {
     interrupt::deliver_before_park();
     let hub = Hub::current();
