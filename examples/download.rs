@@ -39,8 +39,10 @@ mod http;
 #[path = "common/server.rs"]
 mod server;
 
+use std::cell::{Cell, RefCell};
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -185,8 +187,9 @@ fn main() -> ExitCode {
     report.summary(start.elapsed())
 }
 
-/// Fetches `url` within `timeout`, checks the size when it is known, and
-/// writes the body to `out` if asked. Returns the body's length.
+/// Fetches `url` within `timeout`, streams the body to `out` if asked,
+/// and checks the size when it is known. Returns the body's length. A
+/// failed download leaves no file behind.
 fn download(
     url: &str,
     index: usize,
@@ -194,22 +197,104 @@ fn download(
     timeout: Duration,
     out: Option<&PathBuf>,
 ) -> Result<usize, Error> {
-    let response = greenlet::with_timeout(timeout, || http::get(url, MAX_REDIRECTS, open))
-        .map_err(|_| Error::Timeout(Some(timeout)))??;
-    let len = response.body.len();
-    if let Some(want) = expected.filter(|&want| want != len) {
-        return Err(Error::BadResponse(format!(
-            "expected {want} bytes, got {len}"
-        )));
+    // The file's path, once known, so a failure can remove it.
+    let written = Cell::new(None::<PathBuf>);
+    let fetch = || -> Result<u64, Error> {
+        let mut response = http::get(url, MAX_REDIRECTS, open)?;
+        let file = match out {
+            Some(dir) => {
+                let path = dir.join(file_name(index, &response.url));
+                written.set(Some(path.clone()));
+                // Opening (and writing) a file would stall the whole hub: both
+                // run on the blocking pool.
+                Some(Arc::new(
+                    greenlet::threadpool::spawn_blocking(move || std::fs::File::create(path))
+                        .map_err(Error::Io)?,
+                ))
+            }
+            None => None,
+        };
+        copy_body(&mut response, file.as_ref())
+    };
+    let result = match greenlet::with_timeout(timeout, fetch) {
+        Ok(Ok(len)) => match expected {
+            Some(want) if want as u64 != len => Err(Error::BadResponse(format!(
+                "expected {want} bytes, got {len}"
+            ))),
+            _ => Ok(len as usize),
+        },
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(Error::Timeout(Some(timeout))),
+    };
+    if let (Err(_), Some(path)) = (&result, written.take()) {
+        // Best effort: the error that matters is the download's.
+        let _ = greenlet::fs::remove_file(path);
     }
-    if let Some(dir) = out {
-        let path = dir.join(file_name(index, &response.url));
-        let body = response.body;
-        // A file write would stall the whole hub: do it on the blocking pool.
-        greenlet::threadpool::spawn_blocking(move || std::fs::write(&path, body))
-            .map_err(Error::Io)?;
+    result
+}
+
+/// The body buffer of one download. Bodies of any size go through it, so a
+/// download holds at most this much of its body in memory: a 4 GB file at
+/// `--concurrency 50` needs 50 x 1 MiB, not 200 GB.
+const BUFFER: usize = 1 << 20;
+
+thread_local! {
+    /// Buffers of finished downloads, reused by the next ones: at most one
+    /// per concurrent download, each allocated (and its pages touched) once.
+    static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A [`BUFFER`]-byte buffer from [`BUFFERS`] (or a new one), given back
+/// when dropped, also when a timeout unwinds the download.
+struct Buffer(Vec<u8>);
+
+impl Buffer {
+    fn get() -> Buffer {
+        let buf = BUFFERS.with(|b| b.borrow_mut().pop());
+        Buffer(buf.unwrap_or_else(|| vec![0; BUFFER]))
     }
-    Ok(len)
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.0);
+        if buf.len() == BUFFER {
+            BUFFERS.with(|b| b.borrow_mut().push(buf));
+        }
+    }
+}
+
+/// Reads the body into a [`Buffer`] and, with `file`, writes each full
+/// buffer (and the last part) to it: one trip to the blocking pool per
+/// MiB. The socket reads go straight into the buffer and the buffer itself
+/// travels to the pool thread and back, so each byte is copied only by the
+/// kernel (socket to buffer, buffer to page cache). Returns the length.
+fn copy_body(
+    response: &mut http::Response<Conn>,
+    file: Option<&Arc<std::fs::File>>,
+) -> Result<u64, Error> {
+    let mut buf = Buffer::get();
+    let (mut filled, mut total) = (0, 0u64);
+    loop {
+        let n = response.read_body(&mut buf.0[filled..])?;
+        filled += n;
+        total += n as u64;
+        if (n == 0 || filled == BUFFER) && filled > 0 {
+            if let Some(file) = file {
+                let (file, data) = (Arc::clone(file), std::mem::take(&mut buf.0));
+                let (data, written) = greenlet::threadpool::spawn_blocking(move || {
+                    let written = (&*file).write_all(&data[..filled]);
+                    (data, written)
+                });
+                buf.0 = data;
+                written.map_err(Error::Io)?;
+            }
+            filled = 0;
+        }
+        if n == 0 {
+            return Ok(total);
+        }
+    }
 }
 
 /// `NNNN-NAME` for the body of the `index`th URL.
