@@ -42,8 +42,8 @@ mod server;
 use std::cell::{Cell, RefCell};
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use greenlet::net::{TcpStream, ToSocketAddrs};

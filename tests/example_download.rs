@@ -16,6 +16,9 @@ use util::{describe, example, temp_dir};
 ///
 /// - `/ok/N`: N bytes with `Content-Length`; `/chunked/N`: N bytes chunked;
 /// - `/close/N`: N bytes, no length, ended by closing the connection;
+/// - `/big/N`, `/bigchunked/N` (104 KiB chunks), `/bigclose/N`: the same
+///   three framings, the body streamed from a [`BLOCK`] instead of built
+///   whole, for bodies of many MiB;
 /// - `/redirect/N`: 302 to `/ok/N`; `/loop`: 302 to itself;
 /// - `/garbage`: not HTTP; `/hang`: never answers (until the client goes);
 /// - anything else: 404.
@@ -37,6 +40,27 @@ fn test_server() -> SocketAddr {
 /// The body the test server sends for a page of `n` bytes.
 fn body(n: usize) -> Vec<u8> {
     (0..n).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// A whole number of `body`'s 26-byte periods: sent again and again, it
+/// streams `body(n)` for any `n`.
+const BLOCK: usize = 26 * 4096;
+
+/// Writes `body(n)` to `s` a [`BLOCK`] at a time, each piece through
+/// `piece` (which frames it).
+fn stream_body(
+    s: &mut TcpStream,
+    n: usize,
+    mut piece: impl FnMut(&mut TcpStream, &[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let block = body(BLOCK);
+    let mut left = n;
+    while left > 0 {
+        let len = left.min(BLOCK);
+        piece(s, &block[..len])?;
+        left -= len;
+    }
+    Ok(())
 }
 
 fn serve(mut s: TcpStream) -> std::io::Result<()> {
@@ -69,6 +93,20 @@ fn serve(mut s: TcpStream) -> std::io::Result<()> {
     } else if let Some(n) = num("/close/") {
         s.write_all(b"HTTP/1.0 200 OK\r\n\r\n")?;
         s.write_all(&body(n))
+    } else if let Some(n) = num("/big/") {
+        write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n")?;
+        stream_body(&mut s, n, |s, piece| s.write_all(piece))
+    } else if let Some(n) = num("/bigchunked/") {
+        write!(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+        stream_body(&mut s, n, |s, piece| {
+            write!(s, "{:x}\r\n", piece.len())?;
+            s.write_all(piece)?;
+            s.write_all(b"\r\n")
+        })?;
+        s.write_all(b"0\r\n\r\n")
+    } else if let Some(n) = num("/bigclose/") {
+        s.write_all(b"HTTP/1.0 200 OK\r\n\r\n")?;
+        stream_body(&mut s, n, |s, piece| s.write_all(piece))
     } else if let Some(n) = num("/redirect/") {
         write!(
             s,
@@ -280,4 +318,90 @@ fn usage_errors_exit_with_status_2_and_help_with_0() {
         "{}",
         describe(&out)
     );
+}
+
+/// Runs the example with `args`, stdout and stderr to files in `dir`, and
+/// returns its output and its peak resident set size in bytes
+/// (`ru_maxrss` from `wait4`, the kernel's VmHWM of the child).
+fn download_with_peak_rss(dir: &std::path::Path, args: &[&str]) -> (Output, u64) {
+    use std::fs::File;
+    use std::os::unix::process::ExitStatusExt;
+
+    let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
+    let child = example("download")
+        .args(args)
+        .stdout(File::create(&out_path).unwrap())
+        .stderr(File::create(&err_path).unwrap())
+        .spawn()
+        .expect("run example");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of the plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `child` is our unwaited child; both pointers are to live locals.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
+    let out = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: std::fs::read(out_path).unwrap(),
+        stderr: std::fs::read(err_path).unwrap(),
+    };
+    (out, usage.ru_maxrss as u64 * 1024)
+}
+
+#[test]
+fn bodies_much_larger_than_the_buffer_stream_to_exact_files_in_bounded_memory() {
+    // 64 MiB in each framing, 64 times the example's 1 MiB body buffer.
+    const BIG: usize = 64 << 20;
+    const SMALL: usize = 1 << 20;
+    let addr = test_server();
+    let dir = temp_dir("download-big");
+    let run = |n: usize| {
+        let out_dir = dir.join(format!("out-{n}"));
+        let urls: Vec<String> = ["big", "bigchunked", "bigclose"]
+            .iter()
+            .map(|route| format!("http://{addr}/{route}/{n}"))
+            .collect();
+        // The example's own timeout bounds the run (no test can hang).
+        let mut args = vec![
+            "--quiet",
+            "--timeout",
+            "60",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
+        args.extend(urls.iter().map(String::as_str));
+        let (out, peak) = download_with_peak_rss(&dir, &args);
+        assert!(out.status.success(), "{}", describe(&out));
+        assert_eq!(summary(&out), (3, 3, 0, 3 * n as u64), "{}", describe(&out));
+        let block = body(BLOCK);
+        for (i, route) in ["big", "bigchunked", "bigclose"].iter().enumerate() {
+            let name = format!("{i:04}-{n}");
+            let data = std::fs::read(out_dir.join(&name))
+                .unwrap_or_else(|e| panic!("{route}: {name}: {e}"));
+            assert_eq!(data.len(), n, "{route}");
+            for (k, piece) in data.chunks(BLOCK).enumerate() {
+                assert!(
+                    piece == &block[..piece.len()],
+                    "{route}: wrong bytes in block {k}"
+                );
+            }
+        }
+        peak
+    };
+    let small = run(SMALL);
+    let big = run(BIG);
+    eprintln!(
+        "peak RSS: {} KiB (3 x 1 MiB), {} KiB (3 x 64 MiB)",
+        small >> 10,
+        big >> 10
+    );
+    // Buffering even one body whole would add 64 MiB; streaming adds
+    // nothing that grows with the body. A loose bound: a quarter of it.
+    assert!(
+        big < small + BIG as u64 / 4,
+        "peak RSS {} MiB for 3 x 64 MiB bodies, {} MiB for 3 x 1 MiB",
+        big >> 20,
+        small >> 20
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
