@@ -350,7 +350,7 @@ fn download_with_peak_rss(dir: &std::path::Path, args: &[&str]) -> (Output, u64)
 
 #[test]
 fn bodies_much_larger_than_the_buffer_stream_to_exact_files_in_bounded_memory() {
-    // 64 MiB in each framing, 64 times the example's 1 MiB body buffer.
+    // 64 MiB in each framing, 256 times the example's 256 KiB body buffer.
     const BIG: usize = 64 << 20;
     const SMALL: usize = 1 << 20;
     let addr = test_server();
