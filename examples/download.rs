@@ -270,8 +270,8 @@ impl Drop for Buffer {
 /// Reads the body into a [`Buffer`] and, with `path`, writes each full
 /// buffer (and the last part) to that file. Opening and writing a file
 /// would stall the whole hub, so both run on the blocking pool: one trip
-/// per full buffer, the file created in the first one (a body that fits in
-/// the buffer costs one trip in all). The socket reads go straight into
+/// per full buffer, the file created in the first one and closed in the
+/// last (a body that fits in the buffer costs one trip in all). The socket reads go straight into
 /// the buffer, and the buffer itself travels to the pool thread and back
 /// (with the open file), so each byte is copied only by the kernel: socket
 /// to buffer, buffer to page cache. Returns the body's length.
@@ -285,23 +285,23 @@ fn copy_body(response: &mut http::Response<Conn>, path: Option<PathBuf>) -> Resu
         total += n as u64;
         let end = n == 0;
         // A full buffer, or the end (an empty body still makes its file).
-        let flush = filled == BUFFER || end && (filled > 0 || file.is_none());
-        if let Some(path) = path.as_ref().filter(|_| flush) {
+        if let Some(path) = path.as_ref().filter(|_| end || filled == BUFFER) {
             let (path, data, open) = (path.clone(), std::mem::take(&mut buf.0), file.take());
             let (data, result) = greenlet::threadpool::spawn_blocking(move || {
-                let write = || -> io::Result<std::fs::File> {
+                let write = || -> io::Result<Option<std::fs::File>> {
                     let mut f = match open {
                         Some(f) => f,
                         None => std::fs::File::create(path)?,
                     };
                     f.write_all(&data[..filled])?;
-                    Ok(f)
+                    // The last trip closes the file, off the hub too.
+                    Ok(if end { None } else { Some(f) })
                 };
                 let result = write();
                 (data, result)
             });
             buf.0 = data;
-            file = Some(result.map_err(Error::Io)?);
+            file = result.map_err(Error::Io)?;
         }
         if end {
             return Ok(total);

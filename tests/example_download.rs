@@ -19,6 +19,7 @@ use util::{describe, example, temp_dir};
 /// - `/big/N`, `/bigchunked/N` (104 KiB chunks), `/bigclose/N`: the same
 ///   three framings, the body streamed from a [`BLOCK`] instead of built
 ///   whole, for bodies of many MiB;
+/// - `/short/N`: claims N bytes, sends N/2 (streamed) and closes;
 /// - `/redirect/N`: 302 to `/ok/N`; `/loop`: 302 to itself;
 /// - `/garbage`: not HTTP; `/hang`: never answers (until the client goes);
 /// - anything else: 404.
@@ -107,6 +108,9 @@ fn serve(mut s: TcpStream) -> std::io::Result<()> {
     } else if let Some(n) = num("/bigclose/") {
         s.write_all(b"HTTP/1.0 200 OK\r\n\r\n")?;
         stream_body(&mut s, n, |s, piece| s.write_all(piece))
+    } else if let Some(n) = num("/short/") {
+        write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n")?;
+        stream_body(&mut s, n / 2, |s, piece| s.write_all(piece))
     } else if let Some(n) = num("/redirect/") {
         write!(
             s,
@@ -280,6 +284,37 @@ fn out_writes_each_body_to_a_numbered_file() {
 }
 
 #[test]
+fn out_keeps_no_file_of_a_failed_download() {
+    let addr = test_server();
+    let dir = temp_dir("download-out-failed");
+    let out_dir = dir.join("pages");
+    // Cut off after 1.5 MiB of 3 MiB (several full buffers written), a
+    // 404, and one good page.
+    let urls = [
+        format!("http://{addr}/short/3145728"),
+        format!("http://{addr}/missing"),
+        format!("http://{addr}/ok/1000"),
+    ];
+    let mut args = vec!["--quiet", "--out", out_dir.to_str().unwrap()];
+    args.extend(urls.iter().map(String::as_str));
+    let (out, _) = download(&args);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_eq!(summary(&out), (3, 1, 2, 1000));
+    assert!(
+        stderr(&out).contains("connection closed after 1572864 of 3145728 body bytes"),
+        "{}",
+        describe(&out)
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["0002-1000"], "{}", describe(&out));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn concurrency_one_with_progress_line_finishes_all() {
     let addr = test_server();
     let urls: Vec<String> = (1..=20).map(|i| format!("http://{addr}/ok/{i}")).collect();
@@ -328,6 +363,8 @@ fn download_with_peak_rss(dir: &std::path::Path, args: &[&str]) -> (Output, u64)
     use std::os::unix::process::ExitStatusExt;
 
     let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
+    // Reaped by the wait4 below, which also gives its peak RSS.
+    #[allow(clippy::zombie_processes)]
     let child = example("download")
         .args(args)
         .stdout(File::create(&out_path).unwrap())

@@ -8,7 +8,8 @@
 #   bash nginx.sh --reps 9 --cases big
 #
 # Arguments go to `compare-nginx run` (--reps, --cases small,big,
-# --clients greenlet,curl, --client-core). Environment: WORK (files, config,
+# --clients greenlet,curl, --client-core). Environment: DOWNLOAD (another
+# build of the example to measure, e.g. an older one), WORK (files, config,
 # logs; default target/nginx), OUT (downloads; default a directory in
 # /dev/shm, so writeback to disk does not disturb later runs),
 # SERVER_CORE (nginx's core, default 1).
@@ -35,7 +36,7 @@ command -v curl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y 
 (cd "$root" && cargo build --release --example download)
 (cd "$here" && cargo build --release --bin compare-nginx)
 runner="$here/target/release/compare-nginx"
-download="$root/target/release/examples/download"
+download="${DOWNLOAD:-$root/target/release/examples/download}"
 
 mkdir -p "$work" "$out"
 "$runner" gen --root "$work/www"
