@@ -29,6 +29,12 @@
 //! timeout, bad response, HTTP error status) is reported for its URL only;
 //! the exit status is 1 if any download failed, 2 on a usage error.
 //!
+//! Connections are kept open and reused: a download from a server that
+//! keeps its connections alive (HTTP/1.1 without `Connection: close`)
+//! sends its request on the connection an earlier download from that
+//! server finished with, as curl and browsers do; one the server has
+//! closed meanwhile is dropped and the request made on a new one.
+//!
 //! Bodies are streamed, never held whole: each download reads its body
 //! into one 256 KiB buffer (the socket reads go straight into it; buffers
 //! are reused by later downloads) and, with `--out`, hands each full
@@ -51,6 +57,7 @@ mod http;
 mod server;
 
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -185,6 +192,7 @@ fn main() -> ExitCode {
         },
     );
     let start = Instant::now();
+    IDLE_COUNT.set((0, opts.concurrency));
     let pool = Pool::new(opts.concurrency);
     let (timeout, out) = (opts.timeout, opts.out.clone());
     let jobs = opts.urls.iter().cloned().zip(expected).enumerate();
@@ -210,10 +218,15 @@ fn download(
     // The file's path, once known, so a failure can remove it.
     let written = Cell::new(None::<PathBuf>);
     let fetch = || -> Result<u64, Error> {
-        let mut response = http::get(url, MAX_REDIRECTS, open)?;
+        let mut response = http::get_reusing(url, MAX_REDIRECTS, open_reusing)?;
         let path = out.map(|dir| dir.join(file_name(index, &response.url)));
         written.set(path.clone());
-        copy_body(&mut response, path)
+        let len = copy_body(&mut response, path)?;
+        let server = server_key(&response.url);
+        if let Some(conn) = response.into_idle() {
+            keep_idle(server, conn);
+        }
+        Ok(len)
     };
     let result = match greenlet::with_timeout(timeout, fetch) {
         Ok(Ok(len)) => match expected {
@@ -331,6 +344,44 @@ fn file_name(index: usize, url: &Url) -> String {
         n => n,
     };
     format!("{index:04}-{name}")
+}
+
+thread_local! {
+    /// Open connections whose last response has been read to its end, by
+    /// server ([`server_key`]): the next download from the same server
+    /// sends its request on one of them instead of connecting again, as
+    /// browsers and curl do (the embedded server closes every connection,
+    /// so the default run never reuses one).
+    static IDLE: RefCell<HashMap<String, Vec<Conn>>> = RefCell::new(HashMap::new());
+    /// How many connections [`IDLE`] holds, and the most it may hold (the
+    /// concurrency: at most one idle connection per download slot, so a
+    /// list of many servers cannot pile up descriptors).
+    static IDLE_COUNT: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// The key of `url`'s server in [`IDLE`]: scheme, host and port.
+fn server_key(url: &Url) -> String {
+    format!("{:?} {}", url.scheme, url.authority())
+}
+
+/// Keeps `conn` in [`IDLE`] if there is room, else closes it.
+fn keep_idle(server: String, conn: Conn) {
+    let (count, max) = IDLE_COUNT.get();
+    if count < max {
+        IDLE.with(|idle| idle.borrow_mut().entry(server).or_default().push(conn));
+        IDLE_COUNT.set((count + 1, max));
+    }
+}
+
+/// An idle connection to `url`'s server (`true`: reused) or a new one.
+fn open_reusing(url: &Url) -> Result<(Conn, bool), Error> {
+    let idle = IDLE.with(|idle| idle.borrow_mut().get_mut(&server_key(url))?.pop());
+    if let Some(conn) = idle {
+        let (count, max) = IDLE_COUNT.get();
+        IDLE_COUNT.set((count - 1, max));
+        return Ok((conn, true));
+    }
+    Ok((open(url)?, false))
 }
 
 /// Opens a connection for `url`: TCP, and TLS on top for https.

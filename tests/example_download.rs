@@ -314,6 +314,117 @@ fn out_keeps_no_file_of_a_failed_download() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A keep-alive HTTP/1.1 server on 127.0.0.1: `/ka/N` answers N bytes with
+/// `Content-Length` and waits for the next request on the same connection;
+/// `/kachunked/N` the same chunked; `/kaclose/N` answers and closes. Counts
+/// the connections it accepts.
+fn keep_alive_server() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || -> std::io::Result<()> {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                loop {
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let n = s.read(&mut buf)?;
+                        if n == 0 {
+                            return Ok(());
+                        }
+                        req.extend_from_slice(&buf[..n]);
+                    }
+                    let end = req.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    let head = String::from_utf8_lossy(&req[..end]).into_owned();
+                    req.drain(..end);
+                    let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                    let (route, n) = path.rsplit_once('/').unwrap();
+                    let n: usize = n.parse().unwrap_or(0);
+                    match route {
+                        "/ka" => {
+                            write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n")?;
+                            s.write_all(&body(n))?;
+                        }
+                        "/kachunked" => {
+                            write!(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+                            write!(s, "{n:x}\r\n")?;
+                            s.write_all(&body(n))?;
+                            s.write_all(b"\r\n0\r\n\r\n")?;
+                        }
+                        _ => {
+                            write!(
+                                s,
+                                "HTTP/1.1 200 OK\r\nContent-Length: {n}\r\nConnection: close\r\n\r\n"
+                            )?;
+                            return s.write_all(&body(n));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[test]
+fn downloads_from_one_server_reuse_its_keep_alive_connections() {
+    use std::sync::atomic::Ordering;
+    let (addr, accepted) = keep_alive_server();
+    let dir = temp_dir("download-keep-alive");
+    let out_dir = dir.join("pages");
+    // One at a time: every request after the first goes on the first
+    // connection, whatever the framing.
+    let urls: Vec<String> = (1..=20)
+        .map(|i| {
+            let route = if i % 2 == 0 { "ka" } else { "kachunked" };
+            format!("http://{addr}/{route}/{}", i * 1000)
+        })
+        .collect();
+    let mut args = vec![
+        "--quiet",
+        "--concurrency",
+        "1",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    args.extend(urls.iter().map(String::as_str));
+    let (out, _) = download(&args);
+    assert!(out.status.success(), "{}", describe(&out));
+    let bytes = (1..=20).map(|i| i * 1000).sum::<u64>();
+    assert_eq!(summary(&out), (20, 20, 0, bytes));
+    for i in 1..=20usize {
+        let name = format!("{:04}-{}", i - 1, i * 1000);
+        let data = std::fs::read(out_dir.join(&name)).unwrap();
+        assert_eq!(data, body(i * 1000), "{name}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "connections accepted");
+
+    // A server that says `Connection: close` gets a new connection each
+    // time, and 4 at a time need at most 4 connections.
+    let (addr, accepted) = keep_alive_server();
+    let urls: Vec<String> = (0..10)
+        .map(|_| format!("http://{addr}/kaclose/10"))
+        .collect();
+    let mut args = vec!["--quiet"];
+    args.extend(urls.iter().map(String::as_str));
+    let (out, _) = download(&args);
+    assert_eq!(summary(&out), (10, 10, 0, 100), "{}", describe(&out));
+    assert_eq!(accepted.load(Ordering::SeqCst), 10, "connections accepted");
+    let (addr, accepted) = keep_alive_server();
+    let urls: Vec<String> = (0..40).map(|_| format!("http://{addr}/ka/10")).collect();
+    let mut args = vec!["--quiet", "--concurrency", "4"];
+    args.extend(urls.iter().map(String::as_str));
+    let (out, _) = download(&args);
+    assert_eq!(summary(&out), (40, 40, 0, 400), "{}", describe(&out));
+    let n = accepted.load(Ordering::SeqCst);
+    assert!((1..=4).contains(&n), "{n} connections for 4 at a time");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn concurrency_one_with_progress_line_finishes_all() {
     let addr = test_server();

@@ -1,8 +1,8 @@
 //! A small blocking HTTP/1.1 client (GET only), shared by the `download` and
 //! `download_patched` examples: URL parsing, name resolution and connect
 //! with errors that say what failed, the request, the response head
-//! (`httparse`), `Content-Length`, chunked and read-to-close bodies, and
-//! bounded redirects. Bodies are streamed: [`get`] returns after the head
+//! (`httparse`), `Content-Length`, chunked and read-to-close bodies,
+//! bounded redirects, and (with [`get_reusing`]) persistent connections. Bodies are streamed: [`get`] returns after the head
 //! and the caller reads the body into a buffer of its own, so memory does
 //! not grow with the body's size.
 //!
@@ -294,6 +294,15 @@ impl<S: Read> Response<S> {
         self.body.read(buf)
     }
 
+    /// The connection, for another request to the same server, if the
+    /// body has been read to its end, nothing follows it, and both sides
+    /// keep the connection open ([`get_reusing`] only).
+    pub fn into_idle(self) -> Option<S> {
+        let body = self.body;
+        (body.reusable && matches!(body.framing, Framing::Done) && body.reader.buf.is_empty())
+            .then_some(body.reader.stream)
+    }
+
     /// Reads the whole rest of the body into memory.
     pub fn body_to_end(&mut self) -> Result<Vec<u8>, Error> {
         let mut body = Vec::new();
@@ -336,18 +345,45 @@ pub fn connect<S>(
 /// GETs `url`, following up to `max_redirects` redirects; `open` makes the
 /// connection for each hop. A status of 400 or above is an error. Returns
 /// once the final response's head is in; the body is read from the
-/// [`Response`]. A redirect's body is not read (the request asked for
-/// `Connection: close`, so dropping the connection ends it).
+/// [`Response`]. Each request asks for `Connection: close`; a redirect's
+/// body is not read (dropping the connection ends it).
 pub fn get<S: Read + Write>(
     url: &str,
     max_redirects: usize,
     mut open: impl FnMut(&Url) -> Result<S, Error>,
 ) -> Result<Response<S>, Error> {
+    get_with(url, max_redirects, false, |url| Ok((open(url)?, false)))
+}
+
+/// [`get`] with persistent connections: `open` returns a connection and
+/// whether it was used before (taken from the caller's idle connections);
+/// requests do not ask for `Connection: close`, and once its body has been
+/// read to the end, [`Response::into_idle`] gives the connection back for
+/// the next request to the same server. A reused connection that the
+/// server closed meanwhile (it fails before any byte of a response) is
+/// dropped and the request made again on the next one `open` returns.
+pub fn get_reusing<S: Read + Write>(
+    url: &str,
+    max_redirects: usize,
+    open: impl FnMut(&Url) -> Result<(S, bool), Error>,
+) -> Result<Response<S>, Error> {
+    get_with(url, max_redirects, true, open)
+}
+
+fn get_with<S: Read + Write>(
+    url: &str,
+    max_redirects: usize,
+    keep_alive: bool,
+    mut open: impl FnMut(&Url) -> Result<(S, bool), Error>,
+) -> Result<Response<S>, Error> {
     let mut url = Url::parse(url)?;
     let mut redirects = 0;
     loop {
-        let stream = open(&url)?;
-        let (status, reason, location, body) = exchange(stream, &url)?;
+        let (stream, reused) = open(&url)?;
+        let Some((status, reason, location, body)) = exchange(stream, &url, keep_alive, reused)?
+        else {
+            continue; // A stale idle connection: again on the next one.
+        };
         if let (301 | 302 | 303 | 307 | 308, Some(location)) = (status, &location) {
             if redirects == max_redirects {
                 return Err(Error::TooManyRedirects(max_redirects));
@@ -369,23 +405,47 @@ pub fn get<S: Read + Write>(
     }
 }
 
+/// The head of a response and its body, still to read.
+type Head<S> = (u16, String, Option<String>, Body<S>);
+
 /// Sends one GET on `stream` and reads the response head: status, reason,
-/// `Location`, and the body still to read.
+/// `Location`, and the body still to read. `None` when `stream` was
+/// `reused` and failed before any byte of a response came back: the
+/// server had closed it, and the request can be made again elsewhere.
 fn exchange<S: Read + Write>(
     mut stream: S,
     url: &Url,
-) -> Result<(u16, String, Option<String>, Body<S>), Error> {
+    keep_alive: bool,
+    reused: bool,
+) -> Result<Option<Head<S>>, Error> {
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: greenlet-download/0.1\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: greenlet-download/0.1\r\nAccept: */*\r\n{}\r\n",
         url.path,
-        url.authority()
+        url.authority(),
+        if keep_alive {
+            ""
+        } else {
+            "Connection: close\r\n"
+        }
     );
-    stream.write_all(request.as_bytes())?;
-    stream.flush()?;
+    let sent = stream
+        .write_all(request.as_bytes())
+        .and_then(|()| stream.flush());
+    match sent {
+        Err(e) if reused && stale(&e) => return Ok(None),
+        sent => sent?,
+    }
 
     let mut reader = Buffered::new(stream);
-    let (status, reason, location, framing, head_len) = loop {
-        if reader.fill()? == 0 {
+    let (status, reason, location, framing, head_len, reusable) = loop {
+        let got = match reader.fill() {
+            Err(e) if reused && reader.buf.is_empty() && stale(&e) => return Ok(None),
+            got => got?,
+        };
+        if got == 0 && reused && reader.buf.is_empty() {
+            return Ok(None);
+        }
+        if got == 0 {
             return Err(Error::BadResponse(if reader.buf.is_empty() {
                 "connection closed without a response".to_string()
             } else {
@@ -425,7 +485,14 @@ fn exchange<S: Read + Write>(
                     Framing::UntilClose
                 };
                 let reason = resp.reason.unwrap_or("").to_string();
-                break (status, reason, header("location"), framing, head_len);
+                // HTTP/1.1 keeps the connection unless either side says close.
+                let reusable = keep_alive
+                    && resp.version == Some(1)
+                    && !header("connection")
+                        .is_some_and(|v| v.to_ascii_lowercase().contains("close"))
+                    && !matches!(framing, Framing::UntilClose);
+                let location = header("location");
+                break (status, reason, location, framing, head_len, reusable);
             }
             Ok(httparse::Status::Partial) if reader.buf.len() > MAX_HEAD => {
                 return Err(Error::BadResponse(format!(
@@ -440,7 +507,24 @@ fn exchange<S: Read + Write>(
         }
     };
     reader.buf.drain(..head_len);
-    Ok((status, reason, location, Body { reader, framing }))
+    let body = Body {
+        reader,
+        framing,
+        reusable,
+    };
+    Ok(Some((status, reason, location, body)))
+}
+
+/// Whether `e` is what a request on a connection the server has closed
+/// fails with.
+fn stale(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// How the body's end is found, and how far reading it has got.
@@ -461,6 +545,8 @@ enum Framing {
 struct Body<S> {
     reader: Buffered<S>,
     framing: Framing,
+    /// The connection may carry another request once the body is read.
+    reusable: bool,
 }
 
 impl<S: Read> Body<S> {
