@@ -275,15 +275,6 @@ impl<S> fmt::Debug for Response<S> {
 }
 
 impl<S: Read> Response<S> {
-    /// The body's length from `Content-Length` (`None` for a chunked body
-    /// or one ended by closing the connection).
-    pub fn content_length(&self) -> Option<u64> {
-        match self.body.framing {
-            Framing::Length { len, .. } => Some(len),
-            _ => None,
-        }
-    }
-
     /// Reads the next body bytes into `buf` (not empty), decoding the
     /// framing: bytes already buffered with the head first, then straight
     /// from the connection into `buf` (one `read` of up to `buf.len()`
