@@ -18,6 +18,8 @@
 //!   index in the input (from 0), NAME the last path segment (`index.html`
 //!   for `/`). Files are written on the blocking thread pool; a download
 //!   that fails leaves no file.
+//! - `--no-reuse`: a new connection for every request (by default
+//!   keep-alive connections are reused, see below).
 //! - `--file FILE`: read URLs from FILE, one a line (`#` starts a comment).
 //! - `--quiet`: no line per download and no progress, only errors and the
 //!   summary. `--progress`: a live progress line on stderr instead of a line
@@ -68,7 +70,7 @@ use greenlet::pool::Pool;
 
 use http::{Error, Scheme, Url};
 
-const USAGE: &str = "usage: download [--concurrency N] [--timeout SECS] [--out DIR] [--quiet] [--progress] [--file FILE] [URL...]";
+const USAGE: &str = "usage: download [--concurrency N] [--timeout SECS] [--out DIR] [--quiet] [--progress] [--no-reuse] [--file FILE] [URL...]";
 /// Pages in the offline default set.
 const DEFAULT_PAGES: usize = 300;
 /// Above this many URLs the progress line replaces the per-URL lines.
@@ -81,6 +83,8 @@ struct Options {
     out: Option<PathBuf>,
     quiet: bool,
     progress: bool,
+    /// A new connection for every request.
+    no_reuse: bool,
     urls: Vec<String>,
 }
 
@@ -91,6 +95,7 @@ fn parse_args() -> Result<Options, String> {
         out: None,
         quiet: false,
         progress: false,
+        no_reuse: false,
         urls: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -129,6 +134,7 @@ fn parse_args() -> Result<Options, String> {
             }
             "--quiet" | "-q" => opts.quiet = true,
             "--progress" => opts.progress = true,
+            "--no-reuse" => opts.no_reuse = true,
             "--help" | "-h" => return Err(String::new()),
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             url => opts.urls.push(url.to_owned()),
@@ -194,10 +200,10 @@ fn main() -> ExitCode {
     let start = Instant::now();
     IDLE_COUNT.set((0, opts.concurrency));
     let pool = Pool::new(opts.concurrency);
-    let (timeout, out) = (opts.timeout, opts.out.clone());
+    let (timeout, out, reuse) = (opts.timeout, opts.out.clone(), !opts.no_reuse);
     let jobs = opts.urls.iter().cloned().zip(expected).enumerate();
     for (index, url, result) in pool.imap_unordered(jobs, move |(index, (url, expected))| {
-        let result = download(&url, index, expected, timeout, out.as_ref());
+        let result = download(&url, index, expected, timeout, out.as_ref(), reuse);
         (index, url, result)
     }) {
         report.finished(index, &url, result);
@@ -205,8 +211,9 @@ fn main() -> ExitCode {
     report.summary(start.elapsed())
 }
 
-/// Fetches `url` within `timeout`, streams the body to `out` if asked,
-/// and checks the size when it is known. Returns the body's length. A
+/// Fetches `url` within `timeout` (on an idle connection to its server if
+/// `reuse` and there is one), streams the body to `out` if asked, and
+/// checks the size when it is known. Returns the body's length. A
 /// failed download leaves no file behind.
 fn download(
     url: &str,
@@ -214,11 +221,16 @@ fn download(
     expected: Option<usize>,
     timeout: Duration,
     out: Option<&PathBuf>,
+    reuse: bool,
 ) -> Result<usize, Error> {
     // The file's path, once known, so a failure can remove it.
     let written = Cell::new(None::<PathBuf>);
     let fetch = || -> Result<u64, Error> {
-        let mut response = http::get_reusing(url, MAX_REDIRECTS, open_reusing)?;
+        let mut response = if reuse {
+            http::get_reusing(url, MAX_REDIRECTS, open_reusing)?
+        } else {
+            http::get(url, MAX_REDIRECTS, open)?
+        };
         let path = out.map(|dir| dir.join(file_name(index, &response.url)));
         written.set(path.clone());
         let len = copy_body(&mut response, path)?;

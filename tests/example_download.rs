@@ -403,6 +403,15 @@ fn downloads_from_one_server_reuse_its_keep_alive_connections() {
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "connections accepted");
 
+    // With --no-reuse, a new connection for each request.
+    let (addr, accepted) = keep_alive_server();
+    let urls: Vec<String> = (0..10).map(|_| format!("http://{addr}/ka/10")).collect();
+    let mut args = vec!["--quiet", "--no-reuse", "--concurrency", "1"];
+    args.extend(urls.iter().map(String::as_str));
+    let (out, _) = download(&args);
+    assert_eq!(summary(&out), (10, 10, 0, 100), "{}", describe(&out));
+    assert_eq!(accepted.load(Ordering::SeqCst), 10, "connections accepted");
+
     // A server that says `Connection: close` gets a new connection each
     // time, and 4 at a time need at most 4 connections.
     let (addr, accepted) = keep_alive_server();

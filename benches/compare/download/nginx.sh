@@ -8,7 +8,7 @@
 #   bash nginx.sh --reps 9 --cases big
 #
 # Arguments go to `compare-nginx run` (--reps, --cases small,big,
-# --clients greenlet,curl, --client-core). Environment: DOWNLOAD (another
+# --clients greenlet,greenlet-new,curl, --client-core). Environment: DOWNLOAD (another
 # build of the example to measure, e.g. an older one), WORK (files, config,
 # logs; default target/nginx), OUT (downloads; default a directory in
 # /dev/shm, so writeback to disk does not disturb later runs),

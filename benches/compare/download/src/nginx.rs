@@ -12,7 +12,8 @@
 //!   when a stamp file says they are already there.
 //! - `port`: prints a free 127.0.0.1 port.
 //! - `run --port P --root DIR --out DIR --download PATH [--reps R]
-//!   [--cases small,big] [--clients greenlet,curl] [--client-core K]`: runs
+//!   [--cases small,big] [--clients greenlet,greenlet-new,curl (the default)]
+//!   [--client-core K]`: runs
 //!   each client on each case `--reps` times, each run a fresh process
 //!   pinned to core K (order alternating), measures wall time, user + system
 //!   CPU and peak RSS (`wait4`'s rusage: all the child's threads), checks
@@ -95,7 +96,7 @@ fn main() {
                     "big" => Case::big(&run.root),
                     c => die(&format!("unknown case {c:?} (small, big)")),
                 };
-                run.case(&case, &list("clients", "greenlet,curl"));
+                run.case(&case, &list("clients", "greenlet,greenlet-new,curl"));
             }
         }
         _ => die("usage: compare-nginx gen|port|run [--option value ...] (see the README)"),
@@ -236,7 +237,7 @@ impl Run {
     fn command(&self, client: &str, case: &Case, out: &Path) -> Command {
         let list = self.out.join(format!("{}-{client}.list", case.name));
         match client {
-            "greenlet" => {
+            "greenlet" | "greenlet-new" => {
                 let urls: String = case
                     .files
                     .iter()
@@ -251,6 +252,9 @@ impl Run {
                     .arg(out)
                     .arg("--file")
                     .arg(&list);
+                if client == "greenlet-new" {
+                    c.arg("--no-reuse");
+                }
                 c
             }
             "curl" => {
@@ -272,7 +276,9 @@ impl Run {
                     .arg(&list);
                 c
             }
-            other => die(&format!("unknown client {other:?} (greenlet, curl)")),
+            other => die(&format!(
+                "unknown client {other:?} (greenlet, greenlet-new, curl)"
+            )),
         }
     }
 
