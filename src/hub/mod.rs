@@ -65,7 +65,8 @@ pub(crate) const UNSCHEDULED: Duration = Duration::MAX;
 /// Greenlet runs between two non-blocking epoll polls while greenlets keep
 /// being ready: bounds how long IO can be starved by busy greenlets without
 /// paying a syscall per pass (tokio uses the same figure). Timers and the
-/// remote queue are checked after every pass.
+/// remote queue are checked after every pass, and a pass runs at most this
+/// many greenlets unless more were ready when it began.
 const TICK_BUDGET: u32 = 61;
 
 /// The wait-slot table is freed once it is empty and the hub goes idle, if
@@ -292,7 +293,7 @@ impl Hub {
     /// chain makes the greenlet side of a switch cheaper.
     ///
     /// `reason` is recorded for dumps and deadlock reports (one store).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn park_raw(&self, reason: WaitReason) -> Wake {
         let cur = current_header();
         if cur.is_null() {
@@ -301,7 +302,7 @@ impl Hub {
             // SAFETY: CURRENT points at the header of the task that is
             // running this code; `run_task` keeps it alive.
             let hdr = unsafe { &*cur };
-            hdr.reason.set(reason);
+            hdr.set_reason(reason);
             hdr.since.set(Some(self.clock.get()));
             hdr.state.set(State::Parked);
             switch_out(hdr);
@@ -320,7 +321,7 @@ impl Hub {
         let _loop = LoopGuard::enter(self);
         self.monitor.left();
         let root: &Header = &self.root;
-        root.reason.set(reason);
+        root.set_reason(reason);
         root.since.set(Some(self.clock.get()));
         root.state.set(State::Parked);
         interrupt::note_suspend(root);
@@ -359,7 +360,7 @@ impl Hub {
         );
         task.launch.set(Some(launch::<F, T>));
         self.tasks.borrow_mut().insert(&task);
-        self.monitor.spawned(task.id, task.name.as_deref());
+        self.monitor.spawned(task.id, task.name());
         // SAFETY: created just above with this payload type.
         let slot: *const ResultSlot<T> = unsafe { &task.slot::<Payload<F, T>>().slot };
         match delay {
@@ -371,7 +372,7 @@ impl Hub {
                     .timers
                     .borrow_mut()
                     .insert(deadline_after(d), TimerAction::Start(task.clone()));
-                task.start_timer.set(Some(key));
+                task.cold().start_timer.set(Some(key));
             }
         }
         Ok((task, slot))
@@ -381,7 +382,7 @@ impl Hub {
     /// timer, see `Greenlet::new`): ready now, or after `delay`. Returns
     /// false, doing nothing, if it was scheduled (or finished) already.
     pub(crate) fn start_unscheduled(&self, task: &TaskRef, delay: Option<Duration>) -> bool {
-        if task.state.get() != State::Delayed || task.start_timer.get().is_some() {
+        if task.state.get() != State::Delayed || task.start_timer().is_some() {
             return false;
         }
         match delay {
@@ -394,7 +395,7 @@ impl Hub {
                     .timers
                     .borrow_mut()
                     .insert(deadline_after(d), TimerAction::Start(task.clone()));
-                task.start_timer.set(Some(key));
+                task.cold().start_timer.set(Some(key));
             }
         }
         true
@@ -404,7 +405,7 @@ impl Hub {
     /// drops its closure and gives back its stack reservation.
     pub(crate) fn finish_unstarted(&self, task: &TaskRef) {
         let hdr: &Header = task;
-        if let Some(key) = hdr.start_timer.take() {
+        if let Some(key) = hdr.take_start_timer() {
             self.timers.borrow_mut().remove(key);
         }
         hdr.state.set(State::Finished);
@@ -474,12 +475,15 @@ impl Hub {
     #[allow(clippy::mut_from_ref)]
     fn launch(&self, task: &TaskRef) -> Option<&mut Fiber> {
         let launch = task.launch.take().expect("ready task without a fiber");
-        // SAFETY: `launch` was set by `spawn` for this task's payload type.
-        let fiber = unsafe { launch(task, Some(self)) }?;
+        // SAFETY: `launch` was set by `spawn` for this task's payload type;
+        // the fiber slot is empty and only `run_task` touches it.
+        if !unsafe { launch(task, Some(self)) } {
+            return None;
+        }
         self.live.set(self.live.get() + 1);
-        // SAFETY: the fiber slot is empty and only `run_task` touches it; the
-        // returned borrow ends before the task can run again.
-        Some(unsafe { (*task.fiber.get()).insert(fiber) })
+        // SAFETY: `launch` filled the slot; the returned borrow ends before
+        // the task can run again.
+        unsafe { (*task.fiber.get()).as_mut() }
     }
 
     #[cold]
@@ -506,7 +510,7 @@ impl Hub {
     fn run_until_root_ready(&self) {
         let root: &Header = &self.root;
         loop {
-            if self.run_pass() {
+            if self.run_pass(TICK_BUDGET as usize) {
                 return;
             }
             self.maintain(self.ready_len() == 0);
@@ -516,13 +520,23 @@ impl Hub {
         }
     }
 
-    /// Runs the greenlets that are ready now once each; greenlets made ready
-    /// meanwhile wait for the next pass. Returns early (true) as soon as the
-    /// root is unparked.
+    /// Runs the greenlets that are ready now once each, in FIFO order; if
+    /// that is fewer than `min_runs` and no timer is armed, goes on with
+    /// greenlets made ready meanwhile (still FIFO) up to `min_runs` runs, so
+    /// two greenlets handing work back and forth do not pay a maintenance
+    /// step per hand-off. With a timer armed every pass ends after the
+    /// snapshot, so a `yield_now` lets due timers fire (gevent's
+    /// `sleep(0)`). The remote queue is drained at least every
+    /// `max(ready, min_runs)` runs. Returns early (true) as soon as the root
+    /// is unparked.
     #[inline]
-    fn run_pass(&self) -> bool {
+    fn run_pass(&self, min_runs: usize) -> bool {
         let root: &Header = &self.root;
-        for _ in 0..self.ready_len() {
+        let snapshot = self.ready_len();
+        for i in 0..snapshot.max(min_runs) {
+            if i >= snapshot && !self.timers.borrow().is_empty() {
+                break;
+            }
             let Some(task) = self.pop_ready() else { break };
             self.run_task(task);
             self.ticks.set(self.ticks.get().wrapping_add(1));
@@ -540,7 +554,7 @@ impl Hub {
         let root: &Header = &self.root;
         interrupt::note_suspend(root);
         let _resume = RootResume(root);
-        self.run_pass();
+        self.run_pass(0);
         self.ticks.set(TICK_BUDGET);
         self.maintain(false);
         self.monitor.root_running();
@@ -650,7 +664,7 @@ impl Hub {
                     self.unpark(&task, Wake::Interrupted);
                 }
                 Some(TimerAction::Start(t)) => {
-                    t.start_timer.set(None);
+                    t.take_start_timer();
                     if t.state.get() == State::Delayed {
                         t.state.set(State::Ready);
                         self.push_ready(t);
@@ -841,8 +855,9 @@ pub(crate) struct Payload<F, T> {
 ///
 /// # Safety
 /// `task` must have been created by `Hub::spawn::<F, T>`; with `Some(hub)`
-/// it must be that hub's task, about to run for the first time.
-unsafe fn launch<F, T>(task: &TaskRef, hub: Option<&Hub>) -> Option<Fiber>
+/// it must be that hub's task, about to run for the first time, with its
+/// fiber slot empty and not borrowed.
+unsafe fn launch<F, T>(task: &TaskRef, hub: Option<&Hub>) -> bool
 where
     F: FnOnce() -> T + 'static,
     T: 'static,
@@ -856,11 +871,11 @@ where
         if let Some(h) = Hub::try_current() {
             h.stacks.unreserve(task.stack_size);
         }
-        return None;
+        return false;
     };
     // SAFETY: as above; the fiber prologue has not run.
     if unsafe { (*payload.f.get()).is_none() } {
-        return None;
+        return false;
     }
     let stack = match hub.stacks.take(task.stack_size) {
         Ok(stack) => stack,
@@ -873,7 +888,7 @@ where
             let msg = format!("greenlet could not get a stack: {e}");
             // SAFETY: the task never ran; nobody else touches the slot.
             unsafe { *payload.slot.get() = Some(Err(JoinError::from_payload(Box::new(msg)))) };
-            return None;
+            return false;
         }
     };
     task.stack_lo.set(stack.guard_lo());
@@ -885,38 +900,40 @@ where
     let hdr: *const Header = task.as_ptr();
     let slot: *const ResultSlot<T> = &payload.slot;
     let fcell: *const UnsafeCell<Option<F>> = &payload.f;
-    Some(Fiber::with_stack(
-        stack,
-        move |yielder: &Yielder<(), ()>, ()| {
-            // SAFETY: the task owns this fiber, so it outlives the closure; only
-            // this closure writes the slot, and nobody reads it before the task
-            // is finished; the closure cell is ours alone from the first run
-            // on (checked non-empty by `launch`).
-            unsafe {
-                (*hdr).yielder.set(yielder);
-                *(*hdr).keepalive.get() = Some(Hub::current().current_task());
-                let f = (*(*fcell).get()).take().expect("launched twice");
-                let mut result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
-                if result.is_ok() && (*hdr).kill.get() {
-                    // Killed, and the kill was caught (`catch_unwind`) or met
-                    // only calls that cannot unwind (the monkey hooks fail
-                    // instead): it still dies as killed.
-                    result = Err(JoinError::killed());
-                }
-                // The greenlet is done: interrupts aimed at its body no
-                // longer apply to the destructors below.
-                (*hdr).kill.set(false);
-                (*hdr).timeout.set(None);
-                (*hdr).unwinding.set(false);
-                // Greenlet-local values die with the greenlet, on its own
-                // stack (their destructors may still park). A panicking
-                // destructor was reported by the panic hook; it does not
-                // change the result.
-                let _ = catch_unwind(AssertUnwindSafe(|| (*hdr).locals.clear()));
-                *(*slot).get() = Some(result);
+    let fiber = Fiber::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
+        // SAFETY: the task owns this fiber, so it outlives the closure; only
+        // this closure writes the slot, and nobody reads it before the task
+        // is finished; the closure cell is ours alone from the first run
+        // on (checked non-empty by `launch`).
+        unsafe {
+            (*hdr).yielder.set(yielder);
+            *(*hdr).keepalive.get() = Some(Hub::current().current_task());
+            let f = (*(*fcell).get()).take().expect("launched twice");
+            let mut result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
+            if result.is_ok() && (*hdr).kill.get() {
+                // Killed, and the kill was caught (`catch_unwind`) or met
+                // only calls that cannot unwind (the monkey hooks fail
+                // instead): it still dies as killed.
+                result = Err(JoinError::killed());
             }
-        },
-    ))
+            // The greenlet is done: interrupts aimed at its body no
+            // longer apply to the destructors below.
+            (*hdr).kill.set(false);
+            (*hdr).timeout.set(None);
+            (*hdr).unwinding.set(false);
+            // Greenlet-local values die with the greenlet, on its own
+            // stack (their destructors may still park). A panicking
+            // destructor was reported by the panic hook; it does not
+            // change the result.
+            if let Some(cold) = (*hdr).cold_if_any() {
+                let _ = catch_unwind(AssertUnwindSafe(|| cold.locals.clear()));
+            }
+            *(*slot).get() = Some(result);
+        }
+    });
+    // SAFETY: the caller guarantees the slot is empty and unborrowed.
+    unsafe { *task.fiber.get() = Some(fiber) };
+    true
 }
 
 /// Suspends the running greenlet back into the loop, keeping its unwinding
@@ -1028,7 +1045,7 @@ pub(crate) fn yield_now() {
 
 /// Parks the running task and delivers a pending kill or expired timeout by
 /// unwinding (never while already unwinding).
-#[inline]
+#[inline(always)]
 pub(crate) fn park(reason: WaitReason) -> Wake {
     interrupt::deliver_before_park();
     let hub = Hub::current();
@@ -1069,8 +1086,8 @@ pub(crate) fn park_until_with(
         return park();
     };
     let task = hub.current_task();
-    task.deadline.set(Some(deadline));
-    let _clear = ClearDeadline(&task);
+    task.timed.set(true);
+    let _clear = ClearTimed(&task);
     let guard = TimerGuard(Some(
         hub.timers()
             .insert(deadline, TimerAction::Wake(task.clone())),
@@ -1084,12 +1101,12 @@ pub(crate) fn park_until_with(
     }
 }
 
-/// Forgets a timed park's deadline however the park ends.
-struct ClearDeadline<'a>(&'a TaskRef);
+/// Ends a timed park's mark however the park ends.
+struct ClearTimed<'a>(&'a TaskRef);
 
-impl Drop for ClearDeadline<'_> {
+impl Drop for ClearTimed<'_> {
     fn drop(&mut self) {
-        self.0.deadline.set(None);
+        self.0.timed.set(false);
     }
 }
 

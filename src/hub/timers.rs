@@ -19,10 +19,10 @@
 //! twice what the live timers need.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Instant;
 
-use crate::hub::task::TaskRef;
+use crate::hub::task::{Header, TaskRef};
 
 /// How many runs: enough for a few interleaved streams of equal durations
 /// (sleeps of one length, timeouts of another), few enough to scan on
@@ -278,6 +278,8 @@ impl<A> Timers<A> {
         }
     }
 
+    /// The deadline of each task's timed park (for dumps: a scan, so the
+    /// hot path stores no deadline in the task).
     /// Drops every timer (hub teardown).
     pub(crate) fn clear(&mut self) -> Vec<A> {
         let mut all: Vec<A> = std::mem::take(&mut self.map).into_values().collect();
@@ -286,6 +288,25 @@ impl<A> Timers<A> {
         }
         self.len = 0;
         all
+    }
+}
+
+impl Timers<TimerAction> {
+    /// The deadline of each task's timed park (for dumps: a scan, so the
+    /// hot path stores no deadline in the task).
+    pub(crate) fn wake_deadlines(&self) -> HashMap<*const Header, Instant> {
+        let in_runs = self
+            .runs
+            .iter()
+            .flat_map(|r| r.q.iter().filter_map(|(k, a)| a.as_ref().map(|a| (k, a))));
+        self.map
+            .iter()
+            .chain(in_runs)
+            .filter_map(|(k, a)| match a {
+                TimerAction::Wake(t) => Some((t.as_ptr(), k.deadline)),
+                _ => None,
+            })
+            .collect()
     }
 }
 
