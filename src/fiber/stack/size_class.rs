@@ -18,6 +18,11 @@ pub(super) struct SizeClass {
     pub(super) slab_len: usize,
     /// This class's slabs, sorted by base address: `(base, stacks lent)`.
     pub(super) slabs: Vec<(usize, usize)>,
+    /// Where `count_lent` last found a stack's slab: stacks are taken and
+    /// given back in runs from one slab, and with many slabs (a million
+    /// greenlets spawned before any ran reserves thousands) the binary
+    /// search cost a cache miss per step.
+    slab_hint: usize,
     /// Released stacks whose deep pages may still be resident (LIFO: hot).
     pub(super) dirty: Vec<usize>,
     /// Warm stacks: trimmed to their top [`KEEP_RESIDENT`] bytes, at most
@@ -59,6 +64,7 @@ impl SizeClass {
             size,
             slab_len: (SLAB_BYTES / size).max(1) * size,
             slabs: Vec::new(),
+            slab_hint: 0,
             dirty: Vec::new(),
             clean: Vec::new(),
             cold: Vec::new(),
@@ -104,7 +110,16 @@ impl SizeClass {
     /// Counts the stack at `lo` as lent (`+1`) or given back (`-1`).
     #[inline]
     pub(super) fn count_lent(&mut self, lo: usize, lent: bool) {
-        let i = self.slab_of(lo);
+        // Slabs never overlap, so a slab that contains `lo` is its slab,
+        // whatever moved in the vector since the hint was taken.
+        let i = match self.slabs.get(self.slab_hint) {
+            Some(&(base, _)) if lo.wrapping_sub(base) < self.slab_len => self.slab_hint,
+            _ => {
+                let i = self.slab_of(lo);
+                self.slab_hint = i;
+                i
+            }
+        };
         let n = &mut self.slabs[i].1;
         *n = if lent { *n + 1 } else { *n - 1 };
     }
