@@ -58,10 +58,19 @@ impl<S> Lock<S> {
     /// Locks if nobody holds the lock right now.
     #[inline]
     pub(crate) fn try_lock(&self) -> Option<LockGuard<'_, S>> {
-        self.locked
+        // Not `.then_some(LockGuard { .. })`: its argument is built
+        // whether or not the lock was taken, and dropping an unused guard
+        // releases the lock for whoever holds it (a lost wake-up and two
+        // holders at once, found by `sync_mutex::shared_between_threads`).
+        if self
+            .locked
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
-            .then_some(LockGuard { lock: self })
+        {
+            Some(LockGuard { lock: self })
+        } else {
+            None
+        }
     }
 
     /// The primitive's id: unique in the process, given at the first call.
@@ -106,6 +115,23 @@ impl<S> Lock<S> {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lock;
+
+    #[test]
+    fn a_failed_try_lock_leaves_the_holder_holding() {
+        let lock = Lock::new(0u32);
+        let held = lock.lock();
+        assert!(lock.try_lock().is_none());
+        // Still held: a second failed attempt must fail too, and a third
+        // party cannot get in.
+        assert!(lock.try_lock().is_none());
+        drop(held);
+        assert!(lock.try_lock().is_some());
     }
 }
 
