@@ -17,6 +17,7 @@
 pub(crate) mod deadlock;
 pub mod dump;
 mod dump_signal;
+pub(crate) mod process_deadlock;
 pub(crate) mod handle;
 mod interrupt;
 pub(crate) mod oneshot;
@@ -588,6 +589,16 @@ impl Hub {
             && !self.reactor.has_waiters()
             && self.waits.borrow().used == 0
             && Arc::strong_count(&self.remote) == 1;
+        // The opt-in process-wide rule (see `process_deadlock`).
+        let stuck = timeout.is_none()
+            && !self.reactor.has_waiters()
+            && self.waits.borrow().used == 0
+            && process_deadlock::enabled();
+        let timeout = if stuck {
+            Some(self.stuck_enter())
+        } else {
+            timeout
+        };
         // Stacks left to trim: poll without sleeping, and trim more next time.
         let timeout = if self.remote.prepare_sleep() && !self.stacks.needs_trim() {
             timeout
@@ -598,6 +609,9 @@ impl Hub {
             self.monitor.idle_on_sync(true);
         }
         self.reactor.poll(self, timeout);
+        if stuck {
+            self.stuck_leave();
+        }
         if sync_only {
             self.monitor.idle_on_sync(false);
         }

@@ -63,6 +63,21 @@ use crate::hub::sync_wait::SyncWaitLink;
 use crate::hub::task::{Header, TaskRef, Wake};
 use crate::hub::{self, Hub, SyncKind, WaitReason};
 
+/// The proof behind "would block forever" for one wait: asked by the hub,
+/// on the waiter's thread, while the waiter is parked and the hub has
+/// nothing else to do; `true` only if nothing but the waiter's own handle
+/// (or tasks of its own hub) could ever notify it. Closures implement it,
+/// and so do primitives whose select arms carry the proof.
+pub(crate) trait Sole {
+    fn sole(&self) -> bool;
+}
+
+impl<F: Fn() -> bool> Sole for F {
+    fn sole(&self) -> bool {
+        self()
+    }
+}
+
 /// What a [`wait`] is for: the primitive's kind (for dumps), whether only
 /// the waiter's own handle can ever notify it (for "would block forever"),
 /// and whom it waits for (for deadlock cycles).
@@ -73,7 +88,7 @@ pub(crate) struct WaitSite<'a> {
     /// but this waiter's own handle could ever notify it (the primitive's
     /// handle count is one; a lock's holder is a task of this hub). `None`:
     /// no such proof exists for this primitive.
-    pub(crate) sole: Option<&'a dyn Fn() -> bool>,
+    pub(crate) sole: Option<&'a dyn Sole>,
     /// Whom the waiter waits for, if a wait-for cycle can go through it.
     pub(crate) waits_for: WaitsFor,
 }
@@ -92,7 +107,7 @@ impl WaitSite<'_> {
 impl<'a> WaitSite<'a> {
     /// A wait on a primitive whose only handle may be the waiter's: `sole`
     /// says whether it is.
-    pub(crate) fn sole(kind: SyncKind, sole: &'a dyn Fn() -> bool) -> WaitSite<'a> {
+    pub(crate) fn sole(kind: SyncKind, sole: &'a dyn Sole) -> WaitSite<'a> {
         WaitSite {
             kind,
             sole: Some(sole),
@@ -283,6 +298,25 @@ impl<P> WaitList<P> {
             }
             None => Err(payload),
         }
+    }
+
+    /// Whether `f` holds for the payload of every linked waiter that has
+    /// one (walks the list: for cold checks only).
+    pub(crate) fn all(&mut self, f: impl Fn(&P) -> bool) -> bool {
+        let mut p = self.head;
+        while !p.is_null() {
+            // SAFETY: `p` is a linked node and `&mut self` means the caller
+            // holds the lock: by `Node`'s invariant its fields are ours to
+            // read until the lock is released.
+            let (payload, next) = unsafe { (&*(*p).payload.get(), (*p).next) };
+            if let Some(v) = payload
+                && !f(v)
+            {
+                return false;
+            }
+            p = next;
+        }
+        true
     }
 
     /// Notifies every linked waiter, first to last, leaving their payloads
@@ -476,7 +510,7 @@ struct Registration<'a, S, P> {
     /// `finish` or `cancel` ended the wait: `Drop` has nothing to do.
     done: Cell<bool>,
     /// See [`WaitSite::sole`].
-    sole: Option<&'a dyn Fn() -> bool>,
+    sole: Option<&'a dyn Sole>,
     reason: WaitReason,
 }
 
@@ -521,7 +555,7 @@ impl<S, P> Registration<'_, S, P> {
         let Some(sole) = this.sole else {
             return false;
         };
-        if !sole() {
+        if !sole.sole() {
             return false;
         }
         // A notifier on another thread marks the node before it drops its
@@ -625,13 +659,17 @@ pub(crate) struct Armed<'a, S, P> {
 
 /// Links the running task on `list` (the caller holds the primitive's lock
 /// in `guard` and found that it must wait) and releases the lock, without
-/// parking. See [`Armed`].
+/// parking. See [`Armed`]. `sole` is the arm's proof for "would block
+/// forever", as for [`wait`]: the hub counts a task as stuck only when
+/// every one of its waits is, so one provable arm of several proves
+/// nothing by itself.
 pub(crate) fn arm<'a, S, P>(
     lock: &'a Lock<S>,
     mut guard: LockGuard<'_, S>,
     list: fn(&mut S) -> &mut WaitList<P>,
     payload: Option<P>,
     abandon: fn(&mut S, P) -> Option<P>,
+    sole: Option<&'a dyn Sole>,
 ) -> Armed<'a, S, P> {
     let hub = Hub::current();
     let node = Box::into_raw(Box::new(Node {
@@ -654,9 +692,7 @@ pub(crate) fn arm<'a, S, P>(
         node,
         abandon,
         done: Cell::new(false),
-        // One of several waits: never proof that nothing can end the task's
-        // wait.
-        sole: None,
+        sole,
         reason: WaitReason::Select,
     });
     // SAFETY: the registration is on the heap and never moves; `Armed`'s

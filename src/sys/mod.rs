@@ -25,10 +25,12 @@ macro_rules! syscall {
 // After the macro, so it is in scope there.
 mod fd;
 mod net;
+mod sockname;
 pub(crate) use fd::{
     SigSet, block_signals, dup_cloexec, is_nonblocking, pidfd_open, poll_now, read, read_signalfd,
     set_nonblocking_fl, signalfd, write,
 };
+pub(crate) use sockname::describe_socket;
 pub(crate) use net::{
     recv, reuseport_listener, send, send_vectored, set_backlog, set_nonblocking, set_reuseport,
     would_block,
@@ -46,6 +48,16 @@ pub(crate) mod errno {
 /// `MADV_GUARD_INSTALL` (Linux 6.13+): turns pages into guard pages without
 /// splitting the mapping. Not yet in every libc crate release.
 pub(crate) const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// The number of threads of this process (`num_threads` of
+/// `/proc/self/stat`); `None` if it cannot be read.
+pub(crate) fn thread_count() -> Option<usize> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces:
+    // fields are counted after its closing one. `num_threads` is field 20.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(17)?.parse().ok()
+}
 
 /// The system page size, read once.
 pub(crate) fn page_size() -> usize {
