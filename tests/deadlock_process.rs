@@ -75,7 +75,9 @@ fn main() {
     assert!(out.status.success(), "two_hubs: {}", util::describe(&out));
     for who in ["main", "other"] {
         assert!(
-            stdout.contains(&format!("{who} PANIC: greenlet: this operation would block forever")),
+            stdout.contains(&format!(
+                "{who} PANIC: greenlet: this operation would block forever"
+            )),
             "two_hubs, {who}: {}",
             util::describe(&out)
         );
@@ -90,7 +92,11 @@ fn main() {
             "{name}: {}",
             util::describe(&out)
         );
-        assert!(!stdout.contains("PANIC"), "{name}: {}", util::describe(&out));
+        assert!(
+            !stdout.contains("PANIC"),
+            "{name}: {}",
+            util::describe(&out)
+        );
         println!("{name}: completed as expected");
     }
     // Off by default: the same endless wait is not reported (it hangs, and
@@ -129,14 +135,21 @@ fn expect_panic<R>(f: impl FnOnce() -> R) {
         Err(p) => p,
     };
     println!("PANIC: {}", util::payload_message(&*p));
-    assert!(took < Duration::from_secs(1), "reported only after {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "reported only after {took:?}"
+    );
 }
 
 /// Runs `f` (a root wait a plain thread ends after 200 ms).
 fn expect_completes<R>(f: impl FnOnce() -> R) {
     let t = Instant::now();
     f();
-    assert!(t.elapsed() >= Duration::from_millis(150), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        t.elapsed()
+    );
     println!("COMPLETED in {:?}", t.elapsed());
 }
 

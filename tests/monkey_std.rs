@@ -344,10 +344,7 @@ fn each_sleep_hook_records_its_own_libc_call_name() {
             .unwrap();
         assert_eq!(
             info.wait_reason(),
-            Some(WaitReason::Hook {
-                call: name,
-                fd: -1
-            }),
+            Some(WaitReason::Hook { call: name, fd: -1 }),
             "{d}"
         );
         assert!(

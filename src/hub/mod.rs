@@ -17,10 +17,10 @@
 pub(crate) mod deadlock;
 pub mod dump;
 mod dump_signal;
-pub(crate) mod process_deadlock;
 pub(crate) mod handle;
 mod interrupt;
 pub(crate) mod oneshot;
+pub(crate) mod process_deadlock;
 pub(crate) mod reactor;
 pub(crate) mod remote;
 pub(crate) mod sync_wait;

@@ -26,10 +26,7 @@ fn green_sleep(hook: &Hook, d: Duration, call: &'static str) -> Result<(), ()> {
             crate::hub::park_until_with(
                 Some(deadline),
                 false,
-                crate::hub::WaitReason::Hook {
-                    call,
-                    fd: -1,
-                },
+                crate::hub::WaitReason::Hook { call, fd: -1 },
             )
         });
         if crate::hub::interrupt_pending() {

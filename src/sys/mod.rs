@@ -30,11 +30,11 @@ pub(crate) use fd::{
     SigSet, block_signals, dup_cloexec, is_nonblocking, pidfd_open, poll_now, read, read_signalfd,
     set_nonblocking_fl, signalfd, write,
 };
-pub(crate) use sockname::describe_socket;
 pub(crate) use net::{
     recv, reuseport_listener, send, send_vectored, set_backlog, set_nonblocking, set_reuseport,
     would_block,
 };
+pub(crate) use sockname::describe_socket;
 
 /// The `errno` values code above this module matches on.
 pub(crate) mod errno {

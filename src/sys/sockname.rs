@@ -56,7 +56,8 @@ enum Name {
     Unix(String),
 }
 
-type NameCall = unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
+type NameCall =
+    unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
 
 /// `getpeername` or `getsockname` of `fd`, decoded.
 fn name(fd: RawFd, call: NameCall) -> Option<Name> {
@@ -95,7 +96,9 @@ fn name(fd: RawFd, call: NameCall) -> Option<Name> {
             // SAFETY: as above, for `sockaddr_un`.
             let sun = unsafe { &*(&raw const storage).cast::<libc::sockaddr_un>() };
             let offset = std::mem::offset_of!(libc::sockaddr_un, sun_path);
-            let path_len = (len as usize).saturating_sub(offset).min(sun.sun_path.len());
+            let path_len = (len as usize)
+                .saturating_sub(offset)
+                .min(sun.sun_path.len());
             let bytes: Vec<u8> = sun.sun_path[..path_len].iter().map(|&c| c as u8).collect();
             Some(Name::Unix(match bytes.first() {
                 None => "unnamed".to_string(),
