@@ -274,11 +274,13 @@ fn a_dump_names_the_patched_libc_call_a_greenlet_waits_in() {
         Some(WaitReason::Hook { call: "recv", fd }),
         "{d}"
     );
+    // std's `thread::sleep` calls `clock_nanosleep` (recent std) or
+    // `nanosleep` (older): the dump names the one it called.
     assert!(
         matches!(
             find("std-sleeper"),
             Some(WaitReason::Hook {
-                call: "nanosleep",
+                call: "clock_nanosleep" | "nanosleep",
                 ..
             })
         ),
