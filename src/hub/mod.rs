@@ -636,8 +636,9 @@ impl Hub {
         panic!(
             "greenlet: this operation would block forever: the root is waiting, but no greenlet \
              is ready, no timer is pending, no I/O or cross-thread wake-up is registered, and \
-             every sync primitive waited on has no handle left but its waiter's (a deadlock: \
-             greenlets waiting on each other or on something nobody will set)\n{}",
+             no other thread can reach a sync primitive waited on (no handle left but its \
+             waiter's, or a lock held on this thread) (a deadlock: greenlets waiting on each \
+             other or on something nobody will set)\n{}",
             self.dump()
         );
     }
