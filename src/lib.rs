@@ -196,8 +196,9 @@
 //! thread): then no thread can ever release anything, so the waits above
 //! (a `Semaphore` with no permit, a `Condvar` nobody notifies, two hubs
 //! each waiting on a queue only the other's stuck greenlets hold) are
-//! reported on every such hub within about 400 ms of the last thread
-//! getting stuck. A thread the runtime does not know (spawned by the
+//! reported on every such hub: at once when the last thread gets stuck, or
+//! within about 400 ms when the last obstacle was a thread that exited. A
+//! thread the runtime does not know (spawned by the
 //! program or a library, not running a hub loop, or a hub thread busy
 //! outside its loop) keeps the rule quiet while it lives. It is off by
 //! default because it costs, while a hub sleeps on sync waits only, a

@@ -31,6 +31,7 @@ const MUST_PANIC: &[(&str, &[(&str, &str)])] = &[
     ("sync_channel_send", ENV_ON),
     ("select", ENV_ON),
     ("queue_clone_kept_in_a_greenlet", ENV_ON),
+    ("plain_thread_exits_without_releasing", ENV_ON),
 ];
 
 /// Scenarios where a plain OS thread releases the wait after 200 ms: they
@@ -217,6 +218,25 @@ fn child(mode: &str) {
                 Event::new().wait();
             });
             expect_panic(|| q.get());
+        }
+        "plain_thread_exits_without_releasing" => {
+            // A thread the runtime does not know keeps the rule quiet while
+            // it lives; once it is gone, a re-check finds the hub stuck.
+            let s = Arc::new(Semaphore::new(0));
+            let t = std::thread::spawn({
+                let s = s.clone();
+                move || {
+                    std::thread::sleep(Duration::from_millis(100));
+                    drop(s);
+                }
+            });
+            let start = Instant::now();
+            expect_panic(|| s.acquire().forget());
+            assert!(
+                start.elapsed() >= Duration::from_millis(90),
+                "reported while the thread lived"
+            );
+            t.join().unwrap();
         }
         "two_hubs" => {
             let q1: Queue<u32> = Queue::new();

@@ -80,8 +80,9 @@ thread_local! {
 }
 
 /// Turns the process-wide deadlock rule on or off (see the crate docs'
-/// "Deadlocks and dumps"). Also turned on, before any hub sleeps, by the
-/// environment variable `GREENLET_DEADLOCK=process`; a call overrides it.
+/// "Deadlocks and dumps"). Also turned on by the environment variable
+/// `GREENLET_DEADLOCK=process` (`hub`, the default, leaves it off), read
+/// the first time a hub needs it; a call overrides it.
 ///
 /// On: when every OS thread of the process is a hub thread whose root waits
 /// with nothing but sync waits (no timer, no fd, no pool job) or one of the
