@@ -96,6 +96,7 @@ impl<T: 'static> Local<T> {
     pub fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
         let task = Hub::current().current_task();
         let value = task
+            .cold()
             .locals
             .get_or_init(self.key(), || Rc::new((self.init)()));
         let value = value
@@ -292,17 +293,12 @@ macro_rules! local {
 
 /// A task's greenlet-local values, keyed by the address of their `Local`.
 /// Few per task, so a short vector beats a map.
+#[derive(Default)]
 pub(crate) struct LocalMap {
     values: RefCell<Vec<(usize, Rc<dyn Any>)>>,
 }
 
 impl LocalMap {
-    pub(crate) const fn new() -> LocalMap {
-        LocalMap {
-            values: RefCell::new(Vec::new()),
-        }
-    }
-
     /// The value under `key`, made by `init` (with no borrow held, so it
     /// may use other locals) if there is none yet.
     fn get_or_init(&self, key: usize, init: impl FnOnce() -> Rc<dyn Any>) -> Rc<dyn Any> {

@@ -277,7 +277,7 @@ impl HubProbe {
 
     /// A greenlet finished.
     pub(crate) fn finished(&self, hdr: &Header) {
-        if ENABLED.load(Ordering::Relaxed) && hdr.name.is_some() {
+        if ENABLED.load(Ordering::Relaxed) && hdr.name().is_some() {
             self.probe().names.lock().unwrap().remove(&hdr.id);
         }
     }

@@ -270,7 +270,7 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                     continue;
                 }
             }
-            first.watchers.borrow_mut().push(Watcher::Task(me.clone()));
+            first.watch(Watcher::Task(me.clone()));
             let _unwatch = Unwatch {
                 task: first,
                 me: &me,

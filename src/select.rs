@@ -495,7 +495,7 @@ impl<T: 'static> Waitable for Greenlet<T> {
             panic!("greenlet: a greenlet cannot wait for itself to finish");
         }
         let me = Hub::current().current_task();
-        task.watchers.borrow_mut().push(Watcher::Task(me.clone()));
+        task.watch(Watcher::Task(me.clone()));
         Attempt::Pending(Pending::new(JoinOp { task, me }))
     }
 }

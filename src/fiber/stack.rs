@@ -395,6 +395,10 @@ impl StackPool {
     ///
     /// # Errors
     /// Only when a fresh slot's guard page cannot be installed.
+    // Always inlined: returned through memory, the `Result` was copied
+    // with a load wider than the stores that wrote it (a store-forwarding
+    // stall on every first run of a greenlet).
+    #[inline(always)]
     pub(crate) fn take(&self, size: usize) -> io::Result<PooledStack> {
         let mut classes = self.classes.borrow_mut();
         let class = classes

@@ -248,7 +248,7 @@ impl<T: 'static> Greenlet<T> {
 
 /// A task made by `Greenlet::new` and not started.
 fn is_unscheduled(task: &TaskRef) -> bool {
-    task.state.get() == State::Delayed && task.start_timer.get().is_none()
+    task.state.get() == State::Delayed && task.start_timer().is_none()
 }
 
 /// Drops an unstarted greenlet whose last handle goes: nobody could start

@@ -1,6 +1,7 @@
 //! Link callbacks: code that runs when a greenlet finishes (gevent's
 //! `link`, `link_value`, `link_exception`).
 
+use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::lifecycle::KILLED;
@@ -48,14 +49,15 @@ impl<T: 'static> Greenlet<T> {
             // that moves the result out, refuses while `links_running` is
             // raised, so the reference stays valid while `f` runs.
             let (hdr, result) = unsafe { (&*hdr, &*(*slot).get()) };
-            hdr.links_running.set(hdr.links_running.get() + 1);
-            struct Lower<'a>(&'a Header);
+            let links = &hdr.cold().links_running;
+            links.set(links.get() + 1);
+            struct Lower<'a>(&'a Cell<u32>);
             impl Drop for Lower<'_> {
                 fn drop(&mut self) {
-                    self.0.links_running.set(self.0.links_running.get() - 1);
+                    self.0.set(self.0.get() - 1);
                 }
             }
-            let _lower = Lower(hdr);
+            let _lower = Lower(links);
             let r = match result {
                 Some(Ok(v)) => Ok(v),
                 Some(Err(e)) => Err(e),
@@ -66,10 +68,7 @@ impl<T: 'static> Greenlet<T> {
         if self.is_finished() {
             call();
         } else {
-            self.task
-                .watchers
-                .borrow_mut()
-                .push(Watcher::Call(Box::new(call)));
+            self.task.watch(Watcher::Call(Box::new(call)));
         }
     }
 

@@ -132,7 +132,7 @@ pub(crate) fn wait_finished_until(task: &TaskRef, deadline: Option<std::time::In
     let me = hub.current_task();
     let reason = hub::join_reason(task);
     let _cycle = hub.wait_for_task(&me, task, reason, deadline.is_none());
-    task.watchers.borrow_mut().push(Watcher::Task(me.clone()));
+    task.watch(Watcher::Task(me.clone()));
     // One entry per wait, removed however the wait ends (a timeout or kill
     // unwinding out of `park`): timed joins in a loop do not grow the list.
     let _unwatch = Unwatch { task, me: &me };
@@ -154,10 +154,7 @@ pub(crate) struct Unwatch<'a> {
 impl Drop for Unwatch<'_> {
     fn drop(&mut self) {
         if !self.task.is_finished() {
-            self.task
-                .watchers
-                .borrow_mut()
-                .remove_task(self.me.as_ptr());
+            self.task.unwatch_task(self.me.as_ptr());
         }
     }
 }
@@ -187,7 +184,7 @@ impl<T: 'static> Greenlet<T> {
     /// could ever finish it ("this operation would block forever").
     pub fn join(self) -> Result<T, JoinError> {
         wait_finished(&self.task);
-        if self.task.links_running.get() > 0 {
+        if self.task.links_running() > 0 {
             panic!(
                 "greenlet: a greenlet cannot be joined from its own link callback (the callback \
                  holds a reference to its result)"
@@ -210,7 +207,7 @@ impl<T: 'static> Greenlet<T> {
 
     /// The greenlet's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.task.name.as_deref()
+        self.task.name()
     }
 
     /// Kills the greenlet and waits until it is dead.
@@ -295,7 +292,7 @@ impl<T> fmt::Debug for Greenlet<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Greenlet")
             .field("id", &self.task.id)
-            .field("name", &self.task.name)
+            .field("name", &self.task.name())
             .field("finished", &self.task.is_finished())
             .finish()
     }
@@ -347,10 +344,7 @@ pub fn iwait<T: 'static>(greenlets: impl IntoIterator<Item = Greenlet<T>>) -> Iw
         if g.is_finished() {
             collector.done.borrow_mut().push_back(i);
         } else {
-            g.task
-                .watchers
-                .borrow_mut()
-                .push(Watcher::Collect(collector.clone(), i));
+            g.task.watch(Watcher::Collect(collector.clone(), i));
         }
     }
     Iwait {
@@ -424,7 +418,7 @@ impl Current {
 
     /// Its name, if it was given one.
     pub fn name(&self) -> Option<&str> {
-        self.task.name.as_deref()
+        self.task.name()
     }
 }
 
@@ -476,7 +470,7 @@ mod tests {
                 let r = crate::with_timeout(Duration::from_micros(1), || wait_finished(g.task()));
                 assert!(r.is_err());
             }
-            assert_eq!(g.task().watchers.borrow().len(), 0);
+            assert_eq!(g.task().watcher_count(), 0);
             g.kill();
             assert!(g.join().unwrap_err().is_killed());
         });

@@ -130,7 +130,7 @@ impl Hub {
         reason: WaitReason,
         check: bool,
     ) -> WaitsForGuard<'a> {
-        me.reason.set(reason);
+        me.set_reason(reason);
         me.waits_for.set(WaitsFor::Task(target.as_ptr()));
         let guard = WaitsForGuard(me);
         if check {
@@ -166,7 +166,7 @@ impl Hub {
             // task's join (which holds it) or was found in the table.
             let hdr = unsafe { &*cur };
             if hdr.state.get() != super::task::State::Parked
-                || hdr.deadline.get().is_some()
+                || hdr.timed.get()
                 || hdr.timeout_depth.get() > 0
             {
                 return; // it runs, or its wait ends by itself
@@ -226,7 +226,7 @@ fn report_cycle(chain: &[*const Header]) -> ! {
             msg.push_str(", ");
         }
         let (name, other) = (hdr.display_name(), next.display_name());
-        let _ = match hdr.reason.get() {
+        let _ = match hdr.reason() {
             WaitReason::Sync { kind, id } => {
                 write!(
                     msg,

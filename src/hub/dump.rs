@@ -32,6 +32,7 @@
 //! assert_eq!(consumer.join().unwrap(), 1);
 //! ```
 
+use std::collections::HashMap;
 use std::fmt;
 use std::panic::Location;
 use std::time::{Duration, Instant};
@@ -118,7 +119,12 @@ pub struct GreenletInfo {
 }
 
 impl GreenletInfo {
-    fn of(hdr: &Header, hub: &Hub, now: Instant) -> GreenletInfo {
+    fn of(
+        hdr: &Header,
+        hub: &Hub,
+        now: Instant,
+        deadlines: &HashMap<*const Header, Instant>,
+    ) -> GreenletInfo {
         let state = match hdr.state.get() {
             State::Parked => GreenletState::Parked,
             State::Running => GreenletState::Running,
@@ -127,7 +133,7 @@ impl GreenletInfo {
             State::Ready | State::Finished => GreenletState::Ready,
         };
         let parked = state == GreenletState::Parked;
-        let reason = parked.then(|| hdr.reason.get());
+        let reason = parked.then(|| hdr.reason());
         // Looked up now, not when it parked: the park stores only the fd.
         let socket = match reason {
             Some(WaitReason::Io { fd, .. } | WaitReason::Hook { fd, .. }) if fd >= 0 => {
@@ -137,7 +143,7 @@ impl GreenletInfo {
         };
         GreenletInfo {
             id: hdr.id,
-            name: hdr.name.as_deref().map(str::to_owned),
+            name: hdr.name().map(str::to_owned),
             state,
             reason,
             waiting_for: if parked {
@@ -146,7 +152,9 @@ impl GreenletInfo {
                 None
             },
             deadline: if parked {
-                hdr.deadline.get().map(|d| d.saturating_duration_since(now))
+                deadlines
+                    .get(&(hdr as *const Header))
+                    .map(|d| d.saturating_duration_since(now))
             } else {
                 None
             },
@@ -336,12 +344,13 @@ impl Hub {
     /// A snapshot of this hub (see [`Dump`]).
     pub(crate) fn dump(&self) -> Dump {
         let now = Instant::now();
-        let root = GreenletInfo::of(&self.root, self, now);
+        let deadlines = self.timers.borrow().wake_deadlines();
+        let root = GreenletInfo::of(&self.root, self, now, &deadlines);
         let mut greenlets: Vec<GreenletInfo> = self
             .tasks
             .borrow()
             .iter()
-            .map(|t| GreenletInfo::of(t, self, now))
+            .map(|t| GreenletInfo::of(t, self, now, &deadlines))
             .collect();
         greenlets.sort_by_key(|g| g.id);
         Dump {

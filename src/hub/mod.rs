@@ -302,7 +302,7 @@ impl Hub {
             // SAFETY: CURRENT points at the header of the task that is
             // running this code; `run_task` keeps it alive.
             let hdr = unsafe { &*cur };
-            hdr.reason.set(reason);
+            hdr.set_reason(reason);
             hdr.since.set(Some(self.clock.get()));
             hdr.state.set(State::Parked);
             switch_out(hdr);
@@ -321,7 +321,7 @@ impl Hub {
         let _loop = LoopGuard::enter(self);
         self.monitor.left();
         let root: &Header = &self.root;
-        root.reason.set(reason);
+        root.set_reason(reason);
         root.since.set(Some(self.clock.get()));
         root.state.set(State::Parked);
         interrupt::note_suspend(root);
@@ -360,7 +360,7 @@ impl Hub {
         );
         task.launch.set(Some(launch::<F, T>));
         self.tasks.borrow_mut().insert(&task);
-        self.monitor.spawned(task.id, task.name.as_deref());
+        self.monitor.spawned(task.id, task.name());
         // SAFETY: created just above with this payload type.
         let slot: *const ResultSlot<T> = unsafe { &task.slot::<Payload<F, T>>().slot };
         match delay {
@@ -372,7 +372,7 @@ impl Hub {
                     .timers
                     .borrow_mut()
                     .insert(deadline_after(d), TimerAction::Start(task.clone()));
-                task.start_timer.set(Some(key));
+                task.cold().start_timer.set(Some(key));
             }
         }
         Ok((task, slot))
@@ -382,7 +382,7 @@ impl Hub {
     /// timer, see `Greenlet::new`): ready now, or after `delay`. Returns
     /// false, doing nothing, if it was scheduled (or finished) already.
     pub(crate) fn start_unscheduled(&self, task: &TaskRef, delay: Option<Duration>) -> bool {
-        if task.state.get() != State::Delayed || task.start_timer.get().is_some() {
+        if task.state.get() != State::Delayed || task.start_timer().is_some() {
             return false;
         }
         match delay {
@@ -395,7 +395,7 @@ impl Hub {
                     .timers
                     .borrow_mut()
                     .insert(deadline_after(d), TimerAction::Start(task.clone()));
-                task.start_timer.set(Some(key));
+                task.cold().start_timer.set(Some(key));
             }
         }
         true
@@ -405,7 +405,7 @@ impl Hub {
     /// drops its closure and gives back its stack reservation.
     pub(crate) fn finish_unstarted(&self, task: &TaskRef) {
         let hdr: &Header = task;
-        if let Some(key) = hdr.start_timer.take() {
+        if let Some(key) = hdr.take_start_timer() {
             self.timers.borrow_mut().remove(key);
         }
         hdr.state.set(State::Finished);
@@ -475,12 +475,15 @@ impl Hub {
     #[allow(clippy::mut_from_ref)]
     fn launch(&self, task: &TaskRef) -> Option<&mut Fiber> {
         let launch = task.launch.take().expect("ready task without a fiber");
-        // SAFETY: `launch` was set by `spawn` for this task's payload type.
-        let fiber = unsafe { launch(task, Some(self)) }?;
+        // SAFETY: `launch` was set by `spawn` for this task's payload type;
+        // the fiber slot is empty and only `run_task` touches it.
+        if !unsafe { launch(task, Some(self)) } {
+            return None;
+        }
         self.live.set(self.live.get() + 1);
-        // SAFETY: the fiber slot is empty and only `run_task` touches it; the
-        // returned borrow ends before the task can run again.
-        Some(unsafe { (*task.fiber.get()).insert(fiber) })
+        // SAFETY: `launch` filled the slot; the returned borrow ends before
+        // the task can run again.
+        unsafe { (*task.fiber.get()).as_mut() }
     }
 
     #[cold]
@@ -665,7 +668,7 @@ impl Hub {
                     self.unpark(&task, Wake::Interrupted);
                 }
                 Some(TimerAction::Start(t)) => {
-                    t.start_timer.set(None);
+                    t.take_start_timer();
                     if t.state.get() == State::Delayed {
                         t.state.set(State::Ready);
                         self.push_ready(t);
@@ -856,8 +859,9 @@ pub(crate) struct Payload<F, T> {
 ///
 /// # Safety
 /// `task` must have been created by `Hub::spawn::<F, T>`; with `Some(hub)`
-/// it must be that hub's task, about to run for the first time.
-unsafe fn launch<F, T>(task: &TaskRef, hub: Option<&Hub>) -> Option<Fiber>
+/// it must be that hub's task, about to run for the first time, with its
+/// fiber slot empty and not borrowed.
+unsafe fn launch<F, T>(task: &TaskRef, hub: Option<&Hub>) -> bool
 where
     F: FnOnce() -> T + 'static,
     T: 'static,
@@ -871,11 +875,11 @@ where
         if let Some(h) = Hub::try_current() {
             h.stacks.unreserve(task.stack_size);
         }
-        return None;
+        return false;
     };
     // SAFETY: as above; the fiber prologue has not run.
     if unsafe { (*payload.f.get()).is_none() } {
-        return None;
+        return false;
     }
     let stack = match hub.stacks.take(task.stack_size) {
         Ok(stack) => stack,
@@ -888,7 +892,7 @@ where
             let msg = format!("greenlet could not get a stack: {e}");
             // SAFETY: the task never ran; nobody else touches the slot.
             unsafe { *payload.slot.get() = Some(Err(JoinError::from_payload(Box::new(msg)))) };
-            return None;
+            return false;
         }
     };
     task.stack_lo.set(stack.guard_lo());
@@ -900,38 +904,40 @@ where
     let hdr: *const Header = task.as_ptr();
     let slot: *const ResultSlot<T> = &payload.slot;
     let fcell: *const UnsafeCell<Option<F>> = &payload.f;
-    Some(Fiber::with_stack(
-        stack,
-        move |yielder: &Yielder<(), ()>, ()| {
-            // SAFETY: the task owns this fiber, so it outlives the closure; only
-            // this closure writes the slot, and nobody reads it before the task
-            // is finished; the closure cell is ours alone from the first run
-            // on (checked non-empty by `launch`).
-            unsafe {
-                (*hdr).yielder.set(yielder);
-                *(*hdr).keepalive.get() = Some(Hub::current().current_task());
-                let f = (*(*fcell).get()).take().expect("launched twice");
-                let mut result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
-                if result.is_ok() && (*hdr).kill.get() {
-                    // Killed, and the kill was caught (`catch_unwind`) or met
-                    // only calls that cannot unwind (the monkey hooks fail
-                    // instead): it still dies as killed.
-                    result = Err(JoinError::killed());
-                }
-                // The greenlet is done: interrupts aimed at its body no
-                // longer apply to the destructors below.
-                (*hdr).kill.set(false);
-                (*hdr).timeout.set(None);
-                (*hdr).unwinding.set(false);
-                // Greenlet-local values die with the greenlet, on its own
-                // stack (their destructors may still park). A panicking
-                // destructor was reported by the panic hook; it does not
-                // change the result.
-                let _ = catch_unwind(AssertUnwindSafe(|| (*hdr).locals.clear()));
-                *(*slot).get() = Some(result);
+    let fiber = Fiber::with_stack(stack, move |yielder: &Yielder<(), ()>, ()| {
+        // SAFETY: the task owns this fiber, so it outlives the closure; only
+        // this closure writes the slot, and nobody reads it before the task
+        // is finished; the closure cell is ours alone from the first run
+        // on (checked non-empty by `launch`).
+        unsafe {
+            (*hdr).yielder.set(yielder);
+            *(*hdr).keepalive.get() = Some(Hub::current().current_task());
+            let f = (*(*fcell).get()).take().expect("launched twice");
+            let mut result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
+            if result.is_ok() && (*hdr).kill.get() {
+                // Killed, and the kill was caught (`catch_unwind`) or met
+                // only calls that cannot unwind (the monkey hooks fail
+                // instead): it still dies as killed.
+                result = Err(JoinError::killed());
             }
-        },
-    ))
+            // The greenlet is done: interrupts aimed at its body no
+            // longer apply to the destructors below.
+            (*hdr).kill.set(false);
+            (*hdr).timeout.set(None);
+            (*hdr).unwinding.set(false);
+            // Greenlet-local values die with the greenlet, on its own
+            // stack (their destructors may still park). A panicking
+            // destructor was reported by the panic hook; it does not
+            // change the result.
+            if let Some(cold) = (*hdr).cold_if_any() {
+                let _ = catch_unwind(AssertUnwindSafe(|| cold.locals.clear()));
+            }
+            *(*slot).get() = Some(result);
+        }
+    });
+    // SAFETY: the caller guarantees the slot is empty and unborrowed.
+    unsafe { *task.fiber.get() = Some(fiber) };
+    true
 }
 
 /// Suspends the running greenlet back into the loop, keeping its unwinding
@@ -1084,8 +1090,8 @@ pub(crate) fn park_until_with(
         return park();
     };
     let task = hub.current_task();
-    task.deadline.set(Some(deadline));
-    let _clear = ClearDeadline(&task);
+    task.timed.set(true);
+    let _clear = ClearTimed(&task);
     let guard = TimerGuard(Some(
         hub.timers()
             .insert(deadline, TimerAction::Wake(task.clone())),
@@ -1099,12 +1105,12 @@ pub(crate) fn park_until_with(
     }
 }
 
-/// Forgets a timed park's deadline however the park ends.
-struct ClearDeadline<'a>(&'a TaskRef);
+/// Ends a timed park's mark however the park ends.
+struct ClearTimed<'a>(&'a TaskRef);
 
-impl Drop for ClearDeadline<'_> {
+impl Drop for ClearTimed<'_> {
     fn drop(&mut self) {
-        self.0.deadline.set(None);
+        self.0.timed.set(false);
     }
 }
 

@@ -22,7 +22,7 @@ use crate::fiber::stack::PooledStack;
 use crate::greenlet::JoinError;
 use crate::hub::deadlock::WaitsFor;
 use crate::hub::timers::TimerKey;
-use crate::hub::wait_reason::WaitReason;
+use crate::hub::wait_reason::{PackedReason, WaitReason};
 
 /// The coroutine type every greenlet runs in: resumed with `()`, suspends
 /// with `()`, returns `()`. Why it was resumed lives in [`Header::wake`].
@@ -185,46 +185,6 @@ pub(crate) enum Watcher {
     Call(Box<dyn FnOnce()>),
 }
 
-/// Who waits for a task: the first watcher inline (a `join` is almost always
-/// alone, and needs no allocation), any others in a vector.
-#[derive(Default)]
-pub(crate) struct Watchers {
-    first: Option<Watcher>,
-    rest: Vec<Watcher>,
-}
-
-impl Watchers {
-    pub(crate) fn push(&mut self, w: Watcher) {
-        if self.first.is_none() {
-            self.first = Some(w);
-        } else {
-            self.rest.push(w);
-        }
-    }
-
-    /// Removes one `Watcher::Task` entry for `task` (a waiter that stopped
-    /// waiting: timed out, killed, or woken), so repeated timed waits do
-    /// not grow the list.
-    pub(crate) fn remove_task(&mut self, task: *const Header) {
-        let is_it = |w: &Watcher| matches!(w, Watcher::Task(t) if t.as_ptr() == task);
-        if self.first.as_ref().is_some_and(is_it) {
-            self.first = if self.rest.is_empty() {
-                None
-            } else {
-                Some(self.rest.remove(0))
-            };
-        } else if let Some(i) = self.rest.iter().position(is_it) {
-            self.rest.remove(i);
-        }
-    }
-
-    /// How many watchers are registered (for tests).
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        usize::from(self.first.is_some()) + self.rest.len()
-    }
-}
-
 /// Completion order for `iwait`.
 pub(crate) struct Collector {
     pub(crate) done: RefCell<std::collections::VecDeque<usize>>,
@@ -232,21 +192,23 @@ pub(crate) struct Collector {
 }
 
 /// See [`Header::launch`].
-pub(crate) type Launch = unsafe fn(&TaskRef, Option<&crate::hub::Hub>) -> Option<Fiber>;
+///
+/// Writes the fiber into [`Header::fiber`] itself and returns whether it
+/// did: returning the 48-byte `Option<Fiber>` through memory and moving it
+/// into the header cost a store-forwarding stall at every spawn.
+pub(crate) type Launch = unsafe fn(&TaskRef, Option<&crate::hub::Hub>) -> bool;
 
 /// The untyped part of a task.
+///
+/// `#[repr(C)]`, in the order the hot paths touch it: a switch reads and
+/// writes the first cache line only (state bytes, yielder, fiber); spawn,
+/// park and finish stay within the first four. What only some greenlets
+/// use (a name, greenlet-locals, a delayed start, more than one watcher,
+/// link callbacks) lives in a [`Cold`] part behind one pointer, allocated
+/// at its first use: the header every spawn writes is 256 bytes instead
+/// of 376 (`header_layout` test).
+#[repr(C)]
 pub(crate) struct Header {
-    /// Live `TaskRef`s.
-    refs: Cell<usize>,
-    /// Frees the whole `TaskCell<S>`.
-    free: unsafe fn(NonNull<Header>),
-    pub(crate) id: u64,
-    pub(crate) name: Option<Box<str>>,
-    /// Lowest address of the stack slot (its guard page); 0 for the root
-    /// and until the first run.
-    pub(crate) stack_lo: Cell<usize>,
-    /// Stack size in bytes including the guard page; 0 for the root.
-    pub(crate) stack_size: usize,
     pub(crate) state: Cell<State>,
     pub(crate) wake: Cell<Wake>,
     /// `kill` was requested. Sticky: once set it stays set, and every park
@@ -261,53 +223,77 @@ pub(crate) struct Header {
     pub(crate) unwinding: Cell<bool>,
     /// This suspension is counted in the hub's `parked_unwinding`.
     pub(crate) counted_unwinding: Cell<bool>,
-    /// A `with_timeout` expired: (nesting depth, timeout id). The outermost
-    /// expired scope wins.
-    pub(crate) timeout: Cell<Option<(u32, u64)>>,
     /// A monkey-patching hook failed a call because of the pending expired
     /// timeout (it cannot unwind): the scope reports `Elapsed` at exit.
     pub(crate) timeout_seen_in_hook: Cell<bool>,
-    /// How many `with_timeout` scopes are open in this task.
-    pub(crate) timeout_depth: Cell<u32>,
-    /// The timer that will start a `spawn_later` task.
-    pub(crate) start_timer: Cell<Option<TimerKey>>,
-    /// Who waits for this task to finish. Empty for most tasks.
-    pub(crate) watchers: RefCell<Watchers>,
+    /// The task is in a timed park (its wait ends by itself): deadlock
+    /// cycles do not go through it. Its deadline is in the hub's timers.
+    pub(crate) timed: Cell<bool>,
+    /// The fiber's yielder while it runs (points into its own stack).
+    pub(crate) yielder: Cell<*const Yielder<(), ()>>,
     /// The fiber; `None` for the root, before the first run, and once
     /// finished.
     pub(crate) fiber: UnsafeCell<Option<Fiber>>,
+    /// What the task waits for while parked: written at every park, read
+    /// only by dumps and deadlock reports.
+    reason: Cell<PackedReason>,
+    /// When the task last parked, by the hub's loop clock.
+    pub(crate) since: Cell<Option<Instant>>,
+    /// How many `with_timeout` scopes are open in this task.
+    pub(crate) timeout_depth: Cell<u32>,
+    /// The task's index in its hub's task table (`u32::MAX`: none).
+    pub(crate) slot_index: Cell<u32>,
+    /// Live `TaskRef`s.
+    refs: Cell<usize>,
+    /// Frees the whole `TaskCell<S>`.
+    free: unsafe fn(NonNull<Header>),
+    pub(crate) id: u64,
+    /// Stack size in bytes including the guard page; 0 for the root.
+    pub(crate) stack_size: usize,
     /// Creates the fiber at the first run (`Some(hub)`: takes the reserved
     /// stack and moves the closure onto it), or drops the closure and the
     /// stack reservation of a task killed before it started (`None`).
     /// Monomorphized per closure type; set by `Hub::spawn`.
     pub(crate) launch: Cell<Option<Launch>>,
-    /// The fiber's yielder while it runs (points into its own stack).
-    pub(crate) yielder: Cell<*const Yielder<(), ()>>,
     /// The task holds itself alive from its first run until it finishes, so
     /// a parked greenlet nobody else refers to is never dropped mid-stack.
     pub(crate) keepalive: UnsafeCell<Option<TaskRef>>,
-    /// Greenlet-local values (`greenlet::Local`); the root's are the
-    /// thread's fallback values.
-    pub(crate) locals: crate::local::LocalMap,
     /// Where the greenlet was spawned (`None` for the root).
     pub(crate) site: Option<&'static Location<'static>>,
-    /// What the task waits for while parked: written at every park, read
-    /// only by dumps and deadlock reports.
-    pub(crate) reason: Cell<WaitReason>,
-    /// When the task last parked, by the hub's loop clock.
-    pub(crate) since: Cell<Option<Instant>>,
-    /// The deadline of the task's current timed park (set and cleared by
-    /// timed parks only; stale otherwise, so read it only while parked).
-    pub(crate) deadline: Cell<Option<Instant>>,
-    /// The task's index in its hub's task table (`u32::MAX`: none).
-    pub(crate) slot_index: Cell<u32>,
+    /// A `with_timeout` expired: (nesting depth, timeout id). The outermost
+    /// expired scope wins.
+    pub(crate) timeout: Cell<Option<(u32, u64)>>,
+    /// The first task waiting for this one to finish (a `join` is almost
+    /// always alone, and needs no allocation); others are in
+    /// [`Cold::watchers`].
+    watcher: RefCell<Option<Watcher>>,
     /// Whom the task waits for, for wait-for cycle detection: set by the
     /// waits that can take part in a cycle (Mutex, join, kill) and cleared
     /// when they end.
     pub(crate) waits_for: Cell<WaitsFor>,
+    /// Lowest address of the stack slot (its guard page); 0 for the root
+    /// and until the first run.
+    pub(crate) stack_lo: Cell<usize>,
+    /// Set once, at the first use of a cold field; never replaced or
+    /// dropped before the header (so `&Cold` borrows stay valid).
+    cold: UnsafeCell<Option<Box<Cold>>>,
+}
+
+/// The parts of a task few greenlets use (see [`Header`]).
+#[derive(Default)]
+pub(crate) struct Cold {
+    /// Given at spawn (`Builder::name`), never changed.
+    pub(crate) name: Option<Box<str>>,
+    /// Greenlet-local values (`greenlet::Local`); the root's are the
+    /// thread's fallback values.
+    pub(crate) locals: crate::local::LocalMap,
+    /// The timer that will start a `spawn_later` task.
+    pub(crate) start_timer: Cell<Option<TimerKey>>,
     /// Link callbacks running now that hold a reference into the result
     /// slot: `join` refuses to take the result meanwhile.
     pub(crate) links_running: Cell<u32>,
+    /// Watchers after the first.
+    watchers: RefCell<Vec<Watcher>>,
 }
 
 /// The typed result slot of a `Greenlet<T>`.
@@ -323,35 +309,132 @@ impl Header {
     ) -> Self {
         unsafe fn never(_: NonNull<Header>) {}
         Header {
-            refs: Cell::new(0),
-            free: never,
-            id,
-            name,
-            stack_lo: Cell::new(0),
-            stack_size,
             state: Cell::new(State::Ready),
             wake: Cell::new(Wake::Ready),
             kill: Cell::new(false),
             unwinding: Cell::new(false),
             counted_unwinding: Cell::new(false),
-            timeout: Cell::new(None),
             timeout_seen_in_hook: Cell::new(false),
-            timeout_depth: Cell::new(0),
-            start_timer: Cell::new(None),
-            watchers: RefCell::new(Watchers::default()),
-            fiber: UnsafeCell::new(None),
-            launch: Cell::new(None),
+            timed: Cell::new(false),
             yielder: Cell::new(std::ptr::null()),
-            keepalive: UnsafeCell::new(None),
-            locals: crate::local::LocalMap::new(),
-            site,
-            reason: Cell::new(WaitReason::Unknown),
+            fiber: UnsafeCell::new(None),
+            reason: Cell::new(PackedReason::UNKNOWN),
             since: Cell::new(None),
-            deadline: Cell::new(None),
+            timeout_depth: Cell::new(0),
             slot_index: Cell::new(u32::MAX),
+            refs: Cell::new(0),
+            free: never,
+            id,
+            stack_size,
+            launch: Cell::new(None),
+            keepalive: UnsafeCell::new(None),
+            site,
+            timeout: Cell::new(None),
+            watcher: RefCell::new(None),
             waits_for: Cell::new(WaitsFor::Nothing),
-            links_running: Cell::new(0),
+            stack_lo: Cell::new(0),
+            cold: UnsafeCell::new(name.map(|name| {
+                Box::new(Cold {
+                    name: Some(name),
+                    ..Cold::default()
+                })
+            })),
         }
+    }
+
+    /// The cold part, created at first use.
+    #[inline]
+    pub(crate) fn cold(&self) -> &Cold {
+        match self.cold_if_any() {
+            Some(c) => c,
+            None => self.make_cold(),
+        }
+    }
+
+    #[cold]
+    fn make_cold(&self) -> &Cold {
+        // SAFETY: the cell is `None` (checked by `cold`), so no `&Cold`
+        // exists; the header is not `Sync` and `Cold::default` does not
+        // call back into this header.
+        unsafe { (*self.cold.get()).insert(Box::default()) }
+    }
+
+    /// The cold part, if anything created it.
+    #[inline]
+    pub(crate) fn cold_if_any(&self) -> Option<&Cold> {
+        // SAFETY: once `Some`, the box is never replaced or dropped before
+        // the header (see the field), so the borrow stays valid.
+        unsafe { (*self.cold.get()).as_deref() }
+    }
+
+    /// The greenlet's name, if it was given one.
+    #[inline]
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.cold_if_any().and_then(|c| c.name.as_deref())
+    }
+
+    /// The `spawn_later` start timer, if armed.
+    pub(crate) fn start_timer(&self) -> Option<TimerKey> {
+        self.cold_if_any().and_then(|c| c.start_timer.get())
+    }
+
+    /// Disarms and returns the start timer.
+    pub(crate) fn take_start_timer(&self) -> Option<TimerKey> {
+        self.cold_if_any().and_then(|c| c.start_timer.take())
+    }
+
+    /// Link callbacks running now (see [`Cold::links_running`]).
+    pub(crate) fn links_running(&self) -> u32 {
+        self.cold_if_any().map_or(0, |c| c.links_running.get())
+    }
+
+    /// Registers someone to tell when this task finishes.
+    pub(crate) fn watch(&self, w: Watcher) {
+        let mut first = self.watcher.borrow_mut();
+        if first.is_none() {
+            *first = Some(w);
+        } else {
+            drop(first);
+            self.cold().watchers.borrow_mut().push(w);
+        }
+    }
+
+    /// Removes one `Watcher::Task` entry for `task` (a waiter that stopped
+    /// waiting: timed out, killed, or woken), so repeated timed waits do
+    /// not grow the list.
+    pub(crate) fn unwatch_task(&self, task: *const Header) {
+        let is_it = |w: &Watcher| matches!(w, Watcher::Task(t) if t.as_ptr() == task);
+        let mut first = self.watcher.borrow_mut();
+        let rest = self.cold_if_any().map(|c| &c.watchers);
+        if first.as_ref().is_some_and(is_it) {
+            *first = match rest {
+                Some(rest) if !rest.borrow().is_empty() => Some(rest.borrow_mut().remove(0)),
+                _ => None,
+            };
+        } else if let Some(rest) = rest {
+            let mut rest = rest.borrow_mut();
+            if let Some(i) = rest.iter().position(is_it) {
+                rest.remove(i);
+            }
+        }
+    }
+
+    /// How many watchers are registered (for tests).
+    #[cfg(test)]
+    pub(crate) fn watcher_count(&self) -> usize {
+        usize::from(self.watcher.borrow().is_some())
+            + self.cold_if_any().map_or(0, |c| c.watchers.borrow().len())
+    }
+
+    /// Records what the task waits for (see `PackedReason`).
+    #[inline(always)]
+    pub(crate) fn set_reason(&self, r: WaitReason) {
+        self.reason.set(PackedReason::pack(r));
+    }
+
+    /// What the task last recorded it waits for.
+    pub(crate) fn reason(&self) -> WaitReason {
+        self.reason.get().unpack()
     }
 
     /// Whether this is a thread's root pseudo-task.
@@ -362,7 +445,7 @@ impl Header {
 
     /// How reports name the task: `'name'`, `greenlet #id`, or `the root`.
     pub(crate) fn display_name(&self) -> String {
-        match &self.name {
+        match self.name() {
             Some(n) => format!("'{n}'"),
             None if self.is_root() => "the root".to_string(),
             None => format!("greenlet #{}", self.id),
@@ -384,7 +467,11 @@ impl Header {
 
     /// Wakes everyone waiting for this task to finish.
     pub(crate) fn notify_watchers(&self, hub: &crate::hub::Hub) {
-        let Watchers { first, rest } = std::mem::take(&mut *self.watchers.borrow_mut());
+        let first = self.watcher.borrow_mut().take();
+        let rest = self
+            .cold_if_any()
+            .map(|c| std::mem::take(&mut *c.watchers.borrow_mut()))
+            .unwrap_or_default();
         for w in first.into_iter().chain(rest) {
             match w {
                 Watcher::Task(t) => {
@@ -399,5 +486,21 @@ impl Header {
                 Watcher::Call(f) => f(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The header every spawn writes stays within four cache lines, and a
+    /// switch's fields within the first (see [`super::Header`]).
+    #[test]
+    fn header_layout() {
+        use std::mem::{offset_of, size_of};
+        assert!(
+            size_of::<super::Header>() <= 256,
+            "{}",
+            size_of::<super::Header>()
+        );
+        assert!(offset_of!(super::Header, fiber) + size_of::<Option<super::Fiber>>() <= 64);
     }
 }

@@ -4,10 +4,10 @@
 //! removes its entry), so long timeouts around short operations leave nothing
 //! behind. Equal deadlines fire in insertion order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use crate::hub::task::TaskRef;
+use crate::hub::task::{Header, TaskRef};
 
 /// Identifies one armed timer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -74,6 +74,18 @@ impl Timers {
         if self.map.is_empty() {
             self.map = BTreeMap::new();
         }
+    }
+
+    /// The deadline of each task's timed park (for dumps: a scan, so the
+    /// hot path stores no deadline in the task).
+    pub(crate) fn wake_deadlines(&self) -> HashMap<*const Header, Instant> {
+        self.map
+            .iter()
+            .filter_map(|(k, a)| match a {
+                TimerAction::Wake(t) => Some((t.as_ptr(), k.deadline)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Drops every timer (hub teardown).

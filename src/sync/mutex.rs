@@ -272,7 +272,7 @@ impl<T: ?Sized> Mutex<T> {
             return; // held on another thread: nothing to prove
         };
         let me = hub.current_task();
-        me.reason.set(crate::hub::WaitReason::Sync {
+        me.set_reason(crate::hub::WaitReason::Sync {
             kind: SyncKind::Mutex,
             id: self.state.id(),
         });

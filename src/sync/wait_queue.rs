@@ -419,7 +419,9 @@ pub(crate) fn wait<S, P>(
         node,
         abandon,
         done: Cell::new(false),
-        sole: site.sole,
+        // By reference: copying the two-word `Option<&dyn Sole>` out of the
+        // caller's frame cost a store-forwarding stall on every wait.
+        sole: &site.sole,
         reason,
     };
     // SAFETY: `reg` stays in this frame and is never moved (only borrowed)
@@ -510,7 +512,7 @@ struct Registration<'a, S, P> {
     /// `finish` or `cancel` ended the wait: `Drop` has nothing to do.
     done: Cell<bool>,
     /// See [`WaitSite::sole`].
-    sole: Option<&'a dyn Sole>,
+    sole: &'a Option<&'a dyn Sole>,
     reason: WaitReason,
 }
 
@@ -552,7 +554,7 @@ impl<S, P> Registration<'_, S, P> {
     unsafe fn closed(link: *const SyncWaitLink) -> bool {
         // SAFETY: per the contract, as in `cancel`.
         let this = unsafe { &*link.cast::<Registration<'_, S, P>>() };
-        let Some(sole) = this.sole else {
+        let Some(sole) = *this.sole else {
             return false;
         };
         if !sole.sole() {
@@ -655,6 +657,9 @@ pub(crate) struct Armed<'a, S, P> {
     /// `Drop`, after `reg` (which unlinks it and waits out a pending
     /// wake-up) is dropped.
     reg: std::mem::ManuallyDrop<Box<Registration<'a, S, P>>>,
+    /// The arm's proof, which `reg.sole` refers to. Invariant: from
+    /// `Box::into_raw`, freed only by `Drop`, after `reg`.
+    sole: *mut Option<&'a dyn Sole>,
 }
 
 /// Links the running task on `list` (the caller holds the primitive's lock
@@ -684,6 +689,8 @@ pub(crate) fn arm<'a, S, P>(
     }));
     // SAFETY: a fresh node on the heap; we hold the lock.
     unsafe { list(&mut guard).link(node) };
+    // On the heap too: the registration refers to it, and `Armed` moves.
+    let sole: *mut Option<&'a dyn Sole> = Box::into_raw(Box::new(sole));
     let reg = Box::new(Registration {
         link: SyncWaitLink::new(Registration::<S, P>::cancel, Registration::<S, P>::closed),
         hub,
@@ -692,7 +699,8 @@ pub(crate) fn arm<'a, S, P>(
         node,
         abandon,
         done: Cell::new(false),
-        sole,
+        // SAFETY: freed only by `Armed`'s drop, after the registration.
+        sole: unsafe { &*sole },
         reason: WaitReason::Select,
     });
     // SAFETY: the registration is on the heap and never moves; `Armed`'s
@@ -701,6 +709,7 @@ pub(crate) fn arm<'a, S, P>(
     drop(guard);
     Armed {
         reg: std::mem::ManuallyDrop::new(reg),
+        sole,
     }
 }
 
@@ -727,6 +736,9 @@ impl<S, P> Drop for Armed<'_, S, P> {
         unsafe {
             std::mem::ManuallyDrop::drop(&mut self.reg);
             drop(Box::from_raw(node));
+            // SAFETY: from `Box::into_raw` in `arm`; the registration that
+            // referred to it is gone (the invariant).
+            drop(Box::from_raw(self.sole));
         }
     }
 }
