@@ -50,7 +50,7 @@ use std::time::Instant;
 /// gevent's `my_downLoad`, with std only.
 fn my_download(url: &str) -> Result<usize, http::Error> {
     println!("GET: {url}");
-    let resp = http::get(url, 5, |url| {
+    let mut resp = http::get(url, 5, |url| {
         if url.scheme == http::Scheme::Https {
             return Err(http::Error::Unsupported(
                 "https is not supported by this example (see the download example)".into(),
@@ -62,7 +62,7 @@ fn my_download(url: &str) -> Result<usize, http::Error> {
             TcpStream::connect,
         )
     })?;
-    let data = resp.body;
+    let data = resp.body_to_end()?;
     println!("{} bytes received from {url}.", data.len());
     Ok(data.len())
 }

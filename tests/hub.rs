@@ -155,3 +155,52 @@ fn a_fresh_thread_creates_its_hub_on_first_use() {
         .unwrap();
     assert_eq!(v, 5);
 }
+
+/// Two greenlets handing a value back and forth through queues never leave
+/// the ready queue empty, and no timer is armed: the loop still drains the
+/// remote queue between their runs, so a put from another OS thread wakes
+/// the root.
+#[test]
+fn a_busy_hand_off_pair_does_not_starve_cross_thread_wake_ups() {
+    util::within(Duration::from_secs(20), || {
+        use greenlet::sync::Queue;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ping, pong) = (Queue::<u64>::new(), Queue::<u64>::new());
+        let echo = {
+            let (ping, pong, stop) = (ping.clone(), pong.clone(), stop.clone());
+            greenlet::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let v = ping.get().unwrap();
+                    pong.put(v + 1).unwrap();
+                }
+            })
+        };
+        let driver = {
+            let stop = stop.clone();
+            greenlet::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    ping.put(n).unwrap();
+                    n = pong.get().unwrap();
+                }
+                ping.put(0).unwrap(); // lets the echo see `stop`
+                n
+            })
+        };
+        let from_thread: Queue<&'static str> = Queue::new();
+        let q = from_thread.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            q.put("woken").unwrap();
+        });
+        let start = Instant::now();
+        assert_eq!(from_thread.get().unwrap(), "woken");
+        let waited = start.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let hand_offs = driver.join().unwrap();
+        echo.join().unwrap();
+        t.join().unwrap();
+        assert!(hand_offs > 0, "the pair never ran");
+        assert!(waited < Duration::from_secs(5), "woken after {waited:?}");
+    });
+}

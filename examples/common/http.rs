@@ -1,8 +1,10 @@
 //! A small blocking HTTP/1.1 client (GET only), shared by the `download` and
 //! `download_patched` examples: URL parsing, name resolution and connect
 //! with errors that say what failed, the request, the response head
-//! (`httparse`), `Content-Length`, chunked and read-to-close bodies, and
-//! bounded redirects.
+//! (`httparse`), `Content-Length`, chunked and read-to-close bodies,
+//! bounded redirects, and (with [`get_reusing`]) persistent connections. Bodies are streamed: [`get`] returns after the head
+//! and the caller reads the body into a buffer of its own, so memory does
+//! not grow with the body's size.
 //!
 //! It is written against `Read + Write` and two small closures (resolve,
 //! connect), so the same code runs over `greenlet::net::TcpStream`, a TLS
@@ -248,15 +250,61 @@ impl From<io::Error> for Error {
     }
 }
 
-/// A finished download.
-#[derive(Debug)]
-pub struct Response {
+/// A response whose head has been read; its body is still on the
+/// connection and is read with [`Response::read_body`] (into the caller's
+/// buffer, so a body of any size goes through a bounded amount of memory)
+/// or [`Response::body_to_end`].
+pub struct Response<S> {
     pub status: u16,
     pub reason: String,
-    /// The URL the body came from (after redirects).
+    /// The URL the body comes from (after redirects).
     pub url: Url,
     pub redirects: usize,
-    pub body: Vec<u8>,
+    body: Body<S>,
+}
+
+impl<S> fmt::Debug for Response<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("reason", &self.reason)
+            .field("url", &self.url)
+            .field("redirects", &self.redirects)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Read> Response<S> {
+    /// Reads the next body bytes into `buf` (not empty), decoding the
+    /// framing: bytes already buffered with the head first, then straight
+    /// from the connection into `buf` (one `read` of up to `buf.len()`
+    /// bytes, no copy in between). Returns 0 at the end of the body; a
+    /// body cut short is an error.
+    pub fn read_body(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        assert!(!buf.is_empty(), "read_body needs room to read into");
+        self.body.read(buf)
+    }
+
+    /// The connection, for another request to the same server, if the
+    /// body has been read to its end, nothing follows it, and both sides
+    /// keep the connection open ([`get_reusing`] only).
+    pub fn into_idle(self) -> Option<S> {
+        let body = self.body;
+        (body.reusable && matches!(body.framing, Framing::Done) && body.reader.buf.is_empty())
+            .then_some(body.reader.stream)
+    }
+
+    /// Reads the whole rest of the body into memory.
+    pub fn body_to_end(&mut self) -> Result<Vec<u8>, Error> {
+        let mut body = Vec::new();
+        let mut chunk = vec![0; 64 * 1024];
+        loop {
+            match self.read_body(&mut chunk)? {
+                0 => return Ok(body),
+                n => body.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
 }
 
 /// Resolves `url`'s host with `resolve`, then connects to its addresses in
@@ -286,17 +334,47 @@ pub fn connect<S>(
 }
 
 /// GETs `url`, following up to `max_redirects` redirects; `open` makes the
-/// connection for each hop. A status of 400 or above is an error.
+/// connection for each hop. A status of 400 or above is an error. Returns
+/// once the final response's head is in; the body is read from the
+/// [`Response`]. Each request asks for `Connection: close`; a redirect's
+/// body is not read (dropping the connection ends it).
 pub fn get<S: Read + Write>(
     url: &str,
     max_redirects: usize,
     mut open: impl FnMut(&Url) -> Result<S, Error>,
-) -> Result<Response, Error> {
+) -> Result<Response<S>, Error> {
+    get_with(url, max_redirects, false, |url| Ok((open(url)?, false)))
+}
+
+/// [`get`] with persistent connections: `open` returns a connection and
+/// whether it was used before (taken from the caller's idle connections);
+/// requests do not ask for `Connection: close`, and once its body has been
+/// read to the end, [`Response::into_idle`] gives the connection back for
+/// the next request to the same server. A reused connection that the
+/// server closed meanwhile (it fails before any byte of a response) is
+/// dropped and the request made again on the next one `open` returns.
+pub fn get_reusing<S: Read + Write>(
+    url: &str,
+    max_redirects: usize,
+    open: impl FnMut(&Url) -> Result<(S, bool), Error>,
+) -> Result<Response<S>, Error> {
+    get_with(url, max_redirects, true, open)
+}
+
+fn get_with<S: Read + Write>(
+    url: &str,
+    max_redirects: usize,
+    keep_alive: bool,
+    mut open: impl FnMut(&Url) -> Result<(S, bool), Error>,
+) -> Result<Response<S>, Error> {
     let mut url = Url::parse(url)?;
     let mut redirects = 0;
     loop {
-        let mut stream = open(&url)?;
-        let (status, reason, location, body) = exchange(&mut stream, &url)?;
+        let (stream, reused) = open(&url)?;
+        let Some((status, reason, location, body)) = exchange(stream, &url, keep_alive, reused)?
+        else {
+            continue; // A stale idle connection: again on the next one.
+        };
         if let (301 | 302 | 303 | 307 | 308, Some(location)) = (status, &location) {
             if redirects == max_redirects {
                 return Err(Error::TooManyRedirects(max_redirects));
@@ -318,23 +396,47 @@ pub fn get<S: Read + Write>(
     }
 }
 
-/// Sends one GET on `stream` and reads the whole response: status,
-/// reason, `Location` and body.
+/// The head of a response and its body, still to read.
+type Head<S> = (u16, String, Option<String>, Body<S>);
+
+/// Sends one GET on `stream` and reads the response head: status, reason,
+/// `Location`, and the body still to read. `None` when `stream` was
+/// `reused` and failed before any byte of a response came back: the
+/// server had closed it, and the request can be made again elsewhere.
 fn exchange<S: Read + Write>(
-    stream: &mut S,
+    mut stream: S,
     url: &Url,
-) -> Result<(u16, String, Option<String>, Vec<u8>), Error> {
+    keep_alive: bool,
+    reused: bool,
+) -> Result<Option<Head<S>>, Error> {
     let request = format!(
-        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: greenlet-download/0.1\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: greenlet-download/0.1\r\nAccept: */*\r\n{}\r\n",
         url.path,
-        url.authority()
+        url.authority(),
+        if keep_alive {
+            ""
+        } else {
+            "Connection: close\r\n"
+        }
     );
-    stream.write_all(request.as_bytes())?;
-    stream.flush()?;
+    let sent = stream
+        .write_all(request.as_bytes())
+        .and_then(|()| stream.flush());
+    match sent {
+        Err(e) if reused && stale(&e) => return Ok(None),
+        sent => sent?,
+    }
 
     let mut reader = Buffered::new(stream);
-    let (status, reason, location, framing, head_len) = loop {
-        if reader.fill()? == 0 {
+    let (status, reason, location, framing, head_len, reusable) = loop {
+        let got = match reader.fill() {
+            Err(e) if reused && reader.buf.is_empty() && stale(&e) => return Ok(None),
+            got => got?,
+        };
+        if got == 0 && reused && reader.buf.is_empty() {
+            return Ok(None);
+        }
+        if got == 0 {
             return Err(Error::BadResponse(if reader.buf.is_empty() {
                 "connection closed without a response".to_string()
             } else {
@@ -358,22 +460,30 @@ fn exchange<S: Read + Write>(
                         .map(|h| String::from_utf8_lossy(h.value).trim().to_string())
                 };
                 let framing = if status == 204 || status == 304 {
-                    Framing::Length(0)
+                    Framing::Length { len: 0, left: 0 }
                 } else if header("transfer-encoding")
                     .is_some_and(|v| v.to_ascii_lowercase().ends_with("chunked"))
                 {
-                    Framing::Chunked
+                    Framing::Chunked {
+                        left: 0,
+                        first: true,
+                    }
                 } else if let Some(len) =
                     content_length(resp.headers).map_err(Error::BadResponse)?
                 {
-                    Framing::Length(usize::try_from(len).map_err(|_| {
-                        Error::BadResponse(format!("Content-Length {len} too large"))
-                    })?)
+                    Framing::Length { len, left: len }
                 } else {
                     Framing::UntilClose
                 };
                 let reason = resp.reason.unwrap_or("").to_string();
-                break (status, reason, header("location"), framing, head_len);
+                // HTTP/1.1 keeps the connection unless either side says close.
+                let reusable = keep_alive
+                    && resp.version == Some(1)
+                    && !header("connection")
+                        .is_some_and(|v| v.to_ascii_lowercase().contains("close"))
+                    && !matches!(framing, Framing::UntilClose);
+                let location = header("location");
+                break (status, reason, location, framing, head_len, reusable);
             }
             Ok(httparse::Status::Partial) if reader.buf.len() > MAX_HEAD => {
                 return Err(Error::BadResponse(format!(
@@ -388,68 +498,151 @@ fn exchange<S: Read + Write>(
         }
     };
     reader.buf.drain(..head_len);
-
-    let body = match framing {
-        Framing::Length(len) => {
-            let mut body = Vec::with_capacity(len.min(64 << 20));
-            reader.take(len, &mut body)?;
-            body
-        }
-        Framing::Chunked => reader.chunked()?,
-        Framing::UntilClose => {
-            let mut body = std::mem::take(&mut reader.buf);
-            reader.stream.read_to_end(&mut body)?;
-            body
-        }
+    let body = Body {
+        reader,
+        framing,
+        reusable,
     };
-    Ok((status, reason, location, body))
+    Ok(Some((status, reason, location, body)))
 }
 
-/// How the body's end is found.
+/// Whether `e` is what a request on a connection the server has closed
+/// fails with.
+fn stale(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof
+    )
+}
+
+/// How the body's end is found, and how far reading it has got.
 enum Framing {
-    Length(usize),
-    Chunked,
+    /// `Content-Length: len`, `left` bytes still to come.
+    Length { len: u64, left: u64 },
+    /// Chunked: `left` bytes of the current chunk still to come; a chunk
+    /// header comes next when it is 0 (`first`: no chunk read yet, so no
+    /// CRLF ends a previous one).
+    Chunked { left: u64, first: bool },
+    /// Until the server closes the connection.
     UntilClose,
+    /// The whole body has been read.
+    Done,
+}
+
+/// A response body still on its connection.
+struct Body<S> {
+    reader: Buffered<S>,
+    framing: Framing,
+    /// The connection may carry another request once the body is read.
+    reusable: bool,
+}
+
+impl<S: Read> Body<S> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Error> {
+        loop {
+            match &mut self.framing {
+                Framing::Done => return Ok(0),
+                Framing::Length { len, left } => {
+                    let (len, want) = (*len, *left);
+                    if want == 0 {
+                        self.framing = Framing::Done;
+                        return Ok(0);
+                    }
+                    let n = self.reader.read(buf, want)?;
+                    if n == 0 {
+                        return Err(Error::BadResponse(format!(
+                            "connection closed after {} of {len} body bytes",
+                            len - want
+                        )));
+                    }
+                    self.framing = Framing::Length {
+                        len,
+                        left: want - n as u64,
+                    };
+                    return Ok(n);
+                }
+                Framing::Chunked { left: 0, first } => {
+                    if !*first && !self.reader.line()?.is_empty() {
+                        return Err(Error::BadResponse("chunk longer than its size".into()));
+                    }
+                    let line = self.reader.line()?;
+                    let size = line.split(';').next().unwrap_or("").trim();
+                    let size = u64::from_str_radix(size, 16)
+                        .map_err(|_| Error::BadResponse(format!("bad chunk size {size:?}")))?;
+                    if size == 0 {
+                        // Trailers, skipped.
+                        while !self.reader.line()?.is_empty() {}
+                        self.framing = Framing::Done;
+                        return Ok(0);
+                    }
+                    self.framing = Framing::Chunked {
+                        left: size,
+                        first: false,
+                    };
+                }
+                Framing::Chunked { left, .. } => {
+                    let n = self.reader.read(buf, *left)?;
+                    if n == 0 {
+                        return Err(Error::BadResponse(
+                            "connection closed in the middle of a chunked body".into(),
+                        ));
+                    }
+                    *left -= n as u64;
+                    return Ok(n);
+                }
+                Framing::UntilClose => {
+                    let n = self.reader.read(buf, u64::MAX)?;
+                    if n == 0 {
+                        self.framing = Framing::Done;
+                    }
+                    return Ok(n);
+                }
+            }
+        }
+    }
 }
 
 /// A read buffer over the stream: `buf` holds bytes read and not used yet.
-struct Buffered<'a, S> {
-    stream: &'a mut S,
+struct Buffered<S> {
+    stream: S,
     buf: Vec<u8>,
 }
 
-impl<'a, S: Read> Buffered<'a, S> {
-    fn new(stream: &'a mut S) -> Self {
+/// How much [`Buffered::fill`] reads at a time (heads and chunk headers).
+const FILL: usize = 16 * 1024;
+
+impl<S: Read> Buffered<S> {
+    fn new(stream: S) -> Self {
         Buffered {
             stream,
-            buf: Vec::with_capacity(16 * 1024),
+            buf: Vec::with_capacity(FILL),
         }
     }
 
     /// Reads more bytes into `buf`; 0 at the end of the stream.
     fn fill(&mut self) -> io::Result<usize> {
-        let mut chunk = [0u8; 16 * 1024];
-        let n = self.stream.read(&mut chunk)?;
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n)
+        let old = self.buf.len();
+        self.buf.resize(old + FILL, 0);
+        let got = self.stream.read(&mut self.buf[old..]);
+        self.buf.truncate(old + *got.as_ref().unwrap_or(&0));
+        got
     }
 
-    /// Moves exactly `len` body bytes into `out`.
-    fn take(&mut self, len: usize, out: &mut Vec<u8>) -> Result<(), Error> {
-        let want = out.len() + len;
-        loop {
-            let n = (want - out.len()).min(self.buf.len());
-            out.extend(self.buf.drain(..n));
-            if out.len() == want {
-                return Ok(());
-            }
-            if self.fill()? == 0 {
-                return Err(Error::BadResponse(format!(
-                    "connection closed after {} of {len} body bytes",
-                    len - (want - out.len())
-                )));
-            }
+    /// Up to `limit` bytes into `out`: from `buf` while it holds any, then
+    /// straight from the stream. 0 only at the end of the stream.
+    fn read(&mut self, out: &mut [u8], limit: u64) -> io::Result<usize> {
+        let room = usize::try_from(limit).map_or(out.len(), |l| l.min(out.len()));
+        let out = &mut out[..room];
+        if self.buf.is_empty() {
+            return self.stream.read(out);
         }
+        let n = room.min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        self.buf.drain(..n);
+        Ok(n)
     }
 
     /// One CRLF-terminated line, without the CRLF.
@@ -467,25 +660,6 @@ impl<'a, S: Read> Buffered<'a, S> {
                 return Err(Error::BadResponse(
                     "connection closed in the middle of a chunked body".into(),
                 ));
-            }
-        }
-    }
-
-    /// Decodes a chunked body, trailers skipped.
-    fn chunked(&mut self) -> Result<Vec<u8>, Error> {
-        let mut body = Vec::new();
-        loop {
-            let line = self.line()?;
-            let size = line.split(';').next().unwrap_or("").trim();
-            let size = usize::from_str_radix(size, 16)
-                .map_err(|_| Error::BadResponse(format!("bad chunk size {size:?}")))?;
-            if size == 0 {
-                while !self.line()?.is_empty() {}
-                return Ok(body);
-            }
-            self.take(size, &mut body)?;
-            if !self.line()?.is_empty() {
-                return Err(Error::BadResponse("chunk longer than its size".into()));
             }
         }
     }

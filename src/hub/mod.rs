@@ -66,7 +66,8 @@ pub(crate) const UNSCHEDULED: Duration = Duration::MAX;
 /// Greenlet runs between two non-blocking epoll polls while greenlets keep
 /// being ready: bounds how long IO can be starved by busy greenlets without
 /// paying a syscall per pass (tokio uses the same figure). Timers and the
-/// remote queue are checked after every pass.
+/// remote queue are checked after every pass, and a pass runs at most this
+/// many greenlets unless more were ready when it began.
 const TICK_BUDGET: u32 = 61;
 
 /// The wait-slot table is freed once it is empty and the hub goes idle, if
@@ -293,7 +294,7 @@ impl Hub {
     /// chain makes the greenlet side of a switch cheaper.
     ///
     /// `reason` is recorded for dumps and deadlock reports (one store).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn park_raw(&self, reason: WaitReason) -> Wake {
         let cur = current_header();
         if cur.is_null() {
@@ -510,7 +511,7 @@ impl Hub {
     fn run_until_root_ready(&self) {
         let root: &Header = &self.root;
         loop {
-            if self.run_pass() {
+            if self.run_pass(TICK_BUDGET as usize) {
                 return;
             }
             self.maintain(self.ready_len() == 0);
@@ -520,13 +521,23 @@ impl Hub {
         }
     }
 
-    /// Runs the greenlets that are ready now once each; greenlets made ready
-    /// meanwhile wait for the next pass. Returns early (true) as soon as the
-    /// root is unparked.
+    /// Runs the greenlets that are ready now once each, in FIFO order; if
+    /// that is fewer than `min_runs` and no timer is armed, goes on with
+    /// greenlets made ready meanwhile (still FIFO) up to `min_runs` runs, so
+    /// two greenlets handing work back and forth do not pay a maintenance
+    /// step per hand-off. With a timer armed every pass ends after the
+    /// snapshot, so a `yield_now` lets due timers fire (gevent's
+    /// `sleep(0)`). The remote queue is drained at least every
+    /// `max(ready, min_runs)` runs. Returns early (true) as soon as the root
+    /// is unparked.
     #[inline]
-    fn run_pass(&self) -> bool {
+    fn run_pass(&self, min_runs: usize) -> bool {
         let root: &Header = &self.root;
-        for _ in 0..self.ready_len() {
+        let snapshot = self.ready_len();
+        for i in 0..snapshot.max(min_runs) {
+            if i >= snapshot && !self.timers.borrow().is_empty() {
+                break;
+            }
             let Some(task) = self.pop_ready() else { break };
             self.run_task(task);
             self.ticks.set(self.ticks.get().wrapping_add(1));
@@ -544,7 +555,7 @@ impl Hub {
         let root: &Header = &self.root;
         interrupt::note_suspend(root);
         let _resume = RootResume(root);
-        self.run_pass();
+        self.run_pass(0);
         self.ticks.set(TICK_BUDGET);
         self.maintain(false);
         self.monitor.root_running();
@@ -1049,7 +1060,7 @@ pub(crate) fn yield_now() {
 
 /// Parks the running task and delivers a pending kill or expired timeout by
 /// unwinding (never while already unwinding).
-#[inline]
+#[inline(always)]
 pub(crate) fn park(reason: WaitReason) -> Wake {
     interrupt::deliver_before_park();
     let hub = Hub::current();

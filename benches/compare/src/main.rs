@@ -20,6 +20,8 @@ mod peer_corosensei;
 mod peer_greenlet;
 mod peer_may;
 mod peer_tokio;
+mod procs;
+mod report;
 mod util;
 
 use std::io::{BufRead, BufReader, Read};
@@ -33,6 +35,10 @@ const SPAWN_N: u64 = 1_000_000;
 const SLEEP100K_N: u64 = 100_000;
 const SLEEP1M_N: u64 = 1_000_000;
 const DEFAULT_RUNS: u32 = 5;
+/// Fresh processes per figure (switch and spawn; the sleep benchmarks take
+/// `DEFAULT_SLEEP_PROCS`, each of their processes running 1-12 s).
+const DEFAULT_PROCS: usize = 5;
+const DEFAULT_SLEEP_PROCS: usize = 3;
 /// may's fallback size for sleep100k when 100k coroutines cannot be created.
 const MAY_FALLBACK_N: u64 = 25_000;
 const SLEEP: Duration = Duration::from_secs(1);
@@ -47,14 +53,38 @@ fn child(args: &[String]) {
     let n: u64 = args[2].parse().expect("n");
     let runs: u32 = args[3].parse().expect("runs");
     let label = args.get(4).map(String::as_str).unwrap_or(peer);
+    if let Some(core) = args.get(5) {
+        util::pin_to_core(core.parse().expect("core"));
+    }
     util::raise_limits();
 
+    // The process's CPU time of each timed run, next to its wall time: on a
+    // shared machine it leaves out the time the pinned child sat preempted.
+    let cpus = std::cell::RefCell::new(Vec::new());
     let timed = |f: &mut dyn FnMut() -> Duration| -> Vec<Duration> {
-        (0..runs).map(|_| f()).collect()
+        (0..runs)
+            .map(|_| {
+                let c0 = util::process_cpu();
+                let d = f();
+                cpus.borrow_mut().push(util::process_cpu() - c0);
+                d
+            })
+            .collect()
     };
     let report_x = |unit: &str, ds: Vec<Duration>, extra: &str| {
         let s = Stats::from_durations(&ds, n);
-        result(bench, label, &format!("n={n} unit={unit} {}{extra}", s.fields()));
+        let cpu = cpus.borrow();
+        let cpu = if cpu.len() == ds.len() {
+            let c = Stats::from_durations(&cpu, n);
+            format!(" cpu_ns={:.1} cpu_ns_first={:.1}", c.median(), c.first())
+        } else {
+            String::new()
+        };
+        result(
+            bench,
+            label,
+            &format!("n={n} unit={unit} {}{cpu}{extra}", s.fields()),
+        );
     };
     let report = |unit: &str, ds: Vec<Duration>| report_x(unit, ds, "");
     // Untimed sanity check for `switch`: the two tasks must strictly alternate.
@@ -73,10 +103,9 @@ fn child(args: &[String]) {
             let alt = alternation(peer_greenlet::switch_order(1000));
             report_x("switch", timed(&mut || peer_greenlet::switch(n)), &alt)
         }
-        ("switch", "corosensei") => report(
-            "round_trip",
-            timed(&mut || peer_corosensei::round_trip(n)),
-        ),
+        ("switch", "corosensei") => {
+            report("round_trip", timed(&mut || peer_corosensei::round_trip(n)))
+        }
         ("switch", "tokio") => {
             let rt = peer_tokio::runtime();
             let alt = alternation(peer_tokio::switch_order(&rt, 1000));
@@ -88,7 +117,9 @@ fn child(args: &[String]) {
             report_x("switch", timed(&mut || peer_may::switch(n)), &alt)
         }
 
-        ("spawn.one", "greenlet") => report("spawn_join", timed(&mut || peer_greenlet::spawn_one(n))),
+        ("spawn.one", "greenlet") => {
+            report("spawn_join", timed(&mut || peer_greenlet::spawn_one(n)))
+        }
         ("spawn.one", "greenlet-nested") => report(
             "spawn_join",
             timed(&mut || peer_greenlet::spawn_one_nested(n)),
@@ -102,7 +133,9 @@ fn child(args: &[String]) {
             report("spawn_join", timed(&mut || peer_may::spawn_one(n)))
         }
 
-        ("spawn.all", "greenlet") => report("spawn_join", timed(&mut || peer_greenlet::spawn_all(n))),
+        ("spawn.all", "greenlet") => {
+            report("spawn_join", timed(&mut || peer_greenlet::spawn_all(n)))
+        }
         ("spawn.all", "greenlet-nested") => report(
             "spawn_join",
             timed(&mut || peer_greenlet::spawn_all_nested(n)),
@@ -221,10 +254,12 @@ struct Job {
     runs: u32,
     timeout: Duration,
     label: Option<String>,
+    core: usize,
 }
 
 fn job(bench: &'static str, peer: &'static str, n: u64, runs: u32, timeout_s: u64) -> Job {
     Job {
+        core: last_core(),
         bench,
         peer,
         n,
@@ -238,14 +273,21 @@ fn job(bench: &'static str, peer: &'static str, n: u64, runs: u32, timeout_s: u6
 fn run_child(j: &Job) -> Vec<Res> {
     let label = j.label.clone().unwrap_or_else(|| j.peer.to_string());
     println!(
-        "-- {} / {} (n={}, runs={}, fresh process)",
-        j.bench, label, j.n, j.runs
+        "-- {} / {} (n={}, runs={}, fresh process pinned to core {})",
+        j.bench, label, j.n, j.runs, j.core
     );
     let exe = std::env::current_exe().expect("current_exe");
     let started = Instant::now();
     let mut child = Command::new(exe)
         .arg("__child")
-        .args([j.bench, j.peer, &j.n.to_string(), &j.runs.to_string(), &label])
+        .args([
+            j.bench,
+            j.peer,
+            &j.n.to_string(),
+            &j.runs.to_string(),
+            &label,
+            &j.core.to_string(),
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -293,7 +335,10 @@ fn run_child(j: &Job) -> Vec<Res> {
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("")
                 .to_string();
-            format!("child exited with {:?}: {last}", status.and_then(|s| s.code()))
+            format!(
+                "child exited with {:?}: {last}",
+                status.and_then(|s| s.code())
+            )
         };
         let line = format!(
             "RESULT {} {} status={} n={} reason={reason}",
@@ -309,7 +354,7 @@ fn run_child(j: &Job) -> Vec<Res> {
     res
 }
 
-fn header() {
+fn header(core: usize) {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
@@ -319,6 +364,7 @@ fn header() {
         .map(|(_, v)| v.trim().to_string())
         .unwrap_or_default();
     println!("== greenlet peer comparison ==");
+    println!("{}", util::build_profile());
     println!(
         "machine: {} cpus, {cpu}, Linux {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -341,8 +387,12 @@ fn header() {
         util::first_touch_ns_per_page()
     );
     println!(
-        "switch/spawn: median of R runs in one process (ns_min, ns_max, ns_first = cold run also given); \
-         sleep: one run per fresh process"
+        "method: every figure is the median over P fresh processes, each pinned to core {} \
+         (sched_setaffinity before any thread starts), peers taking turns each round; [min-max] \
+         is the spread over the processes. switch/spawn: each process's value is the median of \
+         its R runs, and its first run (cold) is also kept; sleep: cold run then warm run in \
+         each process",
+        core
     );
     println!();
 }
@@ -350,6 +400,8 @@ fn header() {
 struct Opts {
     n: Option<u64>,
     runs: u32,
+    procs: Option<usize>,
+    core: usize,
     peers: Option<Vec<String>>,
 }
 
@@ -357,6 +409,8 @@ fn parse_opts(args: &[String]) -> Opts {
     let mut o = Opts {
         n: None,
         runs: DEFAULT_RUNS,
+        procs: None,
+        core: last_core(),
         peers: None,
     };
     let mut i = 0;
@@ -365,6 +419,8 @@ fn parse_opts(args: &[String]) -> Opts {
         match args[i].as_str() {
             "--n" => o.n = Some(v.replace('_', "").parse().expect("--n N")),
             "--runs" => o.runs = v.parse().expect("--runs R"),
+            "--procs" => o.procs = Some(v.parse().expect("--procs P")),
+            "--core" => o.core = v.parse().expect("--core C"),
             "--peers" => o.peers = Some(v.split(',').map(str::to_string).collect()),
             other => {
                 eprintln!("unknown option {other}");
@@ -378,7 +434,8 @@ fn parse_opts(args: &[String]) -> Opts {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: compare <all|switch|spawn|sleep100k|sleep1m> [--n N] [--runs R] [--peers a,b]\n\
+        "usage: compare <all|switch|spawn|sleep100k|sleep1m> [--n N] [--runs R] [--procs P] \
+         [--core C] [--peers a,b]\n\
          peers: switch: greenlet,corosensei,tokio,may\n       \
          spawn: greenlet,greenlet-nested,tokio,may,may-ext (may-ext: pattern b only)\n       \
          sleep100k/sleep1m: greenlet,tokio,may"
@@ -421,182 +478,65 @@ fn bench_jobs(bench: &str, o: &Opts) -> Vec<Job> {
         _ => usage(),
     }
     jobs.retain(|j| wanted(o, j.peer));
+    for j in &mut jobs {
+        j.core = o.core;
+    }
     jobs
 }
 
-fn run_bench(bench: &str, o: &Opts, all: &mut Vec<Res>) {
-    println!("== {bench} ==");
-    for j in bench_jobs(bench, o) {
-        let res = run_child(&j);
-        let may_failed = j.bench == "sleep100k"
-            && j.peer == "may"
-            && res.iter().any(|r| r.get("status") == Some("failed"));
-        all.extend(res);
-        if may_failed && o.n.is_none() {
-            // 100k may stacks do not fit in vm.max_map_count: also measure
-            // may at a size that fits, so its per-coroutine cost is known.
-            let mut fb = job("sleep100k", "may", MAY_FALLBACK_N, 1, 60);
-            fb.label = Some(format!("may(n={MAY_FALLBACK_N})"));
-            all.extend(run_child(&fb));
-        }
-    }
-    println!();
+/// The last CPU: the default core children are pinned to (core 0 takes
+/// more of the machine's interrupts and housekeeping).
+fn last_core() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
 }
 
-fn summary(all: &[Res]) {
-    println!("== Results ==");
-    println!(
-        "{:<10} {:<18} {:>12} {:>10} {:>10} {:>10}  notes",
-        "bench", "peer", "metric", "value", "min", "max"
-    );
-    for r in all {
-        if !r.ok() {
-            println!(
-                "{:<10} {:<18} {:>12} {:>10}  {}",
-                r.bench,
-                r.peer,
-                r.get("status").unwrap_or(""),
-                "-",
-                r.get("reason").unwrap_or("")
-            );
-            continue;
-        }
-        if r.bench.starts_with("sleep") {
-            println!(
-                "{:<10} {:<18} {:>12} {:>10.3} {:>10} {:>10}  spawn loop {} s, RSS {} -> peak {} KiB (n={})",
-                r.bench,
-                r.peer,
-                "wall s",
-                r.num("wall_s").unwrap_or(f64::NAN),
-                "",
-                "",
-                r.get("spawn_s").unwrap_or("?"),
-                r.get("rss_before_kib").unwrap_or("?"),
-                r.get("hwm_after_kib").unwrap_or("?"),
-                r.get("n").unwrap_or("?"),
-            );
-            println!(
-                "{:<10} {:<18} {:>12} {:>10.2} {:>10} {:>10}  ({} bytes)",
-                r.bench,
-                r.peer,
-                "KiB/task",
-                r.num("kib_per").unwrap_or(f64::NAN),
-                "",
-                "",
-                r.get("bytes_per").unwrap_or("?"),
-            );
-        } else {
-            let metric = format!("ns/{}", r.get("unit").unwrap_or("op"));
-            println!(
-                "{:<10} {:<18} {:>12} {:>10.1} {:>10.1} {:>10.1}  median of {}, cold first run {} ns{}",
-                r.bench,
-                r.peer,
-                metric,
-                r.num("ns").unwrap_or(f64::NAN),
-                r.num("ns_min").unwrap_or(f64::NAN),
-                r.num("ns_max").unwrap_or(f64::NAN),
-                r.get("runs").unwrap_or("?"),
-                r.get("ns_first").unwrap_or("?"),
-                r.get("alternates")
-                    .map(|a| format!(", strict alternation: {a}"))
-                    .unwrap_or_default(),
-            );
-        }
-    }
-    println!();
-
-    println!("== Ratios greenlet / peer (below 1 = greenlet faster/smaller) ==");
-    let benches: Vec<&str> = {
-        let mut v: Vec<&str> = all.iter().map(|r| r.bench.as_str()).collect();
-        v.dedup();
-        v
+fn run_bench(bench: &str, o: &Opts, all: &mut Vec<Res>) {
+    let default_procs = if bench.starts_with("sleep") {
+        DEFAULT_SLEEP_PROCS
+    } else {
+        DEFAULT_PROCS
     };
-    for b in &benches {
-        let Some(g) = all.iter().find(|r| r.bench == *b && r.peer == "greenlet" && r.ok()) else {
-            continue;
-        };
-        for p in all
-            .iter()
-            .filter(|r| r.bench == *b && r.peer != "greenlet" && !r.peer.starts_with("greenlet"))
-        {
-            if !p.ok() {
-                println!(
-                    "{:<10} greenlet/{:<18} n/a ({})",
-                    b,
-                    p.peer,
-                    p.get("status").unwrap_or("")
-                );
-                continue;
+    let procs = o.procs.unwrap_or(default_procs);
+    println!("== {bench} ({procs} fresh processes per figure) ==");
+    let mut jobs = bench_jobs(bench, o);
+    let mut raw = Vec::new();
+    for round in 0..procs {
+        println!("- round {}/{procs}", round + 1);
+        let mut fallback = None;
+        for j in &jobs {
+            let res = run_child(j);
+            if j.bench == "sleep100k"
+                && j.peer == "may"
+                && o.n.is_none()
+                && res.iter().any(|r| r.get("status") == Some("failed"))
+            {
+                // 100k may stacks do not fit in vm.max_map_count: measure may
+                // at a size that fits instead, so its per-coroutine cost is known.
+                let mut fb = job("sleep100k", "may", MAY_FALLBACK_N, 1, 60);
+                fb.label = Some(format!("may(n={MAY_FALLBACK_N})"));
+                fb.core = o.core;
+                fallback = Some(fb);
             }
-            let metrics: &[(&str, &str)] = if b.starts_with("sleep") {
-                &[("wall_s", "wall"), ("kib_per", "RSS/task")]
-            } else {
-                &[("ns", "time")]
-            };
-            let parts: Vec<String> = metrics
-                .iter()
-                .filter_map(|(k, name)| {
-                    Some(format!("{name} {:.2}x", g.num(k)? / p.num(k)?))
-                })
-                .collect();
-            println!("{:<10} greenlet/{:<18} {}", b, p.peer, parts.join(", "));
+            raw.extend(res);
         }
+        // A failure that is certain to repeat (may's mapping limit) is not
+        // re-run in later rounds; its fallback takes its place.
+        if let Some(fb) = fallback {
+            jobs.retain(|j| !(j.bench == "sleep100k" && j.peer == "may"));
+            raw.extend(run_child(&fb));
+            jobs.push(fb);
+        }
+        jobs.retain(|j| {
+            !(j.peer.starts_with("may")
+                && raw.iter().any(|r| {
+                    r.bench == j.bench
+                        && Some(r.peer.as_str()) == Some(j.label.as_deref().unwrap_or(j.peer))
+                        && r.get("status") == Some("failed")
+                }))
+        });
     }
+    all.extend(procs::merge(raw));
     println!();
-
-    println!("== Targets ==");
-    let find = |b: &str, p: &str| all.iter().find(|r| r.bench == b && r.peer == p && r.ok());
-    let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
-    if let (Some(g), Some(c)) = (find("switch", "greenlet"), find("switch", "corosensei")) {
-        let (g, c) = (g.num("ns").unwrap(), c.num("ns").unwrap());
-        println!(
-            "switch     greenlet {g:.1} ns/switch <= 4x corosensei round trip ({c:.1} ns): {:.2}x  {}",
-            g / c,
-            verdict(g <= 4.0 * c)
-        );
-    }
-    for b in ["spawn.one", "spawn.all"] {
-        if let Some(g) = find(b, "greenlet") {
-            let v = g.num("ns").unwrap();
-            println!(
-                "{b:<10} greenlet {v:.1} ns per spawn+join <= 150 ns: {}",
-                verdict(v <= 150.0)
-            );
-        }
-    }
-    if let Some(g) = find("sleep100k", "greenlet") {
-        let (w, k) = (g.num("wall_s").unwrap(), g.num("kib_per").unwrap());
-        println!(
-            "sleep100k  greenlet wall {w:.3} s <= 1.10 s (cold process): {}; {k:.2} KiB/greenlet <= 4.6 KiB: {}",
-            verdict(w <= 1.10),
-            verdict(k <= 4.6)
-        );
-    }
-    for b in ["sleep100k", "sleep1m"] {
-        if let Some(g) = find(b, "greenlet-warm") {
-            let w = g.num("wall_s").unwrap();
-            let limit = if b == "sleep100k" { 1.10 } else { 2.5 };
-            println!(
-                "{b:<10} greenlet wall {w:.3} s <= {limit:.2} s (warm, second run in the process): {}",
-                verdict(w <= limit)
-            );
-        }
-    }
-    if let Some(g) = all.iter().find(|r| r.bench == "sleep1m" && r.peer == "greenlet") {
-        if g.ok() {
-            let w = g.num("wall_s").unwrap();
-            println!(
-                "sleep1m    greenlet completes, wall {w:.3} s <= 2.5 s (cold process): {} ({:.2} KiB/greenlet)",
-                verdict(w <= 2.5),
-                g.num("kib_per").unwrap_or(f64::NAN)
-            );
-        } else {
-            println!(
-                "sleep1m    greenlet did not complete: MISS ({})",
-                g.get("reason").unwrap_or("")
-            );
-        }
-    }
 }
 
 fn main() {
@@ -608,7 +548,7 @@ fn main() {
     }
     let o = parse_opts(&args[1..]);
     let started = Instant::now();
-    header();
+    header(o.core);
     let mut all = Vec::new();
     match cmd.as_str() {
         "all" => {
@@ -624,7 +564,7 @@ fn main() {
         "-h" | "--help" | "help" => usage(),
         _ => usage(),
     }
-    summary(&all);
+    report::summary(&all);
     println!();
     println!(
         "first touch of a fresh 4 KiB page, again at the end: {:.0} ns",

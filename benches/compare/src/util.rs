@@ -196,3 +196,57 @@ pub fn first_touch_ns_per_page() -> f64 {
         el.as_nanos() as f64 / (SIZE / page) as f64
     }
 }
+
+/// Pins the calling thread to one core. Called first thing in a child, before
+/// any runtime starts a thread, so every thread of the child inherits it.
+pub fn pin_to_core(core: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes within
+    // it; sched_setaffinity only reads it.
+    let r = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set)
+    };
+    assert_eq!(
+        r,
+        0,
+        "sched_setaffinity(core {core}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Which cargo profile built this binary (the name of the directory it sits
+/// in under `target/`), and what that profile is.
+pub fn build_profile() -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe
+        .parent()
+        .and_then(|d| d.file_name())
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let what = match dir.as_str() {
+        "release" => {
+            "cargo's default release profile: opt-level 3, thin-local LTO, 16 codegen units"
+        }
+        "fat" => "profile `fat`: release + lto = \"fat\", codegen-units = 1",
+        _ => "not one of the two stated profiles (release, fat)",
+    };
+    format!("build profile: {dir} ({what}); greenlet and every peer are in this one binary")
+}
+
+/// Median, min and max of a non-empty sample.
+pub fn median_min_max(v: &[f64]) -> (f64, f64, f64) {
+    let s = Stats { runs: v.to_vec() };
+    (s.median(), s.min(), s.max())
+}
+
+/// CPU time (user + system) of this process, all threads.
+pub fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the one timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}

@@ -32,7 +32,21 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PEERS: [&str; 5] = ["greenlet", "patched", "tokio", "may", "gevent"];
+const PEERS: [&str; 8] = [
+    "greenlet",
+    "patched",
+    "tokio",
+    "may",
+    "gevent",
+    "greenlet2",
+    "tokio2",
+    "may2",
+];
+
+/// The two-core clients (run only when named in `--peers`).
+fn two_core(peer: &str) -> bool {
+    peer.ends_with('2')
+}
 
 struct Opts {
     n: usize,
@@ -52,7 +66,7 @@ fn parse_opts(mut args: impl Iterator<Item = String>) -> Opts {
         reps: 5,
         peers: PEERS
             .iter()
-            .filter(|&&p| p != "gevent" || gevent_available())
+            .filter(|&&p| !two_core(p) && (p != "gevent" || gevent_available()))
             .map(|p| p.to_string())
             .collect(),
         server_core: 1,
@@ -105,11 +119,16 @@ fn main() {
         Some("__client") => {
             let peer = args.next().unwrap();
             let addr: SocketAddr = args.next().unwrap().parse().unwrap();
-            let nums: Vec<usize> = args.map(|a| a.parse().unwrap()).collect();
-            let [n, conc, size, core] = nums[..] else {
+            let args: Vec<String> = args.collect();
+            let (cores, nums) = args
+                .split_last()
+                .unwrap_or_else(|| die("__client: no cores"));
+            let nums: Vec<usize> = nums.iter().map(|a| a.parse().unwrap()).collect();
+            let [n, conc, size] = nums[..] else {
                 die("__client: bad arguments")
             };
-            client(&peer, addr, n, conc, size, core);
+            let cores: Vec<usize> = cores.split(',').map(|c| c.parse().unwrap()).collect();
+            client(&peer, addr, n, conc, size, &cores);
         }
         first => {
             let args = first.map(str::to_owned).into_iter().chain(args);
@@ -120,15 +139,22 @@ fn main() {
 
 /// Pins the calling thread (and the threads it creates later) to `core`.
 fn pin_to(core: usize) {
+    pin_to_cores(&[core]);
+}
+
+/// Pins the calling thread (and the threads it creates later) to `cores`.
+fn pin_to_cores(cores: &[usize]) {
     // SAFETY: an all-zero cpu_set_t is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid cpu_set_t; CPU_SET ignores out-of-range cores.
-    unsafe { libc::CPU_SET(core, &mut set) };
+    for &core in cores {
+        // SAFETY: `set` is a valid cpu_set_t; CPU_SET ignores out-of-range cores.
+        unsafe { libc::CPU_SET(core, &mut set) };
+    }
     // SAFETY: a valid set of the size passed; pid 0 is the calling thread.
     let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if rc != 0 {
         eprintln!(
-            "warning: cannot pin to core {core}: {}",
+            "warning: cannot pin to cores {cores:?}: {}",
             io::Error::last_os_error()
         );
     }
@@ -251,8 +277,8 @@ fn tally(tally: &mut Tally, r: io::Result<()>) {
 }
 
 /// A client child: runs `peer`'s client and prints one RESULT line.
-fn client(peer: &str, addr: SocketAddr, n: usize, conc: usize, size: usize, core: usize) {
-    pin_to(core);
+fn client(peer: &str, addr: SocketAddr, n: usize, conc: usize, size: usize, cores: &[usize]) {
+    pin_to_cores(cores);
     raise_nofile();
     let req = request(addr);
     // Requests of worker w: w, w + conc, w + 2 conc, ... below n.
@@ -263,47 +289,47 @@ fn client(peer: &str, addr: SocketAddr, n: usize, conc: usize, size: usize, core
             if patched {
                 greenlet::monkey::patch_all();
             }
-            // Warm-up: one request (hub, stack pool, first connection).
-            let mut buf = vec![0u8; size + 1024];
-            get_sync(
-                greenlet::net::TcpStream::connect(addr).unwrap(),
-                &req,
-                &mut buf,
-                size,
-            )
-            .unwrap();
+            greenlet_warm_up(addr, &req, size, patched);
             let (t0, c0) = (Instant::now(), cpu_time());
-            let workers: Vec<_> = (0..conc.min(n))
-                .map(|w| {
-                    let req = req.clone();
-                    greenlet::spawn(move || {
-                        let mut t: Tally = (0, None);
-                        let mut buf = vec![0u8; size + 1024];
-                        for _ in 0..share(w) {
-                            let r = if patched {
-                                std::net::TcpStream::connect(addr)
-                                    .and_then(|s| get_sync(s, &req, &mut buf, size))
-                            } else {
-                                greenlet::net::TcpStream::connect(addr)
-                                    .and_then(|s| get_sync(s, &req, &mut buf, size))
-                            };
-                            tally(&mut t, r);
-                        }
-                        t
+            let tallies = greenlet_workers(addr, &req, size, patched, 0..conc.min(n), share);
+            (tallies, t0.elapsed(), cpu_time() - c0)
+        }
+        "greenlet2" => {
+            // The job split across two hubs: two OS threads, each with its
+            // own hub and every other worker.
+            let start = std::sync::Arc::new(std::sync::Barrier::new(3));
+            let threads: Vec<_> = (0..2)
+                .map(|t| {
+                    let (req, start) = (req.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        greenlet_warm_up(addr, &req, size, false);
+                        start.wait();
+                        let ws = (t..conc.min(n)).step_by(2);
+                        greenlet_workers(addr, &req, size, false, ws, share)
                     })
                 })
                 .collect();
-            let tallies = greenlet::joinall(workers)
+            start.wait();
+            let (t0, c0) = (Instant::now(), cpu_time());
+            let tallies = threads
                 .into_iter()
-                .map(Result::unwrap)
+                .flat_map(|t| t.join().unwrap())
                 .collect();
             (tallies, t0.elapsed(), cpu_time() - c0)
         }
-        "tokio" => {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .build()
-                .unwrap();
+        "tokio" | "tokio2" => {
+            let rt = if peer == "tokio" {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .build()
+                    .unwrap()
+            } else {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_io()
+                    .build()
+                    .unwrap()
+            };
             rt.block_on(async move {
                 let mut buf = vec![0u8; size + 1024];
                 let s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -333,8 +359,8 @@ fn client(peer: &str, addr: SocketAddr, n: usize, conc: usize, size: usize, core
                 (tallies, t0.elapsed(), cpu_time() - c0)
             })
         }
-        "may" => {
-            may::config().set_workers(1);
+        "may" | "may2" => {
+            may::config().set_workers(if peer == "may" { 1 } else { 2 });
             let warm = {
                 let req = req.clone();
                 may::go!(move || {
@@ -376,6 +402,55 @@ fn client(peer: &str, addr: SocketAddr, n: usize, conc: usize, size: usize, core
         Some(e) => println!(" first_error={e}"),
         None => println!(),
     }
+}
+
+/// One warm-up request on this thread's hub (hub, stack pool, first
+/// connection).
+fn greenlet_warm_up(addr: SocketAddr, req: &[u8], size: usize, patched: bool) {
+    let mut buf = vec![0u8; size + 1024];
+    let r = if patched {
+        std::net::TcpStream::connect(addr).and_then(|s| get_sync(s, req, &mut buf, size))
+    } else {
+        greenlet::net::TcpStream::connect(addr).and_then(|s| get_sync(s, req, &mut buf, size))
+    };
+    r.unwrap();
+}
+
+/// Runs workers `ws` (worker w making `share(w)` requests) as greenlets on
+/// this thread's hub and returns their tallies.
+fn greenlet_workers(
+    addr: SocketAddr,
+    req: &[u8],
+    size: usize,
+    patched: bool,
+    ws: impl Iterator<Item = usize>,
+    share: impl Fn(usize) -> usize,
+) -> Vec<Tally> {
+    let workers: Vec<_> = ws
+        .map(|w| {
+            let req = req.to_vec();
+            let count = share(w);
+            greenlet::spawn(move || {
+                let mut t: Tally = (0, None);
+                let mut buf = vec![0u8; size + 1024];
+                for _ in 0..count {
+                    let r = if patched {
+                        std::net::TcpStream::connect(addr)
+                            .and_then(|s| get_sync(s, &req, &mut buf, size))
+                    } else {
+                        greenlet::net::TcpStream::connect(addr)
+                            .and_then(|s| get_sync(s, &req, &mut buf, size))
+                    };
+                    tally(&mut t, r);
+                }
+                t
+            })
+        })
+        .collect();
+    greenlet::joinall(workers)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
 }
 
 /// One client run, as parsed from its RESULT line.
@@ -422,9 +497,16 @@ fn run_client(peer: &str, addr: SocketAddr, o: &Opts) -> Result<Run, String> {
         cmd.args(["__client", peer]);
         cmd
     };
+    // A two-core client gets the server's core too (this machine has two).
+    let cores = if two_core(peer) {
+        format!("{},{}", o.client_core, o.server_core)
+    } else {
+        o.client_core.to_string()
+    };
     let out = cmd
         .arg(addr.to_string())
-        .args([o.n, o.conc, o.size, o.client_core].map(|v| v.to_string()))
+        .args([o.n, o.conc, o.size].map(|v| v.to_string()))
+        .arg(cores)
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| e.to_string())?;
@@ -558,6 +640,8 @@ fn parent(o: Opts) {
         ("greenlet", "tokio", 1.0, "<"),
         ("greenlet", "may", 1.0, "<"),
         ("greenlet", "gevent", 1.0, "<"),
+        ("greenlet2", "tokio2", 1.0, "<"),
+        ("greenlet2", "may2", 1.0, "<"),
     ];
     for (a, b, goal, op) in goals {
         let (Some(x), Some(y)) = (get(a), get(b)) else {
@@ -575,6 +659,24 @@ fn parent(o: Opts) {
             r[1],
             r[2],
             if pass { "PASS" } else { "MISS" }
+        );
+    }
+    print_scaling(get);
+}
+
+/// Prints, for each runtime run on one and on two cores, the scaling
+/// factor: one-core median wall time over two-core median wall time (2.0
+/// would be perfect), and the CPU time growth.
+fn print_scaling(get: impl Fn(&str) -> Option<[f64; 3]>) {
+    for base in ["greenlet", "tokio", "may"] {
+        let (Some(one), Some(two)) = (get(base), get(&format!("{base}2"))) else {
+            continue;
+        };
+        println!(
+            "scaling 1 -> 2 cores, {base}: {:.2}x requests/s by median wall ({:.2}x by min wall), CPU {:.2}x",
+            one[0] / two[0],
+            one[1] / two[1],
+            two[2] / one[2]
         );
     }
 }

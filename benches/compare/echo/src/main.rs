@@ -4,7 +4,8 @@
 //!
 //! - `greenlet`: one hub thread, a greenlet per connection, blocking-style
 //!   `read`/`write_all` on `greenlet::net::TcpStream`;
-//! - `tokio`: a current-thread runtime, a task per connection;
+//! - `tokio`: the current-thread runtime `#[tokio::main(flavor =
+//!   "current_thread")]` builds (`enable_all()`), a task per connection;
 //! - `may`: one worker, a coroutine per connection.
 //!
 //! The load generator opens `--conns` connections (default 100) from plain
@@ -14,7 +15,9 @@
 //! the server process's CPU time (user + system, all its threads, from
 //! `getrusage(RUSAGE_SELF)` in the server). The figure of merit is server
 //! CPU time per message; servers are measured in turns, `--reps` times
-//! each, and the median is reported.
+//! each, and the median and min-max over the reps are reported. Each
+//! measurement is a fresh server process pinned to core 0 (before it
+//! starts any thread); the load generator pins itself to the last core.
 //!
 //! Usage: `cargo run --release -- [--conns N] [--msg BYTES] [--secs S]
 //! [--reps R] [--threads T] [--only NAME]`.
@@ -67,23 +70,24 @@ fn main() {
     // Child mode: `compare-echo --server NAME`.
     let args: Vec<String> = std::env::args().collect();
     if args.len() == 3 && args[1] == "--server" {
+        pin_to_core(0);
         serve(&args[2]);
         return;
     }
     let o = parse_opts();
+    let ncpu = thread::available_parallelism().map_or(1, |n| n.get());
+    // The load threads inherit this.
+    pin_to_core(ncpu - 1);
+    println!("{}", build_profile());
     let names: Vec<&str> = SERVERS
         .iter()
         .copied()
         .filter(|n| o.only.as_deref().is_none_or(|only| only == *n))
         .collect();
     println!(
-        "echo: {} connections, {}-byte messages, {} load threads, {:.1} s windows, {} reps, {} cores",
-        o.conns,
-        o.msg,
-        o.threads,
-        o.secs,
-        o.reps,
-        thread::available_parallelism().map_or(0, |n| n.get())
+        "echo: {} connections, {}-byte messages, {} load threads, {:.1} s windows, {} reps, \
+         {} cores; server (fresh process per rep) on core 0, load on the last core",
+        o.conns, o.msg, o.threads, o.secs, o.reps, ncpu
     );
     let mut results: Vec<(&str, Vec<Sample>)> = names.iter().map(|n| (*n, Vec::new())).collect();
     for rep in 0..o.reps {
@@ -99,9 +103,15 @@ fn main() {
         }
     }
     println!();
-    let median = |v: &[Sample]| {
+    let median = |n: &str, v: &[Sample]| {
         let mut x: Vec<f64> = v.iter().map(Sample::ns_per_msg).collect();
         x.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!(
+            "{n:>8}: server cpu ns/msg median {:.0} [{:.0}-{:.0}]",
+            x[x.len() / 2],
+            x[0],
+            x[x.len() - 1]
+        );
         x[x.len() / 2]
     };
     let medians: Vec<(&str, f64, f64)> = results
@@ -112,7 +122,7 @@ fn main() {
                 .map(|s| s.msgs as f64 / s.wall.as_secs_f64())
                 .collect();
             rate.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            (*n, median(v), rate[rate.len() / 2])
+            (*n, median(n, v), rate[rate.len() / 2])
         })
         .collect();
     for (n, ns, rate) in &medians {
@@ -302,8 +312,9 @@ fn greenlet_server(listener: TcpListener) {
 fn tokio_server(listener: TcpListener) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     listener.set_nonblocking(true).unwrap();
+    // What `#[tokio::main(flavor = "current_thread")]` builds.
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
+        .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
@@ -352,4 +363,40 @@ fn may_server(listener: TcpListener) {
     })
     .join()
     .unwrap();
+}
+
+/// Pins the calling thread (and the threads it starts later) to one core.
+fn pin_to_core(core: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes within
+    // it; sched_setaffinity only reads it.
+    let r = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set)
+    };
+    assert_eq!(
+        r,
+        0,
+        "sched_setaffinity(core {core}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Which cargo profile built this binary (the directory it sits in under
+/// `target/`), and what that profile is.
+fn build_profile() -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe
+        .parent()
+        .and_then(|d| d.file_name())
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let what = match dir.as_str() {
+        "release" => {
+            "cargo's default release profile: opt-level 3, thin-local LTO, 16 codegen units"
+        }
+        "fat" => "profile `fat`: release + lto = \"fat\", codegen-units = 1",
+        _ => "not one of the two stated profiles (release, fat)",
+    };
+    format!("build profile: {dir} ({what}); every server is in this one binary")
 }

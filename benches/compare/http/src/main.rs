@@ -1,12 +1,17 @@
 //! HTTP hello-server benchmark under `wrk`: the same minimal HTTP/1.1
-//! server three ways, each in its own child process pinned to core 0, each
-//! loaded by `wrk -t1 -c100` pinned to core 1, in the same run:
+//! server three ways, each in its own child process, each loaded by
+//! `wrk -t1 -c100` pinned to the last core, in the same run. On one core
+//! (`--cores 1`) the server is pinned to core 0; on N cores it is pinned
+//! to cores 0..N and runs N workers (on a 2-core machine the second server
+//! core is also wrk's core):
 //!
 //! - `greenlet`: `greenlet::server::StreamServer` (one hub, the calling
-//!   thread), a greenlet per connection, blocking-style `read`/`write_all`;
-//! - `tokio`: a current-thread runtime, a task per connection, the same
-//!   hand-rolled connection loop;
-//! - `may_minihttp`: `may_minihttp::HttpServer` with `may` set to one worker.
+//!   thread; `.workers(N)` on N cores), a greenlet per connection,
+//!   blocking-style `read`/`write_all`;
+//! - `tokio`: the runtime `#[tokio::main]` builds (`enable_all()`):
+//!   current-thread on one core, multi-thread with N worker threads on N;
+//!   a task per connection, the same hand-rolled connection loop;
+//! - `may_minihttp`: `may_minihttp::HttpServer` with `may` set to N workers.
 //!
 //! The greenlet and tokio servers parse each request with `httparse` (as
 //! may_minihttp does) and answer the bytes may_minihttp sends (`Server`,
@@ -17,15 +22,14 @@
 //! CPU per request = CPU time / requests wrk completed.
 //!
 //! Usage: `cargo run --release -- [--secs 10] [--reps 3] [--conns 100]
-//! [--only NAME]`. Needs `wrk` and `taskset` on `PATH` and two cores.
+//! [--cores 1,2] [--wrk-core C|any] [--only NAME]`. Needs `wrk` and
+//! `taskset` on `PATH` and two cores.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
 const SERVERS: [&str; 3] = ["greenlet", "tokio", "may_minihttp"];
-const SERVER_CORE: usize = 0;
-const WRK_CORE: usize = 1;
 
 /// What every server sends (may_minihttp's format, with a fixed date).
 const RESPONSE: &[u8] = b"HTTP/1.1 200 Ok\r\nServer: M\r\nDate: Sat, 21 Nov 2026 06:00:00 GMT\r\n\
@@ -33,8 +37,12 @@ Content-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, world!";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() == 5 && args[1] == "--server" && args[3] == "--port" {
-        serve(&args[2], args[4].parse().expect("port"));
+    if args.len() == 7 && args[1] == "--server" && args[3] == "--port" && args[5] == "--cores" {
+        serve(
+            &args[2],
+            args[4].parse().expect("port"),
+            args[6].parse().expect("cores"),
+        );
         return;
     }
     drive(&args[1..]);
@@ -47,6 +55,10 @@ struct Opts {
     reps: usize,
     conns: usize,
     only: Option<String>,
+    /// Server core counts to measure, in order.
+    cores: Vec<usize>,
+    /// wrk's core (`None`: not pinned).
+    wrk_core: Option<usize>,
 }
 
 struct Sample {
@@ -67,6 +79,8 @@ fn drive(args: &[String]) {
         reps: 3,
         conns: 100,
         only: None,
+        cores: vec![1, 2],
+        wrk_core: Some(ncpu() - 1),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -80,6 +94,20 @@ fn drive(args: &[String]) {
             "--reps" => o.reps = val().parse().unwrap(),
             "--conns" => o.conns = val().parse().unwrap(),
             "--only" => o.only = Some(val()),
+            "--cores" => {
+                o.cores = val()
+                    .split(',')
+                    .map(|c| c.parse().expect("--cores 1,2"))
+                    .collect()
+            }
+            "--wrk-core" => {
+                let v = val();
+                o.wrk_core = if v == "any" {
+                    None
+                } else {
+                    Some(v.parse().expect("--wrk-core C|any"))
+                };
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -92,16 +120,45 @@ fn drive(args: &[String]) {
         .copied()
         .filter(|n| o.only.as_deref().is_none_or(|only| only == *n))
         .collect();
-    println!(
-        "http hello: server on core {SERVER_CORE}, `wrk -t1 -c{} -d{}s` on core {WRK_CORE}, {} reps",
-        o.conns, o.secs, o.reps
+    assert!(
+        o.cores.iter().all(|&c| c >= 1 && c <= ncpu()),
+        "--cores: each count must be 1..={}",
+        ncpu()
     );
-    let mut results: Vec<(&str, Vec<Sample>)> = names.iter().map(|n| (*n, Vec::new())).collect();
+    println!("== http hello under wrk ==");
+    println!("{}", build_profile());
+    println!(
+        "`wrk -t1 -c{} -d{}s` on {}; server on cores 0..N for N in {:?}; {} reps; each \
+         measurement a fresh server process; figures: median [min-max] over the reps",
+        o.conns,
+        o.secs,
+        o.wrk_core
+            .map_or("any core (not pinned)".to_string(), |c| format!("core {c}")),
+        o.cores,
+        o.reps
+    );
+    if o.cores.iter().any(|&c| o.wrk_core.is_none_or(|w| w < c)) {
+        println!(
+            "note: with N = {} server cores on this {}-core machine, wrk shares a core with the \
+             server (there is no third core): N-core figures are a lower bound on the server's \
+             throughput and include that competition",
+            o.cores.iter().max().unwrap(),
+            ncpu()
+        );
+    }
+    // (server, cores) -> samples, in measuring order.
+    let mut results: Vec<(&str, usize, Vec<Sample>)> = Vec::new();
+    for &cores in &o.cores {
+        for n in &names {
+            results.push((n, cores, Vec::new()));
+        }
+    }
     for rep in 0..o.reps {
-        for (name, samples) in results.iter_mut() {
-            let s = measure(name, &o);
+        for (name, cores, samples) in results.iter_mut() {
+            let s = measure(name, *cores, &o);
             println!(
-                "rep {rep} {name:>12}: {:>9.0} req/s  {:>9} requests  server cpu {:>6.3} s  {:>6.0} ns/req",
+                "rep {rep} {name:>12} {cores} core(s): {:>9.0} req/s  {:>9} requests  server cpu \
+                 {:>6.3} s  {:>6.0} ns/req",
                 s.rps,
                 s.requests,
                 s.cpu.as_secs_f64(),
@@ -111,26 +168,94 @@ fn drive(args: &[String]) {
         }
     }
     println!();
-    let medians: Vec<(&str, f64, f64)> = results
+    // (name, cores, cpu ns/req median, min, max, req/s median, min, max)
+    let medians: Vec<(&str, usize, [f64; 3], [f64; 3])> = results
         .iter()
-        .map(|(n, v)| {
-            let mut ns: Vec<f64> = v.iter().map(Sample::ns_per_req).collect();
-            let mut rps: Vec<f64> = v.iter().map(|s| s.rps).collect();
-            ns.sort_by(f64::total_cmp);
-            rps.sort_by(f64::total_cmp);
-            (*n, ns[ns.len() / 2], rps[rps.len() / 2])
+        .map(|(n, c, v)| {
+            let ns: Vec<f64> = v.iter().map(Sample::ns_per_req).collect();
+            let rps: Vec<f64> = v.iter().map(|s| s.rps).collect();
+            (*n, *c, median_min_max(ns), median_min_max(rps))
         })
         .collect();
-    for (n, ns, rps) in &medians {
-        println!("RESULT http {n} server_cpu_ns_per_req={ns:.0} req_per_s={rps:.0}");
+    println!(
+        "{:<13} {:>5} {:>10} {:>19} {:>11} {:>19}",
+        "server", "cores", "req/s", "[min-max]", "cpu ns/req", "[min-max]"
+    );
+    for (n, c, ns, rps) in &medians {
+        println!(
+            "{n:<13} {c:>5} {:>10.0} {:>19} {:>11.0} {:>19}",
+            rps[0],
+            format!("[{:.0}-{:.0}]", rps[1], rps[2]),
+            ns[0],
+            format!("[{:.0}-{:.0}]", ns[1], ns[2]),
+        );
     }
-    let get = |name: &str| medians.iter().find(|m| m.0 == name).map(|m| m.1);
-    if let (Some(g), Some(t)) = (get("greenlet"), get("tokio")) {
-        println!("RATIO greenlet/tokio cpu_per_req={:.2}", g / t);
+    println!();
+    for (n, c, ns, rps) in &medians {
+        println!(
+            "RESULT http {n} cores={c} server_cpu_ns_per_req={:.0} req_per_s={:.0}",
+            ns[0], rps[0]
+        );
     }
-    if let (Some(g), Some(m)) = (get("greenlet"), get("may_minihttp")) {
-        println!("RATIO greenlet/may_minihttp cpu_per_req={:.2}", g / m);
+    let get = |name: &str, cores: usize| {
+        medians
+            .iter()
+            .find(|m| m.0 == name && m.1 == cores)
+            .map(|m| (m.2[0], m.3[0]))
+    };
+    for &c in &o.cores {
+        for peer in ["tokio", "may_minihttp"] {
+            if let (Some(g), Some(p)) = (get("greenlet", c), get(peer, c)) {
+                println!(
+                    "RATIO cores={c} greenlet/{peer} cpu_per_req={:.2} req_per_s={:.2}",
+                    g.0 / p.0,
+                    g.1 / p.1
+                );
+            }
+        }
     }
+    if o.cores.contains(&1) {
+        for &c in o.cores.iter().filter(|&&c| c > 1) {
+            for n in &names {
+                if let (Some(one), Some(many)) = (get(n, 1), get(n, c)) {
+                    println!(
+                        "SCALING {n} 1 -> {c} cores: req/s {:.2}x, cpu/req {:.2}x",
+                        many.1 / one.1,
+                        many.0 / one.0
+                    );
+                }
+            }
+        }
+    }
+    if let (Some(g), Some(t)) = (get("greenlet", 1), get("tokio", 1)) {
+        println!(
+            "target: 1 core, greenlet CPU/request <= 0.9x tokio: {:.2}x {}",
+            g.0 / t.0,
+            if g.0 <= 0.9 * t.0 { "PASS" } else { "MISS" }
+        );
+    }
+    if let (Some(g), Some(t)) = (get("greenlet", 2), get("tokio", 2)) {
+        println!(
+            "target: 2 cores, greenlet req/s >= tokio multi-thread: {:.2}x {}",
+            g.1 / t.1,
+            if g.1 >= t.1 { "PASS" } else { "MISS" }
+        );
+    }
+}
+
+fn median_min_max(mut v: Vec<f64>) -> [f64; 3] {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let med = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    [med, v[0], v[n - 1]]
+}
+
+fn ncpu() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A server child, killed on drop.
@@ -162,14 +287,21 @@ impl Server {
     }
 }
 
-fn measure(name: &str, o: &Opts) -> Sample {
+fn measure(name: &str, cores: usize, o: &Opts) -> Sample {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--server", name, "--port", &port.to_string()])
+        .args([
+            "--server",
+            name,
+            "--port",
+            &port.to_string(),
+            "--cores",
+            &cores.to_string(),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -183,17 +315,25 @@ fn measure(name: &str, o: &Opts) -> Sample {
     server.stdout.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "READY", "{name} did not start");
     let url = format!("http://127.0.0.1:{port}/");
-    wrk(&url, o.conns, 1); // warm-up
+    wrk(&url, o.conns, 1, o.wrk_core); // warm-up
     let cpu0 = server.cpu();
-    let (requests, rps) = wrk(&url, o.conns, o.secs);
+    let (requests, rps) = wrk(&url, o.conns, o.secs, o.wrk_core);
     let cpu = server.cpu() - cpu0;
     Sample { requests, rps, cpu }
 }
 
-/// Runs wrk on its core; returns (requests completed, requests/s).
-fn wrk(url: &str, conns: usize, secs: u32) -> (u64, f64) {
-    let out = Command::new("taskset")
-        .args(["-c", &WRK_CORE.to_string(), "wrk", "-t1"])
+/// Runs wrk (on `core` if given); returns (requests completed, requests/s).
+fn wrk(url: &str, conns: usize, secs: u32, core: Option<usize>) -> (u64, f64) {
+    let mut cmd = match core {
+        Some(c) => {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", &c.to_string(), "wrk"]);
+            cmd
+        }
+        None => Command::new("wrk"),
+    };
+    let out = cmd
+        .arg("-t1")
         .arg(format!("-c{conns}"))
         .arg(format!("-d{secs}s"))
         .arg(url)
@@ -220,8 +360,8 @@ fn wrk(url: &str, conns: usize, secs: u32) -> (u64, f64) {
 
 // ---------------------------------------------------------------- servers
 
-fn serve(name: &str, port: u16) {
-    pin_to_core(SERVER_CORE);
+fn serve(name: &str, port: u16, cores: usize) {
+    pin_to_cores(cores);
     // Answers the driver's "cpu" lines; exits when the driver goes away.
     std::thread::spawn(|| {
         let stdin = std::io::stdin();
@@ -235,9 +375,9 @@ fn serve(name: &str, port: u16) {
     });
     let addr = format!("127.0.0.1:{port}");
     match name {
-        "greenlet" => serve_greenlet(&addr),
-        "tokio" => serve_tokio(&addr),
-        "may_minihttp" => serve_may(&addr),
+        "greenlet" => serve_greenlet(&addr, cores),
+        "tokio" => serve_tokio(&addr, cores),
+        "may_minihttp" => serve_may(&addr, cores),
         other => panic!("unknown server {other}"),
     }
 }
@@ -267,7 +407,7 @@ fn respond_all(buf: &[u8], out: &mut Vec<u8>) -> Option<usize> {
 
 const BUF: usize = 8192;
 
-fn serve_greenlet(addr: &str) {
+fn serve_greenlet(addr: &str, workers: usize) {
     use greenlet::net::TcpStream;
     let server = greenlet::server::StreamServer::bind(addr, |stream: TcpStream, _| {
         let _ = stream.set_nodelay(true);
@@ -297,16 +437,31 @@ fn serve_greenlet(addr: &str) {
         }
     })
     .unwrap();
+    let server = if workers > 1 {
+        server.workers(workers)
+    } else {
+        server
+    };
     ready();
     server.serve_forever().unwrap();
 }
 
-fn serve_tokio(addr: &str) {
+fn serve_tokio(addr: &str, workers: usize) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .unwrap();
+    // What `#[tokio::main(flavor = "current_thread")]` and
+    // `#[tokio::main(worker_threads = N)]` build.
+    let rt = if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         ready();
@@ -360,8 +515,8 @@ impl may_minihttp::HttpService for Hello {
     }
 }
 
-fn serve_may(addr: &str) {
-    may::config().set_workers(1);
+fn serve_may(addr: &str, workers: usize) {
+    may::config().set_workers(workers);
     let server = may_minihttp::HttpServer(Hello).start(addr).unwrap();
     ready();
     server.join().unwrap();
@@ -369,11 +524,14 @@ fn serve_may(addr: &str) {
 
 // ---------------------------------------------------------------- OS
 
-fn pin_to_core(core: usize) {
+/// Pins this thread (and every thread started later) to cores `0..n`.
+fn pin_to_cores(n: usize) {
     // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes inside it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `core` is below CPU_SETSIZE.
-    unsafe { libc::CPU_SET(core, &mut set) };
+    for core in 0..n {
+        // SAFETY: `core` is below CPU_SETSIZE.
+        unsafe { libc::CPU_SET(core, &mut set) };
+    }
     // SAFETY: valid pointer and size; pid 0 is this thread, and threads
     // started later inherit the mask.
     let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
@@ -383,6 +541,25 @@ fn pin_to_core(core: usize) {
         "sched_setaffinity: {}",
         std::io::Error::last_os_error()
     );
+}
+
+/// Which cargo profile built this binary (the directory it sits in under
+/// `target/`), and what that profile is.
+fn build_profile() -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe
+        .parent()
+        .and_then(|d| d.file_name())
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let what = match dir.as_str() {
+        "release" => {
+            "cargo's default release profile: opt-level 3, thin-local LTO, 16 codegen units"
+        }
+        "fat" => "profile `fat`: release + lto = \"fat\", codegen-units = 1",
+        _ => "not one of the two stated profiles (release, fat)",
+    };
+    format!("build profile: {dir} ({what}); every server is in this one binary")
 }
 
 /// User + system CPU time of this process, all threads.

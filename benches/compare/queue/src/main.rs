@@ -1,22 +1,68 @@
-//! Queue ping-pong between two green threads on one OS thread, in one run:
+//! Queue ping-pong between two green threads on one OS thread:
 //!
-//! - greenlet: two greenlets on one hub, `greenlet::sync::Queue` (unbounded)
-//!   each way;
-//! - greenlet channel: the same with `greenlet::channel::channel` (std's
-//!   mpsc shape, unbounded) each way;
-//! - tokio: two tasks on a current-thread runtime, `tokio::sync::mpsc`
+//! - `greenlet`: two greenlets on one hub, `greenlet::sync::Queue`
 //!   (unbounded) each way;
-//! - may: two coroutines on one worker, `may::sync::mpsc` each way.
+//! - `channel`: the same with `greenlet::channel::channel` (std's mpsc
+//!   shape, unbounded) each way;
+//! - `tokio`: two tasks on the runtime `#[tokio::main(flavor =
+//!   "current_thread")]` builds (`new_current_thread().enable_all()`),
+//!   `tokio::sync::mpsc::unbounded_channel` each way: how a tokio user
+//!   writes it;
+//! - `may`: two coroutines on one worker, `may::sync::mpsc` each way;
+//! - `tokio-*`: other shapes of the same tokio program, for the record
+//!   (`--peers` selects them; see README.md): `tokio-noio` (no
+//!   `enable_all()`), `tokio-main` (the `block_on` future is the driving
+//!   side), `tokio-bounded` (`mpsc::channel(1)`), `tokio-join` (both sides
+//!   in one task with `tokio::join!`), `tokio-local` (`LocalSet` +
+//!   `spawn_local`).
 //!
-//! One message is one `put`/`send` plus the matching `get`/`recv` (a round
-//! trip is two messages). Prints nanoseconds per message, best of several
-//! rounds, and greenlet's time as a ratio of each peer's.
+//! One message is one put/send plus the matching get/recv (a round trip is
+//! two messages). Every figure is the median over `--procs` fresh processes
+//! (this binary re-executed with `__child`), each pinned to one core with
+//! `sched_setaffinity` before it starts any thread; the peers take turns
+//! within each round, so load from elsewhere hits all of them alike. Each
+//! child runs an untimed warm-up of a tenth of the messages, then one timed
+//! run, and reports wall time and its process CPU time per message.
 //!
-//! Run: `cargo run --release -- [messages per round] [rounds] [greenlet|channel|tokio|may]`.
+//! Run: `cargo run --release -- [--msgs N] [--procs P] [--core C] [--peers a,b]`
+//! (and `--profile fat` instead of `--release` for fat LTO).
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn greenlet_pingpong(msgs: u64) -> Duration {
+const DEFAULT_PEERS: [&str; 4] = ["greenlet", "channel", "tokio", "may"];
+const TOKIO_SHAPES: [&str; 5] = [
+    "tokio-noio",
+    "tokio-main",
+    "tokio-bounded",
+    "tokio-join",
+    "tokio-local",
+];
+
+/// Wall and process-CPU clocks read together.
+#[derive(Clone, Copy)]
+struct Clock {
+    wall: Instant,
+    cpu: Duration,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        Clock {
+            wall: Instant::now(),
+            cpu: process_cpu(),
+        }
+    }
+
+    /// (wall, cpu) elapsed since `self`.
+    fn elapsed(&self) -> (Duration, Duration) {
+        (self.wall.elapsed(), process_cpu() - self.cpu)
+    }
+}
+
+type Elapsed = (Duration, Duration);
+
+fn greenlet_pingpong(msgs: u64) -> Elapsed {
     use greenlet::sync::Queue;
     let (ping, pong) = (Queue::new(), Queue::new());
     let rounds = msgs / 2;
@@ -30,7 +76,7 @@ fn greenlet_pingpong(msgs: u64) -> Duration {
         }
     });
     let driver = greenlet::spawn(move || {
-        let t = Instant::now();
+        let t = Clock::now();
         for i in 0..rounds {
             ping.put(i).unwrap();
             let v = pong.get().unwrap();
@@ -43,7 +89,7 @@ fn greenlet_pingpong(msgs: u64) -> Duration {
     d
 }
 
-fn channel_pingpong(msgs: u64) -> Duration {
+fn channel_pingpong(msgs: u64) -> Elapsed {
     use greenlet::channel::channel;
     let (ping_tx, ping_rx) = channel::<u64>();
     let (pong_tx, pong_rx) = channel::<u64>();
@@ -55,7 +101,7 @@ fn channel_pingpong(msgs: u64) -> Duration {
         }
     });
     let driver = greenlet::spawn(move || {
-        let t = Instant::now();
+        let t = Clock::now();
         for i in 0..rounds {
             ping_tx.send(i).unwrap();
             let v = pong_rx.recv().unwrap();
@@ -68,11 +114,22 @@ fn channel_pingpong(msgs: u64) -> Duration {
     d
 }
 
-fn tokio_pingpong(msgs: u64) -> Duration {
+mod tokio_shapes {
+    use super::{Clock, Elapsed};
     use tokio::sync::mpsc;
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let rounds = msgs / 2;
-    rt.block_on(async move {
+
+    /// The runtime `#[tokio::main(flavor = "current_thread")]` builds, or
+    /// the same without the IO and time drivers.
+    pub fn runtime(enable_all: bool) -> tokio::runtime::Runtime {
+        let mut b = tokio::runtime::Builder::new_current_thread();
+        if enable_all {
+            b.enable_all();
+        }
+        b.build().unwrap()
+    }
+
+    /// Two spawned tasks, unbounded channels: what a tokio user writes.
+    pub async fn tasks(rounds: u64) -> Elapsed {
         let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<u64>();
         let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<u64>();
         let echo = tokio::spawn(async move {
@@ -82,7 +139,7 @@ fn tokio_pingpong(msgs: u64) -> Duration {
             }
         });
         let driver = tokio::spawn(async move {
-            let t = Instant::now();
+            let t = Clock::now();
             for i in 0..rounds {
                 ping_tx.send(i).unwrap();
                 let v = pong_rx.recv().await.unwrap();
@@ -93,10 +150,110 @@ fn tokio_pingpong(msgs: u64) -> Duration {
         let d = driver.await.unwrap();
         echo.await.unwrap();
         d
-    })
+    }
+
+    /// The `block_on` (main) future drives; the echo side is a task.
+    pub async fn main_drives(rounds: u64) -> Elapsed {
+        let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<u64>();
+        let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<u64>();
+        let echo = tokio::spawn(async move {
+            for _ in 0..rounds {
+                let v = ping_rx.recv().await.unwrap();
+                pong_tx.send(v + 1).unwrap();
+            }
+        });
+        let t = Clock::now();
+        for i in 0..rounds {
+            ping_tx.send(i).unwrap();
+            let v = pong_rx.recv().await.unwrap();
+            assert_eq!(v, i + 1);
+        }
+        let d = t.elapsed();
+        echo.await.unwrap();
+        d
+    }
+
+    /// Two tasks, bounded channels of capacity 1.
+    pub async fn bounded(rounds: u64) -> Elapsed {
+        let (ping_tx, mut ping_rx) = mpsc::channel::<u64>(1);
+        let (pong_tx, mut pong_rx) = mpsc::channel::<u64>(1);
+        let echo = tokio::spawn(async move {
+            for _ in 0..rounds {
+                let v = ping_rx.recv().await.unwrap();
+                pong_tx.send(v + 1).await.unwrap();
+            }
+        });
+        let driver = tokio::spawn(async move {
+            let t = Clock::now();
+            for i in 0..rounds {
+                ping_tx.send(i).await.unwrap();
+                let v = pong_rx.recv().await.unwrap();
+                assert_eq!(v, i + 1);
+            }
+            t.elapsed()
+        });
+        let d = driver.await.unwrap();
+        echo.await.unwrap();
+        d
+    }
+
+    /// Both sides as futures of one task (`tokio::join!` in a spawned task).
+    pub async fn joined(rounds: u64) -> Elapsed {
+        tokio::spawn(async move {
+            let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<u64>();
+            let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<u64>();
+            let echo = async move {
+                for _ in 0..rounds {
+                    let v = ping_rx.recv().await.unwrap();
+                    pong_tx.send(v + 1).unwrap();
+                }
+            };
+            let driver = async move {
+                let t = Clock::now();
+                for i in 0..rounds {
+                    ping_tx.send(i).unwrap();
+                    let v = pong_rx.recv().await.unwrap();
+                    assert_eq!(v, i + 1);
+                }
+                t.elapsed()
+            };
+            let (d, ()) = tokio::join!(driver, echo);
+            d
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Two `spawn_local` tasks on a `LocalSet`.
+    pub async fn local(rounds: u64) -> Elapsed {
+        let set = tokio::task::LocalSet::new();
+        set.run_until(async move {
+            let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<u64>();
+            let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<u64>();
+            let echo = tokio::task::spawn_local(async move {
+                for _ in 0..rounds {
+                    let v = ping_rx.recv().await.unwrap();
+                    pong_tx.send(v + 1).unwrap();
+                }
+            });
+            let driver = tokio::task::spawn_local(async move {
+                let t = Clock::now();
+                for i in 0..rounds {
+                    ping_tx.send(i).unwrap();
+                    let v = pong_rx.recv().await.unwrap();
+                    assert_eq!(v, i + 1);
+                }
+                t.elapsed()
+            });
+            let d = driver.await.unwrap();
+            echo.await.unwrap();
+            d
+        })
+        .await
+    }
 }
 
-fn may_pingpong(msgs: u64) -> Duration {
+fn may_pingpong(msgs: u64) -> Elapsed {
     use may::sync::mpsc;
     let rounds = msgs / 2;
     let (ping_tx, ping_rx) = mpsc::channel::<u64>();
@@ -110,7 +267,7 @@ fn may_pingpong(msgs: u64) -> Duration {
         }
     });
     let driver = may::go!(move || {
-        let t = Instant::now();
+        let t = Clock::now();
         for i in 0..rounds {
             ping_tx.send(i).unwrap();
             let v = pong_rx.recv().unwrap();
@@ -123,48 +280,266 @@ fn may_pingpong(msgs: u64) -> Duration {
     d
 }
 
-fn ns_per_msg(d: Duration, msgs: u64) -> f64 {
-    d.as_nanos() as f64 / msgs as f64
+/// Child: pin, warm up, run once, print `RESULT`.
+fn child(peer: &str, msgs: u64, core: usize) {
+    pin_to_core(core);
+    let mut run: Box<dyn FnMut(u64) -> Elapsed> = match peer {
+        "greenlet" => Box::new(greenlet_pingpong),
+        "channel" => Box::new(channel_pingpong),
+        "may" => {
+            may::config().set_workers(1);
+            Box::new(may_pingpong)
+        }
+        p if p == "tokio" || TOKIO_SHAPES.contains(&p) => {
+            let rt = tokio_shapes::runtime(p != "tokio-noio");
+            let p = p.to_string();
+            Box::new(move |msgs| {
+                let rounds = msgs / 2;
+                rt.block_on(async {
+                    match p.as_str() {
+                        "tokio" | "tokio-noio" => tokio_shapes::tasks(rounds).await,
+                        "tokio-main" => tokio_shapes::main_drives(rounds).await,
+                        "tokio-bounded" => tokio_shapes::bounded(rounds).await,
+                        "tokio-join" => tokio_shapes::joined(rounds).await,
+                        "tokio-local" => tokio_shapes::local(rounds).await,
+                        _ => unreachable!(),
+                    }
+                })
+            })
+        }
+        _ => {
+            eprintln!("unknown peer {peer}");
+            std::process::exit(2);
+        }
+    };
+    run(msgs / 10);
+    let (wall, cpu) = run(msgs);
+    println!(
+        "RESULT queue {peer} msgs={msgs} wall_ns={:.2} cpu_ns={:.2}",
+        wall.as_nanos() as f64 / msgs as f64,
+        cpu.as_nanos() as f64 / msgs as f64
+    );
+}
+
+struct Opts {
+    msgs: u64,
+    procs: usize,
+    core: usize,
+    peers: Vec<String>,
+}
+
+fn parse_opts(args: &[String]) -> Opts {
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut o = Opts {
+        msgs: 2_000_000,
+        procs: 5,
+        core: ncpu - 1,
+        peers: DEFAULT_PEERS.iter().map(|s| s.to_string()).collect(),
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let v = args.get(i + 1).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "--msgs" => o.msgs = v.replace('_', "").parse().expect("--msgs N"),
+            "--procs" => o.procs = v.parse().expect("--procs P"),
+            "--core" => o.core = v.parse().expect("--core C"),
+            "--peers" if v == "all" => {
+                o.peers = DEFAULT_PEERS
+                    .iter()
+                    .chain(TOKIO_SHAPES.iter())
+                    .map(|s| s.to_string())
+                    .collect()
+            }
+            "--peers" => o.peers = v.split(',').map(str::to_string).collect(),
+            other => {
+                eprintln!(
+                    "unknown option {other}\nusage: compare-queue [--msgs N] [--procs P] [--core C] \
+                     [--peers all|greenlet,channel,tokio,may,{}]",
+                    TOKIO_SHAPES.join(",")
+                );
+                std::process::exit(2);
+            }
+        }
+        i += 2;
+    }
+    o
+}
+
+fn median_min_max(v: &mut [f64]) -> (f64, f64, f64) {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    let med = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    (med, v[0], v[n - 1])
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
-    let msgs: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(2_000_000);
-    let rounds: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(5);
-    // Optional: run only one of "greenlet", "channel", "tokio", "may" (for
-    // profiling).
-    let only = args.next();
-    let run = |name: &str| only.as_deref().is_none_or(|o| o == name);
-    may::config().set_workers(1);
-
-    let mut best = [f64::INFINITY; 4];
-    for _ in 0..rounds {
-        if run("greenlet") {
-            best[0] = best[0].min(ns_per_msg(greenlet_pingpong(msgs), msgs));
-        }
-        if run("channel") {
-            best[3] = best[3].min(ns_per_msg(channel_pingpong(msgs), msgs));
-        }
-        if run("tokio") {
-            best[1] = best[1].min(ns_per_msg(tokio_pingpong(msgs), msgs));
-        }
-        if run("may") {
-            best[2] = best[2].min(ns_per_msg(may_pingpong(msgs), msgs));
-        }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("__child") {
+        child(
+            &args[1],
+            args[2].parse().expect("msgs"),
+            args[3].parse().expect("core"),
+        );
+        return;
     }
-    println!("queue ping-pong, {msgs} messages x {rounds} rounds, best ns/message:");
-    println!("  greenlet Queue          {:8.1} ns", best[0]);
-    println!("  greenlet channel        {:8.1} ns", best[3]);
-    println!("  tokio mpsc (current)    {:8.1} ns", best[1]);
-    println!("  may mpsc (1 worker)     {:8.1} ns", best[2]);
+    let o = parse_opts(&args);
+    println!("== queue ping-pong ==");
+    println!("{}", build_profile());
     println!(
-        "  greenlet / tokio = {:.2}x, greenlet / may = {:.2}x",
-        best[0] / best[1],
-        best[0] / best[2]
+        "{} messages per run; each figure: median [min-max] over {} fresh processes, \
+         each pinned to core {}, after a warm-up of {} messages; peers take turns each round",
+        o.msgs,
+        o.procs,
+        o.core,
+        o.msgs / 10
     );
     println!(
-        "  channel / tokio = {:.2}x, channel / Queue = {:.2}x",
-        best[3] / best[1],
-        best[3] / best[0]
+        "uncontended atomic read-modify-write (fetch_add) on this machine: {:.1} ns of CPU; \
+         tokio's wake path makes several per message (see README.md)",
+        atomic_rmw_ns()
+    );
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut samples: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); o.peers.len()];
+    for round in 0..o.procs {
+        for (i, peer) in o.peers.iter().enumerate() {
+            let out = Command::new(&exe)
+                .args(["__child", peer, &o.msgs.to_string(), &o.core.to_string()])
+                .output()
+                .expect("run child");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let line = text
+                .lines()
+                .find(|l| l.starts_with("RESULT "))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{peer}: no result ({}): {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr)
+                    )
+                });
+            println!("round {round} {line}");
+            let field = |k: &str| -> f64 {
+                line.split(' ')
+                    .find_map(|t| t.strip_prefix(k)?.strip_prefix('='))
+                    .and_then(|v| v.parse().ok())
+                    .expect("field")
+            };
+            samples[i].0.push(field("wall_ns"));
+            samples[i].1.push(field("cpu_ns"));
+        }
+    }
+    println!();
+    println!(
+        "{:<15} {:>9} {:>19} {:>9} {:>19}",
+        "peer", "wall ns", "[min-max]", "cpu ns", "[min-max]"
+    );
+    let mut medians = Vec::new();
+    for (peer, (wall, cpu)) in o.peers.iter().zip(samples.iter_mut()) {
+        let (w, wmin, wmax) = median_min_max(wall);
+        let (c, cmin, cmax) = median_min_max(cpu);
+        println!(
+            "{peer:<15} {w:>9.1} {:>19} {c:>9.1} {:>19}",
+            format!("[{wmin:.1}-{wmax:.1}]"),
+            format!("[{cmin:.1}-{cmax:.1}]")
+        );
+        medians.push((peer.as_str(), w, c));
+    }
+    let find = |p: &str| medians.iter().find(|m| m.0 == p).map(|m| (m.1, m.2));
+    println!();
+    for ours in ["greenlet", "channel"] {
+        let Some((gw, gc)) = find(ours) else { continue };
+        for (peer, w, c) in &medians {
+            if !peer.starts_with("greenlet") && *peer != "channel" {
+                println!(
+                    "{ours} / {peer:<14} wall {:.2}x  cpu {:.2}x",
+                    gw / w,
+                    gc / c
+                );
+            }
+        }
+    }
+    if let (Some((gw, gc)), Some((tw, tc))) = (find("greenlet"), find("tokio")) {
+        // CPU time: on an idle machine it equals wall time here (one busy
+        // thread), and on a shared one it leaves out time spent preempted.
+        println!(
+            "target: greenlet Queue <= 0.5x tokio mpsc (CPU time, medians): {:.2}x {} \
+             (wall: {:.2}x)",
+            gc / tc,
+            if gc <= 0.5 * tc { "PASS" } else { "MISS" },
+            gw / tw
+        );
+    }
+}
+
+/// Which cargo profile built this binary (the directory it sits in), and
+/// what that profile is.
+fn build_profile() -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe
+        .parent()
+        .and_then(|d| d.file_name())
+        .map(|d| d.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let what = match dir.as_str() {
+        "release" => {
+            "cargo's default release profile: opt-level 3, thin-local LTO, 16 codegen units"
+        }
+        "fat" => "profile `fat`: release + lto = \"fat\", codegen-units = 1",
+        _ => "not one of the two stated profiles (release, fat)",
+    };
+    format!(
+        "build profile: {dir} ({what}); every side is in this one binary; tokio {}, may {}",
+        env!("PEER_VERSION_TOKIO"),
+        env!("PEER_VERSION_MAY")
+    )
+}
+
+/// CPU ns per uncontended `fetch_add` on a private atomic (best of 5).
+fn atomic_rmw_ns() -> f64 {
+    use std::hint::black_box;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let a = AtomicU64::new(0);
+    let n = 2_000_000u64;
+    (0..5)
+        .map(|_| {
+            let t = process_cpu();
+            for _ in 0..n {
+                black_box(&a).fetch_add(1, Ordering::AcqRel);
+            }
+            (process_cpu() - t).as_nanos() as f64 / n as f64
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// CPU time (user + system) of this process, all threads.
+fn process_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the one timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Pins the calling thread (before any other starts, so all of them) to
+/// one core.
+fn pin_to_core(core: usize) {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET writes
+    // within it; sched_setaffinity reads it.
+    let r = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set)
+    };
+    assert_eq!(
+        r,
+        0,
+        "sched_setaffinity(core {core}): {}",
+        std::io::Error::last_os_error()
     );
 }
