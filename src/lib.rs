@@ -136,6 +136,10 @@
 //! - `GREENLET_DEADLOCK`: `process` turns on the process-wide deadlock rule
 //!   ([`dump::process_wide`]; see "Deadlocks and dumps"); `hub` (the
 //!   default) leaves it off.
+//! - `GREENLET_STACK_PROVISIONER`: `0` keeps the process from starting
+//!   the `greenlet-stacks` thread, which otherwise (on two CPUs or more)
+//!   prepares fresh stacks on another core when many greenlets wait to
+//!   start ([`stack`]).
 //!
 //! # Deadlocks and dumps
 //!
@@ -193,7 +197,7 @@
 //! is a hub asleep with nothing but sync waits (no timer, no fd, no pool
 //! job or cross-thread result awaited, no message queued) or one of the
 //! runtime's idle threads (blocking pool with no job, monitor, dump-signal
-//! thread): then no thread can ever release anything, so the waits above
+//! thread, stack provisioner): then no thread can ever release anything, so the waits above
 //! (a `Semaphore` with no permit, a `Condvar` nobody notifies, two hubs
 //! each waiting on a queue only the other's stuck greenlets hold) are
 //! reported on every such hub: at once when the last thread gets stuck, or

@@ -32,6 +32,7 @@ const MUST_PANIC: &[(&str, &[(&str, &str)])] = &[
     ("select", ENV_ON),
     ("queue_clone_kept_in_a_greenlet", ENV_ON),
     ("plain_thread_exits_without_releasing", ENV_ON),
+    ("after_many_spawns", ENV_ON),
 ];
 
 /// Scenarios where a plain OS thread releases the wait after 200 ms: they
@@ -237,6 +238,19 @@ fn child(mode: &str) {
                 "reported while the thread lived"
             );
             t.join().unwrap();
+        }
+        "after_many_spawns" => {
+            // Many greenlets waiting to start may start the runtime's stack
+            // provisioner thread (two CPUs or more): a runtime thread, so
+            // it does not keep the rule quiet.
+            let gs: Vec<_> = (0..5000).map(|i| greenlet::spawn(move || i)).collect();
+            for r in greenlet::joinall(gs) {
+                r.unwrap();
+            }
+            let threads = std::fs::read_dir("/proc/self/task").unwrap().count();
+            println!("threads before the wait: {threads}");
+            let s = Semaphore::new(0);
+            expect_panic(|| s.acquire().forget());
         }
         "two_hubs" => {
             let q1: Queue<u32> = Queue::new();

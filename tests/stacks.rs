@@ -109,6 +109,62 @@ fn hundred_thousand_parked_greenlets() {
     );
 }
 
+/// Whether this process has the stack provisioner thread.
+fn provisioner_thread_running() -> bool {
+    std::fs::read_dir("/proc/self/task").unwrap().any(|t| {
+        let comm = t.unwrap().path().join("comm");
+        std::fs::read_to_string(comm).is_ok_and(|c| c.trim() == "greenlet-stacks")
+    })
+}
+
+/// The child of `the_stack_provisioner_runs_only_where_it_can_help`:
+/// 3,000 greenlets parked at once, so fresh stacks are taken while many
+/// wait; the provisioner thread must exist exactly when `expect` says.
+fn provisioner_child(expect: bool) {
+    const N: usize = 3000;
+    let gs: Vec<_> = (0..N)
+        .map(|i| {
+            greenlet::spawn(move || {
+                greenlet::sleep(Duration::from_millis(50));
+                i
+            })
+        })
+        .collect();
+    for (i, r) in greenlet::joinall(gs).into_iter().enumerate() {
+        assert_eq!(r.unwrap(), i);
+    }
+    assert_eq!(provisioner_thread_running(), expect);
+}
+
+#[test]
+fn the_stack_provisioner_runs_only_where_it_can_help() {
+    match child_mode().as_deref() {
+        Some("provisioner_off") => return provisioner_child(false),
+        Some("provisioner_on") => {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let expect = cpus >= 2 && guard_kind_in_use() == GuardKind::MadviseGuard;
+            return provisioner_child(expect);
+        }
+        _ => {}
+    }
+    let name = "the_stack_provisioner_runs_only_where_it_can_help";
+    let limit = Duration::from_secs(60);
+    let on = util::run_child_within(
+        name,
+        "provisioner_on",
+        &[("GREENLET_STACK_PROVISIONER", "1")],
+        limit,
+    );
+    assert_child_passed(&on);
+    let off = util::run_child_within(
+        name,
+        "provisioner_off",
+        &[("GREENLET_STACK_PROVISIONER", "0")],
+        limit,
+    );
+    assert_child_passed(&off);
+}
+
 /// Child of `hundred_thousand_parked_greenlets` under the `mprotect` guard:
 /// spawn until the mapping limit is hit.
 fn map_limit_child() {

@@ -7,7 +7,18 @@
 //! every stack costs two VMAs and `vm.max_map_count` becomes the limit; running
 //! into it is reported as an error that names the limit.
 //!
-//! Pages are committed lazily by the kernel on first touch. A finished
+//! A never-used slot is prepared just before its first use: its guard page
+//! installed and its top page pre-faulted, 64 slots per syscall. When
+//! greenlets are waiting to start and the hub is eating through fresh slots,
+//! the next ones are prepared on another core by a background thread,
+//! `greenlet-stacks` (one per process, started on first need, never on a
+//! single CPU, nor with `GREENLET_STACK_PROVISIONER=0`): as many as
+//! greenlets wait, at most the pace seen since the pool last trimmed, and
+//! 32 MiB of pages. What it prepared and nobody took goes back at the next
+//! trim. It only asks the kernel to change page tables; a stack is handed
+//! out only once its guard page is known to be in place.
+//!
+//! Deeper pages are committed lazily by the kernel on first touch. A finished
 //! greenlet's stack goes back to a LIFO free list with its pages still
 //! resident, so the next spawn reuses a hot stack. When the hub goes idle it
 //! trims released stacks, [`TRIM_BATCH`] per idle pass (the hub comes back
@@ -32,6 +43,11 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::sys;
 
+mod size_class;
+use size_class::SizeClass;
+#[cfg(test)]
+mod tests;
+
 /// Default stack size in bytes of address space (including the guard page).
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 
@@ -54,6 +70,15 @@ const WARM_STACKS: usize = 64;
 /// Stacks whose top page is pre-faulted together, in one syscall, when the
 /// first of them is carved: a cold spawn then takes no page fault.
 const POPULATE_BATCH: usize = 64;
+
+/// Slots per job handed to the provisioner thread.
+const JOB_SLOTS: usize = 256;
+
+/// Never-used slots kept provisioned ahead of the hub at most: the smaller
+/// of this, the greenlets waiting for a fresh stack, and the fresh stacks
+/// taken since the pool last trimmed (but at least [`JOB_SLOTS`]). 32 MiB
+/// of top pages at 4 KiB.
+const MAX_AHEAD: usize = 8192;
 
 /// `process_madvise` takes at most this many ranges per call (`UIO_MAXIOV`).
 const MAX_IOV: usize = 1024;
@@ -168,6 +193,26 @@ pub(crate) fn normalize_size(size: usize) -> io::Result<usize> {
         })
 }
 
+/// Hints the CPU to load the top cache lines below `top` (a stack's
+/// highest address). A prefetch never faults: an address with no page
+/// behind it is ignored.
+#[inline]
+fn prefetch_top(top: usize) {
+    const PREFETCH_LINES: usize = 4;
+    #[cfg(target_arch = "x86_64")]
+    for line in 1..=PREFETCH_LINES {
+        // SAFETY: a prefetch is only a hint; it reads nothing and cannot
+        // fault, whatever the address.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                (top - line * 64) as *const i8,
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = top;
+}
+
 /// A stack slot taken from the pool; it goes back to the pool on drop.
 ///
 /// # Invariant
@@ -208,121 +253,6 @@ impl Drop for PooledStack {
         // SAFETY: the pool outlives every stack it hands out (the hub drops
         // all its greenlets before its pool; see `Hub`'s `Drop`).
         unsafe { &*self.pool }.release(self.lo, self.size);
-    }
-}
-
-struct SizeClass {
-    size: usize,
-    /// Bytes of each slab of this class (a whole number of stacks).
-    slab_len: usize,
-    /// This class's slabs, sorted by base address: `(base, stacks lent)`.
-    slabs: Vec<(usize, usize)>,
-    /// Released stacks whose deep pages may still be resident (LIFO: hot).
-    dirty: Vec<usize>,
-    /// Warm stacks: trimmed to their top [`KEEP_RESIDENT`] bytes, at most
-    /// [`WARM_STACKS`] (the hottest last).
-    clean: Vec<usize>,
-    /// Stacks with no resident page (given back whole, or never used) and
-    /// their guard installed.
-    cold: Vec<usize>,
-    /// Never-used slots of slabs on the `MADV_GUARD_INSTALL` path, taken
-    /// from the last range: `(next, end, prepared_to)`, where slots below
-    /// `prepared_to` have their guard installed and top page pre-faulted.
-    fresh: Vec<(usize, usize, usize)>,
-    /// Slots left in `fresh`.
-    fresh_count: usize,
-    /// The uncarved rest of a slab whose guards go in one by one (old
-    /// kernels, the `mprotect` fallback): `(next, end)`.
-    unguarded: (usize, usize),
-    /// Stacks promised to greenlets that have not started yet.
-    reserved: usize,
-}
-
-impl SizeClass {
-    fn new(size: usize) -> SizeClass {
-        SizeClass {
-            size,
-            slab_len: (SLAB_BYTES / size).max(1) * size,
-            slabs: Vec::new(),
-            dirty: Vec::new(),
-            clean: Vec::new(),
-            cold: Vec::new(),
-            fresh: Vec::new(),
-            fresh_count: 0,
-            unguarded: (0, 0),
-            reserved: 0,
-        }
-    }
-
-    /// Stacks that can be handed out without mapping anything.
-    fn available(&self) -> usize {
-        self.dirty.len() + self.clean.len() + self.cold.len() + self.fresh_count
-    }
-
-    /// The index in `slabs` of the slab holding the stack at `lo`.
-    #[inline]
-    fn slab_of(&self, lo: usize) -> usize {
-        self.slabs.partition_point(|&(base, _)| base <= lo) - 1
-    }
-
-    /// Counts the stack at `lo` as lent (`+1`) or given back (`-1`).
-    #[inline]
-    fn count_lent(&mut self, lo: usize, lent: bool) {
-        let i = self.slab_of(lo);
-        let n = &mut self.slabs[i].1;
-        *n = if lent { *n + 1 } else { *n - 1 };
-    }
-
-    /// Upper bound of the resident bytes held by this class's idle stacks.
-    fn retained_bytes(&self, page: usize) -> usize {
-        let prepared: usize = self
-            .fresh
-            .iter()
-            .map(|&(next, _, prepared_to)| prepared_to.saturating_sub(next) / self.size * page)
-            .sum();
-        self.dirty.len() * (self.size - page)
-            + self.clean.len() * KEEP_RESIDENT.min(self.size - page)
-            + prepared
-    }
-
-    /// Takes a never-used slot of a lazily guarded slab. When it crosses
-    /// into slots not prepared yet, it prepares the next [`POPULATE_BATCH`]
-    /// of them: installs their guard pages and pre-faults their top pages,
-    /// one syscall each. Guards go in at first use, not at reservation, so
-    /// reserving many stacks (spawning many greenlets that will run one
-    /// after another on the same hot stack) costs no page tables.
-    ///
-    /// # Errors
-    /// When the kernel refuses the guard pages (out of memory for page
-    /// tables); the slot stays unused.
-    fn take_fresh(&mut self) -> io::Result<usize> {
-        let page = sys::page_size();
-        let size = self.size;
-        let (next, end, prepared_to) = self
-            .fresh
-            .last_mut()
-            .expect("greenlet: stack reservation without capacity");
-        let lo = *next;
-        if lo >= *prepared_to {
-            let n = POPULATE_BATCH.min((*end - lo) / size);
-            if !batch_guards(lo, n, size) {
-                for i in 0..n {
-                    // SAFETY: the lowest page of an unused slot of our slab.
-                    unsafe { install_guard((lo + i * size) as *mut u8, page) }?;
-                }
-            }
-            let tops: Vec<(usize, usize)> = (1..=n).map(|i| (lo + i * size - page, page)).collect();
-            // SAFETY: the top pages of unused slots of our slab. Failure is
-            // harmless: the pages then fault in on first touch.
-            let _ = unsafe { sys::process_madvise_self(&tops, sys::MADV_POPULATE_WRITE) };
-            *prepared_to = lo + n * size;
-        }
-        *next += size;
-        if *next >= *end {
-            self.fresh.pop();
-        }
-        self.fresh_count -= 1;
-        Ok(lo)
     }
 }
 
@@ -409,11 +339,22 @@ impl StackPool {
         let lo = match class.dirty.pop().or_else(|| class.clean.pop()) {
             Some(lo) => lo,
             None => match class.cold.pop() {
-                Some(lo) => lo,
+                Some(lo) => {
+                    class.provision_cold();
+                    lo
+                }
                 None => class.take_fresh()?,
             },
         };
         class.count_lent(lo, true);
+        if class.reserved > 0 {
+            // Another greenlet will start soon, most likely on this stack:
+            // start the page walk and the load of its top lines now, while
+            // this one runs, instead of stalling on them when it starts.
+            if let Some(next) = class.next_to_take() {
+                prefetch_top(next + size);
+            }
+        }
         Ok(PooledStack {
             lo,
             size,
@@ -466,7 +407,10 @@ impl StackPool {
 
     /// Whether any released stack is waiting to be trimmed.
     pub(crate) fn needs_trim(&self) -> bool {
-        self.classes.borrow().iter().any(|c| !c.dirty.is_empty())
+        self.classes
+            .borrow()
+            .iter()
+            .any(|c| !c.dirty.is_empty() || !c.jobs.is_empty() || !c.cold_jobs.is_empty())
     }
 
     /// Trims up to [`TRIM_BATCH`] released stacks (the coldest first): the
@@ -481,6 +425,11 @@ impl StackPool {
         let mut budget = TRIM_BATCH;
         let mut ranges = Vec::new();
         let mut classes = self.classes.borrow_mut();
+        for c in classes.iter_mut() {
+            // Before any page goes back: no job may populate it again.
+            c.stop_jobs();
+            c.fresh_taken = 0;
+        }
         for c in classes.iter_mut() {
             let n = budget.min(c.dirty.len());
             if n == 0 {
@@ -530,6 +479,10 @@ impl StackPool {
                 }
             }
         }
+        for c in classes.iter_mut() {
+            // The cold list changed: none of it is handed to a job.
+            c.cold_asked = c.cold.len();
+        }
     }
 
     /// What this pool holds (see [`stats`]).
@@ -544,76 +497,6 @@ impl StackPool {
             st.mapped_bytes += c.slabs.len() * c.slab_len;
         }
         st
-    }
-}
-
-impl SizeClass {
-    /// Forgets the slabs where no stack is lent, none is warm and none
-    /// is released but untrimmed, as long as the stacks promised to
-    /// unstarted greenlets still fit in the rest; returns them
-    /// (`(base, len)`) for the caller to unmap.
-    fn unmap_idle_slabs(&mut self) -> Vec<(usize, usize)> {
-        let per_slab = self.slab_len / self.size;
-        let unguarded = (self.unguarded.1 - self.unguarded.0) / self.size;
-        let idle_stacks = self.cold.len() + self.fresh_count + unguarded;
-        if !self.dirty.is_empty() || idle_stacks < per_slab {
-            return Vec::new(); // no slab can be wholly idle
-        }
-        let mut warm = vec![false; self.slabs.len()];
-        for &lo in &self.clean {
-            warm[self.slab_of(lo)] = true;
-        }
-        let mut available = self.available();
-        let mut victims = Vec::new();
-        for (i, &(base, lent)) in self.slabs.iter().enumerate() {
-            if lent > 0 || warm[i] {
-                continue;
-            }
-            // Its stacks that count as available (not the unguarded rest).
-            let counted = if (base..base + self.slab_len).contains(&self.unguarded.0) {
-                per_slab - unguarded
-            } else {
-                per_slab
-            };
-            if available - counted < self.reserved {
-                continue;
-            }
-            available -= counted;
-            victims.push(i);
-        }
-        if victims.is_empty() {
-            return Vec::new();
-        }
-        let dead = |c: &SizeClass, lo: usize| victims.binary_search(&c.slab_of(lo)).is_ok();
-        let cold: Vec<usize> = self
-            .cold
-            .iter()
-            .copied()
-            .filter(|&lo| !dead(self, lo))
-            .collect();
-        self.cold = cold;
-        let mut fresh = std::mem::take(&mut self.fresh);
-        fresh.retain(|&(next, end, _)| {
-            let keep = !dead(self, next);
-            if !keep {
-                self.fresh_count -= (end - next) / self.size;
-            }
-            keep
-        });
-        self.fresh = fresh;
-        if self.unguarded.0 < self.unguarded.1 && dead(self, self.unguarded.0) {
-            self.unguarded = (0, 0);
-        }
-        let gone: Vec<(usize, usize)> = victims
-            .iter()
-            .map(|&i| (self.slabs[i].0, self.slab_len))
-            .collect();
-        let mut i = 0;
-        self.slabs.retain(|_| {
-            i += 1;
-            victims.binary_search(&(i - 1)).is_err()
-        });
-        gone
     }
 }
 
@@ -689,6 +572,11 @@ impl Drop for StackPool {
     fn drop(&mut self) {
         if self.leaked.get() {
             return;
+        }
+        for c in self.classes.get_mut().iter_mut() {
+            for j in c.jobs.drain(..).chain(c.cold_jobs.drain(..)) {
+                j.stop();
+            }
         }
         for &(base, len) in self.slabs.borrow().iter() {
             // SAFETY: every greenlet of this thread has finished or been

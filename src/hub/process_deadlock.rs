@@ -41,16 +41,13 @@ use std::time::Duration;
 
 use super::Hub;
 use super::remote::{Remote, RemoteMsg};
+pub(crate) use crate::sys::RuntimeThread;
 
 const UNREAD: u8 = 0;
 const OFF: u8 = 1;
 const ON: u8 = 2;
 
 static MODE: AtomicU8 = AtomicU8::new(UNREAD);
-
-/// Runtime threads alive that run no user code now (pool workers, the
-/// monitor's watchdog, the dump-signal thread).
-static RUNTIME_THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Blocking-pool jobs queued or running.
 static POOL_JOBS: AtomicUsize = AtomicUsize::new(0);
@@ -133,36 +130,6 @@ fn read_env() -> bool {
         Ordering::Relaxed,
     );
     MODE.load(Ordering::Relaxed) == ON
-}
-
-/// Counts the calling thread as a runtime thread while alive. Made first
-/// thing in the thread's body, dropped last.
-pub(crate) struct RuntimeThread(());
-
-impl RuntimeThread {
-    pub(crate) fn enter() -> RuntimeThread {
-        RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
-        RuntimeThread(())
-    }
-
-    /// Uncounts the thread while it runs user code (a monitor reporter).
-    pub(crate) fn run_user<R>(&self, f: impl FnOnce() -> R) -> R {
-        RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);
-        struct Recount;
-        impl Drop for Recount {
-            fn drop(&mut self) {
-                RUNTIME_THREADS.fetch_add(1, Ordering::SeqCst);
-            }
-        }
-        let _recount = Recount;
-        f()
-    }
-}
-
-impl Drop for RuntimeThread {
-    fn drop(&mut self) {
-        RUNTIME_THREADS.fetch_sub(1, Ordering::SeqCst);
-    }
 }
 
 /// A blocking-pool job was queued (call before it can run).
@@ -258,6 +225,6 @@ fn process_is_stuck(stuck: &[Stuck]) -> bool {
             return false;
         }
     }
-    let known = stuck.len() + RUNTIME_THREADS.load(Ordering::SeqCst);
+    let known = stuck.len() + crate::sys::runtime_threads();
     crate::sys::thread_count() == Some(known)
 }

@@ -59,6 +59,46 @@ pub(crate) fn thread_count() -> Option<usize> {
     rest.split_ascii_whitespace().nth(17)?.parse().ok()
 }
 
+/// Runtime threads alive that run no user code now (blocking-pool
+/// workers, the monitor's watchdog, the dump-signal thread, the stack
+/// provisioner): see `crate::hub::process_deadlock`.
+static RUNTIME_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many [`RuntimeThread`]s are counted now.
+pub(crate) fn runtime_threads() -> usize {
+    RUNTIME_THREADS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Counts the calling thread as a runtime thread while alive. Made first
+/// thing in the thread's body, dropped last.
+pub(crate) struct RuntimeThread(());
+
+impl RuntimeThread {
+    pub(crate) fn enter() -> RuntimeThread {
+        RUNTIME_THREADS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        RuntimeThread(())
+    }
+
+    /// Uncounts the thread while it runs user code (a monitor reporter).
+    pub(crate) fn run_user<R>(&self, f: impl FnOnce() -> R) -> R {
+        RUNTIME_THREADS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        struct Recount;
+        impl Drop for Recount {
+            fn drop(&mut self) {
+                RUNTIME_THREADS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let _recount = Recount;
+        f()
+    }
+}
+
+impl Drop for RuntimeThread {
+    fn drop(&mut self) {
+        RUNTIME_THREADS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// The system page size, read once.
 pub(crate) fn page_size() -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -380,4 +420,27 @@ pub(crate) fn install_plain_handler(
     unsafe { libc::sigemptyset(&mut new.sa_mask) };
     syscall!(sigaction(signum, &new, ptr::null_mut()))?;
     Ok(())
+}
+
+/// Whether the page at `addr` is a guard page (`MADV_POPULATE_READ` fails
+/// with `EFAULT` on one). Tests only: it makes an ordinary page resident.
+///
+/// # Safety
+/// `addr` must be page-aligned and inside a mapping this crate owns.
+#[cfg(test)]
+pub(crate) unsafe fn is_guard_page(addr: usize, page: usize) -> bool {
+    const MADV_POPULATE_READ: libc::c_int = 22;
+    matches!(
+        syscall!(madvise(addr as *mut libc::c_void, page, MADV_POPULATE_READ)),
+        Err(e) if e.raw_os_error() == Some(libc::EFAULT)
+    )
+}
+
+/// Whether the page at `addr` is resident (`mincore`). Tests only.
+#[cfg(test)]
+pub(crate) fn is_resident(addr: usize, page: usize) -> bool {
+    let mut vec = [0u8; 1];
+    // `mincore` only reads the page tables; `vec` has room for one page.
+    let rc = syscall!(mincore(addr as *mut libc::c_void, page, vec.as_mut_ptr()));
+    rc.is_ok() && vec[0] & 1 == 1
 }
