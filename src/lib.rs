@@ -133,6 +133,9 @@
 //!   makes every hub print its [`dump`] to stderr ([`dump::request_all`]).
 //! - `GREENLET_THREADPOOL_SIZE`: the blocking pool's largest number of
 //!   threads ([`threadpool`]).
+//! - `GREENLET_DEADLOCK`: `process` turns on the process-wide deadlock rule
+//!   ([`dump::process_wide`]; see "Deadlocks and dumps"); `hub` (the
+//!   default) leaves it off.
 //! - `GREENLET_STACK_PROVISIONER`: `0` keeps the process from starting
 //!   the `greenlet-stacks` thread, which otherwise (on two CPUs or more)
 //!   prepares fresh stacks on another core when many greenlets wait to
@@ -145,7 +148,9 @@
 //! target, a blocking-pool job, a result from another thread, a
 //! monkey-patched libc call by name and fd), since when, and each greenlet keeps
 //! its name and spawn site. [`dump::dump`] returns that snapshot of the
-//! calling thread's hub, printable like Go's goroutine dump.
+//! calling thread's hub, printable like Go's goroutine dump; a wait on a
+//! socket also shows the socket (`IO read on fd 7 (tcp 127.0.0.1:5432)`),
+//! looked up when the dump is taken, so parking pays nothing for it.
 //!
 //! Reported at once, as a panic at the wait that cannot end:
 //!
@@ -153,12 +158,17 @@
 //!   the dump: a root-context wait while no greenlet of the thread is ready,
 //!   no timer is pending, no fd is registered, no blocking-pool job or
 //!   cross-thread result is awaited, no [`HubHandle`] is alive, and every
-//!   sync-primitive wait of the thread is provably unreachable: its
-//!   primitive ([`sync::Queue`] and its variants, [`sync::Event`],
-//!   [`sync::AsyncResult`]) has no handle left but its waiter's own, or it
-//!   is a [`sync::Mutex`] held by a greenlet of this same thread. A
-//!   `Queue::new().get()` alone in root context, or a consumer whose
-//!   producers have all dropped their handles, ends this way.
+//!   sync-primitive wait of the thread is provably unreachable from other
+//!   threads: its primitive ([`sync::Queue`] and its variants,
+//!   [`sync::Event`], [`sync::AsyncResult`]) has no handle left but its
+//!   waiter's own; it is a [`sync::Mutex`] or [`sync::RLock`] held by a
+//!   greenlet (or the root) of this same thread (only the holder unlocks,
+//!   and guards are not `Send`); it is an [`sync::RwLock`] whose holders
+//!   and other waiters are all of this thread (a waiter that gives up may
+//!   let the ones behind it in); or it is one arm of a [`select`] (the
+//!   select counts only if every arm does). A `Queue::new().get()` alone in
+//!   root context, or a consumer whose producers have all dropped their
+//!   handles, ends this way.
 //! - **"deadlock: ... already holds this Mutex"**: an untimed
 //!   [`sync::Mutex::lock`] by the greenlet (or root) that holds it.
 //! - **"deadlock: 'a' waits for Mutex #3 held by 'b', 'b' joins 'a'"**: an
@@ -166,20 +176,44 @@
 //!   holders and join/kill targets among the greenlets of one thread. The
 //!   wait that closes the cycle panics; the others then go on.
 //!
-//! Not reported, because the runtime cannot prove them (another thread may
-//! still end them): waits on primitives a handle of which lives elsewhere
-//! (another thread, a `static`, a greenlet that is itself stuck), waits on
-//! [`sync::Semaphore`], [`sync::RLock`], [`sync::RwLock`],
-//! [`sync::Condvar`], [`sync::Barrier`] and [`channel`] (channels report
-//! disconnection as an error instead), `select` waits (several at once),
-//! cycles that go through another
-//! thread, timed waits (`*_timeout`, inside [`with_timeout`]), greenlets
-//! stuck while the root is not waiting, and hangs in code the hub cannot
-//! see (std's `Mutex`, a blocking syscall outside the hooks). For those,
-//! the [`monitor`] reports a hub asleep past its threshold with only sync
-//! waits pending (with the dump), and code that blocks the thread without
-//! yielding, in a greenlet or in root context; `GREENLET_DUMP_SIGNAL`
-//! prints every hub's dump on demand.
+//! Not reported by default, because one thread cannot prove them (another
+//! thread may still end them): waits on primitives a handle of which lives
+//! elsewhere (another thread, a `static`, a greenlet that is itself
+//! stuck); waits on [`sync::Semaphore`], [`sync::BoundedSemaphore`],
+//! [`sync::Condvar`] and [`sync::Barrier`], which are shared by reference
+//! (a `static`, an `Arc`, a scoped borrow): any thread that can reach one
+//! may add a permit, notify or arrive, and references cannot be counted;
+//! [`channel`] waits while a peer handle lives (handles are `Send` and may
+//! be anywhere; once every sender, or the receiver, is gone the wait
+//! returns an error instead); a `select` with any such arm; cycles that go
+//! through another thread; timed waits (`*_timeout`, inside
+//! [`with_timeout`]); greenlets stuck while the root is not waiting; and
+//! hangs in code the hub cannot see (std's `Mutex`, a blocking syscall
+//! outside the hooks).
+//!
+//! **Process-wide rule (opt-in).** With `GREENLET_DEADLOCK=process` or
+//! [`dump::process_wide`]`(true)`, a root wait also panics with "would
+//! block forever" (and its hub's dump) when every OS thread of the process
+//! is a hub asleep with nothing but sync waits (no timer, no fd, no pool
+//! job or cross-thread result awaited, no message queued) or one of the
+//! runtime's idle threads (blocking pool with no job, monitor, dump-signal
+//! thread, stack provisioner): then no thread can ever release anything, so the waits above
+//! (a `Semaphore` with no permit, a `Condvar` nobody notifies, two hubs
+//! each waiting on a queue only the other's stuck greenlets hold) are
+//! reported on every such hub: at once when the last thread gets stuck, or
+//! within about 400 ms when the last obstacle was a thread that exited. A
+//! thread the runtime does not know (spawned by the
+//! program or a library, not running a hub loop, or a hub thread busy
+//! outside its loop) keeps the rule quiet while it lives. It is off by
+//! default because it costs, while a hub sleeps on sync waits only, a
+//! `/proc/self/stat` read per sleep and a re-check every 25-400 ms; when
+//! off, the only cost is one relaxed load on that sleep path (never on a
+//! switch, spawn or park).
+//!
+//! For what is not reported, the [`monitor`] reports a hub asleep past its
+//! threshold with only sync waits pending (with the dump), and code that
+//! blocks the thread without yielding, in a greenlet or in root context;
+//! `GREENLET_DUMP_SIGNAL` prints every hub's dump on demand.
 //!
 //! # Stack overflow
 //!

@@ -330,6 +330,7 @@ pub fn is_running() -> bool {
 
 fn watchdog() {
     let m = MONITOR.get().expect("monitor set before its thread starts");
+    let me = crate::hub::process_deadlock::RuntimeThread::enter();
     let tick = (m.threshold / 4).max(Duration::from_millis(1));
     // Per probe: (last switch count seen, when it changed, last reported).
     let mut seen: HashMap<usize, (u64, Instant, u64)> = HashMap::new();
@@ -375,7 +376,8 @@ fn watchdog() {
                     },
                     blocked_for,
                 };
-                (m.reporter)(&report);
+                // The reporter is user code: it might wake a hub.
+                me.run_user(|| (m.reporter)(&report));
             }
         }
     }

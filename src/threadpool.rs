@@ -19,7 +19,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::Duration;
 
-use crate::hub::oneshot;
+use crate::hub::{oneshot, process_deadlock};
 
 /// The pool size when neither [`set_max_threads`] nor
 /// `GREENLET_THREADPOOL_SIZE` says otherwise.
@@ -74,6 +74,8 @@ impl Pool {
     }
 
     fn execute(&'static self, job: Job) {
+        // Counted until it has run (see `crate::hub::process_deadlock`).
+        process_deadlock::pool_job_queued();
         let mut st = self.lock();
         st.queue.push_back(job);
         // Each idle thread will take one queued job; start a thread for
@@ -87,6 +89,7 @@ impl Pool {
                 st.threads -= 1;
                 if st.threads == 0 {
                     st.queue.pop_back();
+                    process_deadlock::pool_job_done();
                     drop(st);
                     panic!("greenlet: cannot start a blocking-pool thread: {e}");
                 }
@@ -97,11 +100,22 @@ impl Pool {
     }
 
     fn worker(&self) {
+        let _counted = process_deadlock::RuntimeThread::enter();
         let mut st = self.lock();
         loop {
             if let Some(job) = st.queue.pop_front() {
                 drop(st);
-                job();
+                {
+                    // Uncounted after it ran, also if it panicked.
+                    struct Done;
+                    impl Drop for Done {
+                        fn drop(&mut self) {
+                            process_deadlock::pool_job_done();
+                        }
+                    }
+                    let _done = Done;
+                    job();
+                }
                 st = self.lock();
                 continue;
             }

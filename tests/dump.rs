@@ -205,3 +205,52 @@ fn greenlets_spawned_through_a_pool_show_the_callers_spawn_site() {
         g.kill();
     });
 }
+
+#[test]
+fn a_dump_shows_the_peer_address_of_a_socket_a_greenlet_reads() {
+    within(Duration::from_secs(10), || {
+        let (l, addr) = listener();
+        let client = TcpStream::connect(addr).unwrap();
+        let (server_side, peer) = l.accept().unwrap();
+        let reader = greenlet::Builder::new()
+            .name("peer-reader")
+            .spawn(move || {
+                let mut buf = [0u8; 4];
+                let mut s = server_side;
+                s.read(&mut buf).unwrap()
+            })
+            .unwrap();
+        let acceptor = greenlet::Builder::new()
+            .name("acceptor")
+            .spawn(move || l.accept().map(drop))
+            .unwrap();
+        greenlet::sleep(Duration::from_millis(10));
+        let d = greenlet::dump::dump();
+        let find = |n: &str| d.greenlets().iter().find(|g| g.name() == Some(n)).unwrap();
+        // The reader's socket is connected: its peer is the client's address.
+        let want = format!("tcp {peer}");
+        assert_eq!(find("peer-reader").socket(), Some(want.as_str()), "{d}");
+        assert!(
+            matches!(
+                find("peer-reader").wait_reason(),
+                Some(WaitReason::Io {
+                    direction: IoDirection::Read,
+                    ..
+                })
+            ),
+            "{d}"
+        );
+        // The listener has no peer: its own address.
+        let listening = format!("tcp listening on {addr}");
+        assert_eq!(find("acceptor").socket(), Some(listening.as_str()), "{d}");
+        let text = d.to_string();
+        assert!(text.contains(&format!("({want})")), "{text}");
+        assert!(text.contains(&format!("({listening})")), "{text}");
+        // Waits on no socket describe none.
+        assert_eq!(d.root().socket(), None);
+        use std::io::Write;
+        (&client).write_all(b"hi").unwrap();
+        assert_eq!(reader.join().unwrap(), 2);
+        acceptor.kill();
+    });
+}

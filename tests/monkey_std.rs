@@ -274,11 +274,13 @@ fn a_dump_names_the_patched_libc_call_a_greenlet_waits_in() {
         Some(WaitReason::Hook { call: "recv", fd }),
         "{d}"
     );
+    // std's `thread::sleep` calls `clock_nanosleep` (recent std) or
+    // `nanosleep` (older): the dump names the one it called.
     assert!(
         matches!(
             find("std-sleeper"),
             Some(WaitReason::Hook {
-                call: "nanosleep",
+                call: "clock_nanosleep" | "nanosleep",
                 ..
             })
         ),
@@ -292,4 +294,68 @@ fn a_dump_names_the_patched_libc_call_a_greenlet_waits_in() {
     (&client).write_all(b"hi").unwrap();
     assert_eq!(reader.join().unwrap(), 2);
     sleeper.join().unwrap();
+}
+
+#[test]
+fn each_sleep_hook_records_its_own_libc_call_name() {
+    use greenlet::dump::WaitReason;
+    patch();
+    // Each greenlet sleeps through a different hooked libc function.
+    let calls: [(&str, fn()); 4] = [
+        ("sleep", || {
+            // SAFETY: a plain libc call (hooked).
+            unsafe { libc::sleep(1) };
+        }),
+        ("usleep", || {
+            // SAFETY: a plain libc call (hooked).
+            unsafe { libc::usleep(1_000_000) };
+        }),
+        ("nanosleep", || {
+            let ts = libc::timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            };
+            // SAFETY: valid request; a null remainder is allowed.
+            unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+        }),
+        ("clock_nanosleep", || {
+            let ts = libc::timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            };
+            // SAFETY: valid request; a null remainder is allowed.
+            unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, 0, &ts, std::ptr::null_mut()) };
+        }),
+    ];
+    let gs: Vec<_> = calls
+        .iter()
+        .map(|&(name, f)| {
+            greenlet::Builder::new()
+                .name(format!("via-{name}"))
+                .spawn(f)
+                .unwrap()
+        })
+        .collect();
+    greenlet::sleep(Duration::from_millis(20));
+    let d = greenlet::dump::dump();
+    for (name, _) in calls {
+        let info = d
+            .greenlets()
+            .iter()
+            .find(|g| g.name() == Some(&format!("via-{name}")))
+            .unwrap();
+        assert_eq!(
+            info.wait_reason(),
+            Some(WaitReason::Hook { call: name, fd: -1 }),
+            "{d}"
+        );
+        assert!(
+            d.to_string().contains(&format!("monkey-patched {name}()")),
+            "{d}"
+        );
+    }
+    // A kill ends each hooked sleep early (EINTR), so the test stays short.
+    for g in gs {
+        g.kill();
+    }
 }

@@ -616,7 +616,7 @@ impl<T> crate::sync::waitable::Waitable for Receiver<T> {
         if s.senders == 0 {
             return Attempt::Ready(Err(RecvError));
         }
-        let armed = crate::sync::wait_queue::arm(&chan.state, s, receivers, None, pass_on);
+        let armed = crate::sync::wait_queue::arm(&chan.state, s, receivers, None, pass_on, None);
         Attempt::Pending(Pending::new(RecvOp { armed, chan }))
     }
 }

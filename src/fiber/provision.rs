@@ -222,7 +222,11 @@ fn provisioner() -> Option<&'static Provisioner> {
         std::thread::Builder::new()
             .name("greenlet-stacks".into())
             .stack_size(64 * 1024)
-            .spawn(move || p.serve())
+            .spawn(move || {
+                // Runs runtime code only (see `sys::RuntimeThread`).
+                let _counted = sys::RuntimeThread::enter();
+                p.serve()
+            })
             .ok()
             .map(|_| p)
     });

@@ -63,7 +63,7 @@ impl TaskKey {
 /// Names this thread in keys: the address of a thread-local, the same
 /// before and after the thread's hub exists.
 #[inline]
-fn thread_tag() -> usize {
+pub(crate) fn thread_tag() -> usize {
     thread_local! {
         static TAG: u8 = const { 0 };
     }

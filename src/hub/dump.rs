@@ -39,6 +39,7 @@ use std::time::{Duration, Instant};
 
 use super::Hub;
 pub use super::dump_signal::request_all;
+pub use super::process_deadlock::process_wide;
 use super::task::{Header, State};
 pub use super::wait_reason::{IoDirection, SyncKind, WaitReason};
 
@@ -114,6 +115,7 @@ pub struct GreenletInfo {
     waiting_for: Option<Duration>,
     deadline: Option<Duration>,
     spawned_at: Option<&'static Location<'static>>,
+    socket: Option<String>,
 }
 
 impl GreenletInfo {
@@ -131,11 +133,19 @@ impl GreenletInfo {
             State::Ready | State::Finished => GreenletState::Ready,
         };
         let parked = state == GreenletState::Parked;
+        let reason = parked.then(|| hdr.reason());
+        // Looked up now, not when it parked: the park stores only the fd.
+        let socket = match reason {
+            Some(WaitReason::Io { fd, .. } | WaitReason::Hook { fd, .. }) if fd >= 0 => {
+                crate::sys::describe_socket(fd)
+            }
+            _ => None,
+        };
         GreenletInfo {
             id: hdr.id,
             name: hdr.name().map(str::to_owned),
             state,
-            reason: parked.then(|| hdr.reason()),
+            reason,
             waiting_for: if parked {
                 hdr.since.get().map(|s| now.saturating_duration_since(s))
             } else {
@@ -149,6 +159,7 @@ impl GreenletInfo {
                 None
             },
             spawned_at: hdr.site,
+            socket,
         }
     }
 
@@ -188,6 +199,34 @@ impl GreenletInfo {
         self.spawned_at
     }
 
+    /// For a wait on a socket's fd (an IO wait, or a monkey-patched call on
+    /// one): the socket, as read when the dump was taken. A connected
+    /// socket shows its peer (`"tcp 127.0.0.1:5432"`, `"unix /run/x.sock"`),
+    /// one without a peer its own address (`"tcp listening on
+    /// 0.0.0.0:80"`, `"udp on 127.0.0.1:9000"`). `None` for other waits and
+    /// for fds that are not sockets.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use greenlet::net::TcpListener;
+    ///
+    /// let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// let g = greenlet::spawn(move || l.accept().map(drop));
+    /// greenlet::sleep(Duration::from_millis(5));
+    /// let d = greenlet::dump::dump();
+    /// assert_eq!(
+    ///     d.greenlets()[0].socket(),
+    ///     Some(format!("tcp listening on {addr}").as_str())
+    /// );
+    /// g.kill();
+    /// ```
+    pub fn socket(&self) -> Option<&str> {
+        self.socket.as_deref()
+    }
+
     fn is_root(&self) -> bool {
         self.id == 0
     }
@@ -205,7 +244,12 @@ impl fmt::Display for GreenletInfo {
         }
         f.write_str(" [")?;
         match (self.state, self.reason) {
-            (GreenletState::Parked, Some(r)) => write!(f, "{r}")?,
+            (GreenletState::Parked, Some(r)) => {
+                write!(f, "{r}")?;
+                if let Some(s) = &self.socket {
+                    write!(f, " ({s})")?;
+                }
+            }
             (GreenletState::NotStarted, _) => f.write_str("not started")?,
             (GreenletState::Ready, _) => f.write_str("ready")?,
             (GreenletState::Running, _) => f.write_str("running")?,

@@ -47,6 +47,7 @@ fn install_from_env() {
     std::thread::Builder::new()
         .name("greenlet-dump".into())
         .spawn(move || {
+            let _counted = super::process_deadlock::RuntimeThread::enter();
             let mut buf = [0u8; 64];
             while let Ok(n) = crate::sys::read_blocking(rd, &mut buf) {
                 if n == 0 {

@@ -20,6 +20,7 @@ mod dump_signal;
 pub(crate) mod handle;
 mod interrupt;
 pub(crate) mod oneshot;
+pub(crate) mod process_deadlock;
 pub(crate) mod reactor;
 pub(crate) mod remote;
 pub(crate) mod sync_wait;
@@ -602,6 +603,16 @@ impl Hub {
             && !self.reactor.has_waiters()
             && self.waits.borrow().used == 0
             && Arc::strong_count(&self.remote) == 1;
+        // The opt-in process-wide rule (see `process_deadlock`).
+        let stuck = timeout.is_none()
+            && !self.reactor.has_waiters()
+            && self.waits.borrow().used == 0
+            && process_deadlock::enabled();
+        let timeout = if stuck {
+            Some(self.stuck_enter())
+        } else {
+            timeout
+        };
         // Stacks left to trim: poll without sleeping, and trim more next time.
         let timeout = if self.remote.prepare_sleep() && !self.stacks.needs_trim() {
             timeout
@@ -612,6 +623,9 @@ impl Hub {
             self.monitor.idle_on_sync(true);
         }
         self.reactor.poll(self, timeout);
+        if stuck {
+            self.stuck_leave();
+        }
         if sync_only {
             self.monitor.idle_on_sync(false);
         }
@@ -636,8 +650,9 @@ impl Hub {
         panic!(
             "greenlet: this operation would block forever: the root is waiting, but no greenlet \
              is ready, no timer is pending, no I/O or cross-thread wake-up is registered, and \
-             every sync primitive waited on has no handle left but its waiter's (a deadlock: \
-             greenlets waiting on each other or on something nobody will set)\n{}",
+             no other thread can reach a sync primitive waited on (no handle left but its \
+             waiter's, or a lock held on this thread) (a deadlock: greenlets waiting on each \
+             other or on something nobody will set)\n{}",
             self.dump()
         );
     }

@@ -77,6 +77,12 @@ impl Remote {
         self.pending.load(Ordering::Relaxed) && self.pending.swap(false, Ordering::Acquire)
     }
 
+    /// Any thread: whether a message was sent that the hub has not taken
+    /// yet (for `process_deadlock`).
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire) || !self.queue.is_empty()
+    }
+
     pub(crate) fn pop(&self) -> Option<RemoteMsg> {
         self.queue.pop()
     }

@@ -11,8 +11,9 @@ use crate::hub::task::Wake;
 use crate::monkey::real::set_errno;
 use crate::monkey::{Hook, interrupt_errno, real};
 
-/// Parks for `d`; `Err(())` if interrupted.
-fn green_sleep(hook: &Hook, d: Duration) -> Result<(), ()> {
+/// Parks for `d`; `Err(())` if interrupted. `call` is the hooked libc
+/// function's name, as dumps show it.
+fn green_sleep(hook: &Hook, d: Duration, call: &'static str) -> Result<(), ()> {
     if interrupt_errno().is_some() {
         return Err(());
     }
@@ -25,10 +26,7 @@ fn green_sleep(hook: &Hook, d: Duration) -> Result<(), ()> {
             crate::hub::park_until_with(
                 Some(deadline),
                 false,
-                crate::hub::WaitReason::Hook {
-                    call: "nanosleep",
-                    fd: -1,
-                },
+                crate::hub::WaitReason::Hook { call, fd: -1 },
             )
         });
         if crate::hub::interrupt_pending() {
@@ -91,7 +89,7 @@ pub unsafe extern "C" fn clock_nanosleep(
             } else {
                 req
             };
-            match green_sleep(&h, d) {
+            match green_sleep(&h, d, "clock_nanosleep") {
                 Ok(()) => 0,
                 Err(()) => {
                     if flags & libc::TIMER_ABSTIME == 0 {
@@ -115,7 +113,7 @@ pub unsafe extern "C" fn nanosleep(req: *const libc::timespec, rem: *mut libc::t
     match Hook::enter() {
         Some(h) if !req.is_null() => {
             // SAFETY: a non-null request from the caller.
-            match green_sleep(&h, ts_duration(unsafe { &*req })) {
+            match green_sleep(&h, ts_duration(unsafe { &*req }), "nanosleep") {
                 Ok(()) => 0,
                 Err(()) => {
                     zero_rem(rem);
@@ -136,7 +134,7 @@ pub unsafe extern "C" fn nanosleep(req: *const libc::timespec, rem: *mut libc::t
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn usleep(usec: libc::useconds_t) -> c_int {
     match Hook::enter() {
-        Some(h) => match green_sleep(&h, Duration::from_micros(usec as u64)) {
+        Some(h) => match green_sleep(&h, Duration::from_micros(usec as u64), "usleep") {
             Ok(()) => 0,
             Err(()) => {
                 set_errno(libc::EINTR);
@@ -155,7 +153,7 @@ pub unsafe extern "C" fn usleep(usec: libc::useconds_t) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn sleep(secs: c_uint) -> c_uint {
     match Hook::enter() {
-        Some(h) => match green_sleep(&h, Duration::from_secs(secs as u64)) {
+        Some(h) => match green_sleep(&h, Duration::from_secs(secs as u64), "sleep") {
             Ok(()) => 0,
             Err(()) => secs,
         },

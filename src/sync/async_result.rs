@@ -282,8 +282,23 @@ impl<T> super::waitable::Waitable for AsyncResult<T> {
         if self.inner.value.get().is_some() {
             return Attempt::Ready(());
         }
-        let armed = super::wait_queue::arm(&self.inner.waiters, waiters, list, None, drop_payload);
+        let armed = super::wait_queue::arm(
+            &self.inner.waiters,
+            waiters,
+            list,
+            None,
+            drop_payload,
+            Some(self),
+        );
         Attempt::Pending(Pending::new(ReadyOp { armed }))
+    }
+}
+
+/// A select wait cannot end while the selecting task holds the only
+/// handle.
+impl<T> super::wait_queue::Sole for AsyncResult<T> {
+    fn sole(&self) -> bool {
+        std::sync::Arc::strong_count(&self.inner) == 1
     }
 }
 

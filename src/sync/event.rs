@@ -267,8 +267,16 @@ impl super::waitable::Waitable for Event {
         if self.is_set() {
             return Attempt::Ready(());
         }
-        let armed = super::wait_queue::arm(&inner.state, s, list, None, uncount);
+        let armed = super::wait_queue::arm(&inner.state, s, list, None, uncount, Some(self));
         Attempt::Pending(Pending::new(EventOp { armed, inner }))
+    }
+}
+
+/// A select wait cannot end while the selecting task holds the only
+/// handle.
+impl super::wait_queue::Sole for Event {
+    fn sole(&self) -> bool {
+        Arc::strong_count(&self.inner) == 1
     }
 }
 

@@ -57,10 +57,17 @@
 //! A root-context wait with no greenlet ready, no timer and no I/O panics
 //! with "this operation would block forever" when every wait on these
 //! primitives is provably unreachable: a [`Queue`], [`Event`] or
-//! [`AsyncResult`] with no handle left but its waiter's own, or a [`Mutex`]
-//! held by a greenlet of the same thread. Otherwise another OS thread might
-//! still signal it, the hub cannot know that nobody will, and the wait
-//! hangs (the [`monitor`](crate::monitor) reports such a hub, and
+//! [`AsyncResult`] with no handle left but its waiter's own, a [`Mutex`] or
+//! [`RLock`] held by a greenlet of the same thread, an [`RwLock`] whose
+//! holders and waiters are all of the same thread, or a `select` whose
+//! every arm is one of these. [`Semaphore`], [`BoundedSemaphore`],
+//! [`Condvar`] and [`Barrier`] are shared by reference, so any thread might
+//! still release them: their waits are never proven endless by one thread
+//! alone, only by the opt-in process-wide rule
+//! ([`dump::process_wide`](crate::dump::process_wide)), which sees that no
+//! thread is left to do it. Otherwise another OS thread might still signal
+//! the wait, the hub cannot know that nobody will, and the wait hangs (the
+//! [`monitor`](crate::monitor) reports such a hub, and
 //! [`dump`](crate::dump) shows who waits on what). Locking a [`Mutex`] one
 //! already holds, or closing a wait-for cycle of `Mutex` holders and join
 //! targets, panics at once. See the crate docs' "Deadlocks and dumps".

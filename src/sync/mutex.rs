@@ -7,7 +7,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::lock::Lock;
-use super::wait_queue::{WaitList, WaitSite, Waited, wait};
+use super::wait_queue::{Sole, WaitList, WaitSite, Waited, wait};
 use super::{TimedOut, deadline};
 use crate::hub::deadlock::{TaskKey, WaitsFor};
 use crate::hub::{Hub, SyncKind};
@@ -232,14 +232,7 @@ impl<T: ?Sized> Mutex<T> {
         if let (Some(o), true) = (owner, untimed) {
             self.check_cycle(hub, o);
         }
-        let state = &self.state;
-        let sole = || {
-            // Only the holder can unlock: if it is a task of this hub, the
-            // hub's own progress decides.
-            state
-                .try_lock()
-                .is_some_and(|s| s.owner.is_some_and(|o| Hub::current().owns(o)))
-        };
+        let sole = || self.held_here();
         let site = WaitSite {
             kind: SyncKind::Mutex,
             sole: Some(&sole),
@@ -250,6 +243,15 @@ impl<T: ?Sized> Mutex<T> {
             Waited::Notified(None) => unreachable!("mutex waiters are notified with the lock"),
             Waited::TimedOut(_) => Err(TimedOut),
         }
+    }
+
+    /// Whether the holder is a task of this hub (see [`Sole`]).
+    fn held_here(&self) -> bool {
+        // Only the holder can unlock: if it is a task of this hub, the
+        // hub's own progress decides.
+        self.state
+            .try_lock()
+            .is_some_and(|s| s.owner.is_some_and(|o| Hub::current().owns(o)))
     }
 
     #[cold]
@@ -445,8 +447,14 @@ impl<'m, T> super::waitable::Waitable for &'m Mutex<T> {
             return Attempt::Ready(m.guard());
         }
         let me = Hub::current().current_key();
-        let armed = super::wait_queue::arm(&m.state, s, waiters, Some(me), pass_on);
+        let armed = super::wait_queue::arm(&m.state, s, waiters, Some(me), pass_on, Some(m));
         Attempt::Pending(Pending::new(LockOp { armed, m }))
+    }
+}
+
+impl<T: ?Sized> Sole for Mutex<T> {
+    fn sole(&self) -> bool {
+        self.held_here()
     }
 }
 

@@ -233,6 +233,14 @@ impl<T: ?Sized> RLock<T> {
         if self.try_take(&mut s, me) {
             return Ok(self.guard());
         }
+        let state = &self.state;
+        // Only the owner releases (its guards are not `Send`): an owner of
+        // this thread is up to this hub's own progress.
+        let sole = || {
+            state
+                .try_lock()
+                .is_some_and(|s| s.owner.is_some_and(|(t, _)| t == me.0))
+        };
         match wait(
             &self.state,
             s,
@@ -240,7 +248,7 @@ impl<T: ?Sized> RLock<T> {
             Some(me),
             deadline,
             pass_on,
-            WaitSite::of(SyncKind::RLock),
+            WaitSite::sole(SyncKind::RLock, &sole),
         ) {
             Waited::Notified(_) => Ok(self.guard()),
             Waited::TimedOut(_) => Err(TimedOut),

@@ -10,6 +10,7 @@ use super::lock::Lock;
 use super::wait_queue::{WaitList, WaitSite, Waited, wait};
 use super::{TimedOut, deadline};
 use crate::hub::SyncKind;
+use crate::hub::deadlock::thread_tag;
 
 /// A readers-writer lock for greenlets (std's `RwLock`, parking instead of
 /// blocking the thread): any number of readers, or one writer.
@@ -60,27 +61,58 @@ enum Kind {
 struct State {
     readers: usize,
     writer: bool,
-    /// Each node says what its waiter wants.
-    waiters: WaitList<Kind>,
+    /// The thread (a `thread_tag`) of the holders, while someone holds
+    /// the lock; `mixed` once holders of several threads overlapped (kept
+    /// until the lock is free). Only for "would block forever": guards are
+    /// not `Send`, so holders of this thread release only on it.
+    holders: usize,
+    mixed: bool,
+    /// Each node says what its waiter wants, and its thread.
+    waiters: WaitList<(Kind, usize)>,
 }
 
 impl State {
+    /// Lets a holder of `kind` from thread `tag` in.
+    #[inline]
+    fn enter(&mut self, kind: Kind, tag: usize) {
+        if self.readers == 0 && !self.writer {
+            self.holders = tag;
+            self.mixed = false;
+        } else if self.holders != tag {
+            self.mixed = true;
+        }
+        match kind {
+            Kind::Read => self.readers += 1,
+            Kind::Write => self.writer = true,
+        }
+    }
+
     /// Admits waiters from the front while they can enter.
     fn admit(&mut self) {
         while let Some(k) = self.waiters.first() {
             match *self.waiters.payload_mut(k) {
-                Some(Kind::Read) if !self.writer => {
-                    self.readers += 1;
+                Some((Kind::Read, tag)) if !self.writer => {
+                    self.enter(Kind::Read, tag);
                     self.waiters.notify(k);
                 }
-                Some(Kind::Write) if !self.writer && self.readers == 0 => {
-                    self.writer = true;
+                Some((Kind::Write, tag)) if !self.writer && self.readers == 0 => {
+                    self.enter(Kind::Write, tag);
                     self.waiters.notify(k);
                     return;
                 }
                 _ => return,
             }
         }
+    }
+
+    /// Whether only thread `tag` can ever let a waiter in: every holder is
+    /// of it (only holders release), and so is every waiter (one that
+    /// leaves, timed out or killed, may let those behind it in).
+    fn only_thread(&mut self, tag: usize) -> bool {
+        (self.readers > 0 || self.writer)
+            && !self.mixed
+            && self.holders == tag
+            && self.waiters.all(|&(_, t)| t == tag)
     }
 
     fn release(&mut self, kind: Kind) {
@@ -103,12 +135,12 @@ impl Drop for Readmit<'_> {
     }
 }
 
-fn waiters(s: &mut State) -> &mut WaitList<Kind> {
+fn waiters(s: &mut State) -> &mut WaitList<(Kind, usize)> {
     &mut s.waiters
 }
 
 /// The `abandon` hook: a waiter admitted but dead releases again.
-fn pass_on(s: &mut State, kind: Kind) -> Option<Kind> {
+fn pass_on(s: &mut State, (kind, _): (Kind, usize)) -> Option<(Kind, usize)> {
     s.release(kind);
     None
 }
@@ -134,6 +166,8 @@ impl<T> RwLock<T> {
             state: Lock::new(State {
                 readers: 0,
                 writer: false,
+                holders: 0,
+                mixed: false,
                 waiters: WaitList::new(),
             }),
             data: UnsafeCell::new(value),
@@ -204,7 +238,7 @@ impl<T: ?Sized> RwLock<T> {
     pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
         let mut s = self.state.lock();
         if !s.writer && s.waiters.is_empty() {
-            s.readers += 1;
+            s.enter(Kind::Read, thread_tag());
             Some(self.read_guard())
         } else {
             None
@@ -225,7 +259,7 @@ impl<T: ?Sized> RwLock<T> {
     pub fn try_write(&self) -> Option<RwLockWriteGuard<'_, T>> {
         let mut s = self.state.lock();
         if !s.writer && s.readers == 0 && s.waiters.is_empty() {
-            s.writer = true;
+            s.enter(Kind::Write, thread_tag());
             Some(self.write_guard())
         } else {
             None
@@ -269,7 +303,7 @@ impl<T: ?Sized> RwLock<T> {
     fn read_until(&self, deadline: Option<Instant>) -> Result<RwLockReadGuard<'_, T>, TimedOut> {
         let mut s = self.state.lock();
         if !s.writer && s.waiters.is_empty() {
-            s.readers += 1;
+            s.enter(Kind::Read, thread_tag());
             return Ok(self.read_guard());
         }
         self.wait(s, Kind::Read, deadline)
@@ -279,7 +313,7 @@ impl<T: ?Sized> RwLock<T> {
     fn write_until(&self, deadline: Option<Instant>) -> Result<RwLockWriteGuard<'_, T>, TimedOut> {
         let mut s = self.state.lock();
         if !s.writer && s.readers == 0 && s.waiters.is_empty() {
-            s.writer = true;
+            s.enter(Kind::Write, thread_tag());
             return Ok(self.write_guard());
         }
         self.wait(s, Kind::Write, deadline)
@@ -295,14 +329,17 @@ impl<T: ?Sized> RwLock<T> {
         // A waiter that leaves without entering (timed out, or unwound by a
         // kill) may have been all that kept the waiters behind it out.
         let readmit = Readmit(&self.state);
+        let me = thread_tag();
+        let state = &self.state;
+        let sole = || state.try_lock().is_some_and(|mut s| s.only_thread(me));
         match wait(
             &self.state,
             s,
             waiters,
-            Some(kind),
+            Some((kind, me)),
             deadline,
             pass_on,
-            WaitSite::of(SyncKind::RwLock),
+            WaitSite::sole(SyncKind::RwLock, &sole),
         ) {
             Waited::Notified(_) => {
                 std::mem::forget(readmit);

@@ -484,7 +484,7 @@ impl<'s> super::waitable::Waitable for &'s Semaphore {
             s.permits -= 1;
             return Attempt::Ready(sem.permit());
         }
-        let armed = super::wait_queue::arm(&sem.state, s, waiters, None, pass_on);
+        let armed = super::wait_queue::arm(&sem.state, s, waiters, None, pass_on, None);
         Attempt::Pending(Pending::new(AcquireOp { armed, sem }))
     }
 }

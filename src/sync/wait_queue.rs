@@ -63,6 +63,21 @@ use crate::hub::sync_wait::SyncWaitLink;
 use crate::hub::task::{Header, TaskRef, Wake};
 use crate::hub::{self, Hub, SyncKind, WaitReason};
 
+/// The proof behind "would block forever" for one wait: asked by the hub,
+/// on the waiter's thread, while the waiter is parked and the hub has
+/// nothing else to do; `true` only if nothing but the waiter's own handle
+/// (or tasks of its own hub) could ever notify it. Closures implement it,
+/// and so do primitives whose select arms carry the proof.
+pub(crate) trait Sole {
+    fn sole(&self) -> bool;
+}
+
+impl<F: Fn() -> bool> Sole for F {
+    fn sole(&self) -> bool {
+        self()
+    }
+}
+
 /// What a [`wait`] is for: the primitive's kind (for dumps), whether only
 /// the waiter's own handle can ever notify it (for "would block forever"),
 /// and whom it waits for (for deadlock cycles).
@@ -73,7 +88,7 @@ pub(crate) struct WaitSite<'a> {
     /// but this waiter's own handle could ever notify it (the primitive's
     /// handle count is one; a lock's holder is a task of this hub). `None`:
     /// no such proof exists for this primitive.
-    pub(crate) sole: Option<&'a dyn Fn() -> bool>,
+    pub(crate) sole: Option<&'a dyn Sole>,
     /// Whom the waiter waits for, if a wait-for cycle can go through it.
     pub(crate) waits_for: WaitsFor,
 }
@@ -92,7 +107,7 @@ impl WaitSite<'_> {
 impl<'a> WaitSite<'a> {
     /// A wait on a primitive whose only handle may be the waiter's: `sole`
     /// says whether it is.
-    pub(crate) fn sole(kind: SyncKind, sole: &'a dyn Fn() -> bool) -> WaitSite<'a> {
+    pub(crate) fn sole(kind: SyncKind, sole: &'a dyn Sole) -> WaitSite<'a> {
         WaitSite {
             kind,
             sole: Some(sole),
@@ -285,6 +300,25 @@ impl<P> WaitList<P> {
         }
     }
 
+    /// Whether `f` holds for the payload of every linked waiter that has
+    /// one (walks the list: for cold checks only).
+    pub(crate) fn all(&mut self, f: impl Fn(&P) -> bool) -> bool {
+        let mut p = self.head;
+        while !p.is_null() {
+            // SAFETY: `p` is a linked node and `&mut self` means the caller
+            // holds the lock: by `Node`'s invariant its fields are ours to
+            // read until the lock is released.
+            let (payload, next) = unsafe { (&*(*p).payload.get(), (*p).next) };
+            if let Some(v) = payload
+                && !f(v)
+            {
+                return false;
+            }
+            p = next;
+        }
+        true
+    }
+
     /// Notifies every linked waiter, first to last, leaving their payloads
     /// as they are.
     pub(crate) fn notify_all(&mut self) {
@@ -385,7 +419,7 @@ pub(crate) fn wait<S, P>(
         node,
         abandon,
         done: Cell::new(false),
-        // By reference: copying the two-word `Option<&dyn Fn>` out of the
+        // By reference: copying the two-word `Option<&dyn Sole>` out of the
         // caller's frame cost a store-forwarding stall on every wait.
         sole: &site.sole,
         reason,
@@ -478,7 +512,7 @@ struct Registration<'a, S, P> {
     /// `finish` or `cancel` ended the wait: `Drop` has nothing to do.
     done: Cell<bool>,
     /// See [`WaitSite::sole`].
-    sole: &'a Option<&'a dyn Fn() -> bool>,
+    sole: &'a Option<&'a dyn Sole>,
     reason: WaitReason,
 }
 
@@ -523,7 +557,7 @@ impl<S, P> Registration<'_, S, P> {
         let Some(sole) = *this.sole else {
             return false;
         };
-        if !sole() {
+        if !sole.sole() {
             return false;
         }
         // A notifier on another thread marks the node before it drops its
@@ -623,17 +657,24 @@ pub(crate) struct Armed<'a, S, P> {
     /// `Drop`, after `reg` (which unlinks it and waits out a pending
     /// wake-up) is dropped.
     reg: std::mem::ManuallyDrop<Box<Registration<'a, S, P>>>,
+    /// The arm's proof, which `reg.sole` refers to. Invariant: from
+    /// `Box::into_raw`, freed only by `Drop`, after `reg`.
+    sole: *mut Option<&'a dyn Sole>,
 }
 
 /// Links the running task on `list` (the caller holds the primitive's lock
 /// in `guard` and found that it must wait) and releases the lock, without
-/// parking. See [`Armed`].
+/// parking. See [`Armed`]. `sole` is the arm's proof for "would block
+/// forever", as for [`wait`]: the hub counts a task as stuck only when
+/// every one of its waits is, so one provable arm of several proves
+/// nothing by itself.
 pub(crate) fn arm<'a, S, P>(
     lock: &'a Lock<S>,
     mut guard: LockGuard<'_, S>,
     list: fn(&mut S) -> &mut WaitList<P>,
     payload: Option<P>,
     abandon: fn(&mut S, P) -> Option<P>,
+    sole: Option<&'a dyn Sole>,
 ) -> Armed<'a, S, P> {
     let hub = Hub::current();
     let node = Box::into_raw(Box::new(Node {
@@ -648,6 +689,8 @@ pub(crate) fn arm<'a, S, P>(
     }));
     // SAFETY: a fresh node on the heap; we hold the lock.
     unsafe { list(&mut guard).link(node) };
+    // On the heap too: the registration refers to it, and `Armed` moves.
+    let sole: *mut Option<&'a dyn Sole> = Box::into_raw(Box::new(sole));
     let reg = Box::new(Registration {
         link: SyncWaitLink::new(Registration::<S, P>::cancel, Registration::<S, P>::closed),
         hub,
@@ -656,9 +699,8 @@ pub(crate) fn arm<'a, S, P>(
         node,
         abandon,
         done: Cell::new(false),
-        // One of several waits: never proof that nothing can end the task's
-        // wait.
-        sole: &None,
+        // SAFETY: freed only by `Armed`'s drop, after the registration.
+        sole: unsafe { &*sole },
         reason: WaitReason::Select,
     });
     // SAFETY: the registration is on the heap and never moves; `Armed`'s
@@ -667,6 +709,7 @@ pub(crate) fn arm<'a, S, P>(
     drop(guard);
     Armed {
         reg: std::mem::ManuallyDrop::new(reg),
+        sole,
     }
 }
 
@@ -693,6 +736,9 @@ impl<S, P> Drop for Armed<'_, S, P> {
         unsafe {
             std::mem::ManuallyDrop::drop(&mut self.reg);
             drop(Box::from_raw(node));
+            // SAFETY: from `Box::into_raw` in `arm`; the registration that
+            // referred to it is gone (the invariant).
+            drop(Box::from_raw(self.sole));
         }
     }
 }

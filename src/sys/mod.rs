@@ -25,6 +25,7 @@ macro_rules! syscall {
 // After the macro, so it is in scope there.
 mod fd;
 mod net;
+mod sockname;
 pub(crate) use fd::{
     SigSet, block_signals, dup_cloexec, is_nonblocking, pidfd_open, poll_now, read, read_signalfd,
     set_nonblocking_fl, signalfd, write,
@@ -33,6 +34,7 @@ pub(crate) use net::{
     recv, reuseport_listener, send, send_vectored, set_backlog, set_nonblocking, set_reuseport,
     would_block,
 };
+pub(crate) use sockname::describe_socket;
 
 /// The `errno` values code above this module matches on.
 pub(crate) mod errno {
@@ -46,6 +48,56 @@ pub(crate) mod errno {
 /// `MADV_GUARD_INSTALL` (Linux 6.13+): turns pages into guard pages without
 /// splitting the mapping. Not yet in every libc crate release.
 pub(crate) const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// The number of threads of this process (`num_threads` of
+/// `/proc/self/stat`); `None` if it cannot be read.
+pub(crate) fn thread_count() -> Option<usize> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces:
+    // fields are counted after its closing one. `num_threads` is field 20.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(17)?.parse().ok()
+}
+
+/// Runtime threads alive that run no user code now (blocking-pool
+/// workers, the monitor's watchdog, the dump-signal thread, the stack
+/// provisioner): see `crate::hub::process_deadlock`.
+static RUNTIME_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many [`RuntimeThread`]s are counted now.
+pub(crate) fn runtime_threads() -> usize {
+    RUNTIME_THREADS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Counts the calling thread as a runtime thread while alive. Made first
+/// thing in the thread's body, dropped last.
+pub(crate) struct RuntimeThread(());
+
+impl RuntimeThread {
+    pub(crate) fn enter() -> RuntimeThread {
+        RUNTIME_THREADS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        RuntimeThread(())
+    }
+
+    /// Uncounts the thread while it runs user code (a monitor reporter).
+    pub(crate) fn run_user<R>(&self, f: impl FnOnce() -> R) -> R {
+        RUNTIME_THREADS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        struct Recount;
+        impl Drop for Recount {
+            fn drop(&mut self) {
+                RUNTIME_THREADS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let _recount = Recount;
+        f()
+    }
+}
+
+impl Drop for RuntimeThread {
+    fn drop(&mut self) {
+        RUNTIME_THREADS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 /// The system page size, read once.
 pub(crate) fn page_size() -> usize {

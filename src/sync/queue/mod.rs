@@ -651,8 +651,16 @@ impl<T> super::waitable::Waitable for Queue<T> {
         if s.closed {
             return Attempt::Ready(Err(GetError));
         }
-        let armed = super::wait_queue::arm(inner, s, getters, None, pass_on);
+        let armed = super::wait_queue::arm(inner, s, getters, None, pass_on, Some(self));
         Attempt::Pending(Pending::new(GetOp { armed, inner }))
+    }
+}
+
+/// A select `get` cannot end while the selecting task holds the only
+/// handle (see [`WaitSite::sole`](super::wait_queue::WaitSite)).
+impl<T> super::wait_queue::Sole for Queue<T> {
+    fn sole(&self) -> bool {
+        Arc::strong_count(&self.inner) == 1
     }
 }
 
