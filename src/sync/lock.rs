@@ -118,23 +118,6 @@ impl<S> Lock<S> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Lock;
-
-    #[test]
-    fn a_failed_try_lock_leaves_the_holder_holding() {
-        let lock = Lock::new(0u32);
-        let held = lock.lock();
-        assert!(lock.try_lock().is_none());
-        // Still held: a second failed attempt must fail too, and a third
-        // party cannot get in.
-        assert!(lock.try_lock().is_none());
-        drop(held);
-        assert!(lock.try_lock().is_some());
-    }
-}
-
 impl<S: Default> Default for Lock<S> {
     fn default() -> Self {
         Lock::new(S::default())
@@ -169,5 +152,22 @@ impl<S> Drop for LockGuard<'_, S> {
     #[inline]
     fn drop(&mut self) {
         self.lock.locked.store(false, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lock;
+
+    #[test]
+    fn a_failed_try_lock_leaves_the_holder_holding() {
+        let lock = Lock::new(0u32);
+        let held = lock.lock();
+        assert!(lock.try_lock().is_none());
+        // Still held: a second failed attempt must fail too, and a third
+        // party cannot get in.
+        assert!(lock.try_lock().is_none());
+        drop(held);
+        assert!(lock.try_lock().is_some());
     }
 }
