@@ -163,11 +163,13 @@ fn the_provisioner_faults_in_cold_stacks_before_they_are_taken() {
             return;
         }
         // Another burst is promised, so the slabs stay mapped; meanwhile
-        // the pool goes idle and gives the released stacks back whole.
+        // the pool goes idle and gives the released stacks back whole. (The
+        // promise is made after the release: made before, it maps new slabs,
+        // and which idle slabs then go depends on where the kernel put them.)
+        drop(held);
         for _ in 0..N {
             pool.reserve(size).unwrap();
         }
-        drop(held);
         while pool.needs_trim() {
             pool.trim();
         }
