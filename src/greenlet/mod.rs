@@ -132,7 +132,7 @@ pub(crate) fn wait_finished_until(task: &TaskRef, deadline: Option<std::time::In
     let me = hub.current_task();
     let reason = hub::join_reason(task);
     let _cycle = hub.wait_for_task(&me, task, reason, deadline.is_none());
-    task.watch(Watcher::Task(me.clone()));
+    task.watch_task(me.clone());
     // One entry per wait, removed however the wait ends (a timeout or kill
     // unwinding out of `park`): timed joins in a loop do not grow the list.
     let _unwatch = Unwatch { task, me: &me };

@@ -59,14 +59,14 @@ impl TaskRef {
             drop(unsafe { Box::from_raw(p.as_ptr().cast::<TaskCell<S>>()) });
         }
         let mut uninit = Box::<TaskCell<S>>::new_uninit();
-        let cell = uninit.write(TaskCell {
-            hdr: Header::new(id, name, stack_size, site),
-            slot,
-        });
-        cell.hdr.refs.set(1);
-        cell.hdr.free = free::<S>;
-        // SAFETY: initialized just above.
-        let cell = Box::into_raw(unsafe { uninit.assume_init() });
+        let p = uninit.as_mut_ptr();
+        // SAFETY: `p` is a fresh, writable allocation for a `TaskCell<S>`;
+        // every field is written exactly once below before `assume_init`.
+        let cell = unsafe {
+            Header::init(&raw mut (*p).hdr, id, name, stack_size, site, free::<S>);
+            (&raw mut (*p).slot).write(slot);
+            Box::into_raw(uninit.assume_init())
+        };
         TaskRef {
             // SAFETY: Box pointers are non-null; `hdr` is at offset 0 of a
             // `#[repr(C)]` struct.
@@ -296,50 +296,99 @@ pub(crate) struct Cold {
     watchers: RefCell<Vec<Watcher>>,
 }
 
+impl Cold {
+    #[cold]
+    #[inline(never)]
+    fn named(name: Box<str>) -> Box<Cold> {
+        Box::new(Cold {
+            name: Some(name),
+            ..Cold::default()
+        })
+    }
+}
+
 /// The typed result slot of a `Greenlet<T>`.
 pub(crate) type ResultSlot<T> = UnsafeCell<Option<Result<T, JoinError>>>;
 
 impl Header {
-    #[inline]
-    pub(crate) fn new(
+    /// Writes a new header (one reference, freed by `free`) field by field
+    /// into `p`. Built as a value and moved in, the header was partly made
+    /// on the stack and copied with loads wider than the stores that wrote
+    /// it (store-forwarding stalls, and a 256-byte `memcpy` when not
+    /// inlined); written in place every field is one direct store.
+    ///
+    /// # Safety
+    /// `p` is valid for writes of a `Header` and holds no live value.
+    #[inline(always)]
+    pub(crate) unsafe fn init(
+        p: *mut Header,
         id: u64,
         name: Option<Box<str>>,
         stack_size: usize,
         site: Option<&'static Location<'static>>,
-    ) -> Self {
-        unsafe fn never(_: NonNull<Header>) {}
-        Header {
-            state: Cell::new(State::Ready),
-            wake: Cell::new(Wake::Ready),
-            kill: Cell::new(false),
-            unwinding: Cell::new(false),
-            counted_unwinding: Cell::new(false),
-            timeout_seen_in_hook: Cell::new(false),
-            timed: Cell::new(false),
-            yielder: Cell::new(std::ptr::null()),
-            fiber: UnsafeCell::new(None),
-            reason: Cell::new(PackedReason::UNKNOWN),
-            since: Cell::new(None),
-            timeout_depth: Cell::new(0),
-            slot_index: Cell::new(u32::MAX),
-            refs: Cell::new(0),
-            free: never,
-            id,
-            stack_size,
-            launch: Cell::new(None),
-            keepalive: UnsafeCell::new(None),
-            site,
-            timeout: Cell::new(None),
-            watcher: RefCell::new(None),
-            waits_for: Cell::new(WaitsFor::Nothing),
-            stack_lo: Cell::new(0),
-            cold: UnsafeCell::new(name.map(|name| {
-                Box::new(Cold {
-                    name: Some(name),
-                    ..Cold::default()
-                })
-            })),
+        free: unsafe fn(NonNull<Header>),
+    ) {
+        // SAFETY: per the contract; each `write` initializes one field.
+        unsafe {
+            (&raw mut (*p).state).write(Cell::new(State::Ready));
+            (&raw mut (*p).wake).write(Cell::new(Wake::Ready));
+            (&raw mut (*p).kill).write(Cell::new(false));
+            (&raw mut (*p).unwinding).write(Cell::new(false));
+            (&raw mut (*p).counted_unwinding).write(Cell::new(false));
+            (&raw mut (*p).timeout_seen_in_hook).write(Cell::new(false));
+            (&raw mut (*p).timed).write(Cell::new(false));
+            (&raw mut (*p).yielder).write(Cell::new(std::ptr::null()));
+            (&raw mut (*p).fiber).write(UnsafeCell::new(None));
+            (&raw mut (*p).reason).write(Cell::new(PackedReason::UNKNOWN));
+            (&raw mut (*p).since).write(Cell::new(None));
+            (&raw mut (*p).timeout_depth).write(Cell::new(0));
+            (&raw mut (*p).slot_index).write(Cell::new(u32::MAX));
+            (&raw mut (*p).refs).write(Cell::new(1));
+            (&raw mut (*p).free).write(free);
+            (&raw mut (*p).id).write(id);
+            (&raw mut (*p).stack_size).write(stack_size);
+            (&raw mut (*p).launch).write(Cell::new(None));
+            (&raw mut (*p).keepalive).write(UnsafeCell::new(None));
+            (&raw mut (*p).site).write(site);
+            (&raw mut (*p).timeout).write(Cell::new(None));
+            (&raw mut (*p).watcher).write(RefCell::new(None));
+            (&raw mut (*p).waits_for).write(Cell::new(WaitsFor::Nothing));
+            (&raw mut (*p).stack_lo).write(Cell::new(0));
+            (&raw mut (*p).cold).write(UnsafeCell::new(name.map(Cold::named)));
         }
+    }
+
+    /// Lists every field without `..`: adding a field to `Header` fails to
+    /// compile here until `init` (above) writes it too.
+    #[allow(dead_code)]
+    fn every_field_is_initialized(h: &Header) {
+        let Header {
+            state: _,
+            wake: _,
+            kill: _,
+            unwinding: _,
+            counted_unwinding: _,
+            timeout_seen_in_hook: _,
+            timed: _,
+            yielder: _,
+            fiber: _,
+            reason: _,
+            since: _,
+            timeout_depth: _,
+            slot_index: _,
+            refs: _,
+            free: _,
+            id: _,
+            stack_size: _,
+            launch: _,
+            keepalive: _,
+            site: _,
+            timeout: _,
+            watcher: _,
+            waits_for: _,
+            stack_lo: _,
+            cold: _,
+        } = h;
     }
 
     /// The cold part, created at first use.
@@ -388,7 +437,22 @@ impl Header {
         self.cold_if_any().map_or(0, |c| c.links_running.get())
     }
 
+    /// Registers `task` to be unparked when this task finishes (a `join`).
+    /// The common case, written in place: moving a built `Watcher` into
+    /// the slot stalled store forwarding on every join.
+    #[inline]
+    pub(crate) fn watch_task(&self, task: TaskRef) {
+        let mut first = self.watcher.borrow_mut();
+        if first.is_none() {
+            *first = Some(Watcher::Task(task));
+        } else {
+            drop(first);
+            self.cold().watchers.borrow_mut().push(Watcher::Task(task));
+        }
+    }
+
     /// Registers someone to tell when this task finishes.
+    #[inline]
     pub(crate) fn watch(&self, w: Watcher) {
         let mut first = self.watcher.borrow_mut();
         if first.is_none() {
