@@ -560,11 +560,14 @@ mod tests {
     #[test]
     fn header_layout() {
         use std::mem::{offset_of, size_of};
-        assert!(
-            size_of::<super::Header>() <= 256,
-            "{}",
-            size_of::<super::Header>()
-        );
-        assert!(offset_of!(super::Header, fiber) + size_of::<Option<super::Fiber>>() <= 64);
+        // The fiber is 48 bytes in normal builds (more under ASan, where
+        // corosensei keeps sanitizer state in it): the bounds are on the
+        // rest, so they hold in both.
+        let fiber = size_of::<Option<super::Fiber>>();
+        let header = size_of::<super::Header>();
+        assert!(header - fiber <= 256 - 48, "{header} bytes, fiber {fiber}");
+        // The state bytes and the yielder come first, then the fiber: with
+        // a 48-byte fiber a switch touches one cache line.
+        assert!(offset_of!(super::Header, fiber) <= 16);
     }
 }
