@@ -2,7 +2,8 @@
 //!
 //! A task is one allocation, a `#[repr(C)]` [`TaskCell<S>`]: the untyped
 //! [`Header`] the hub works with, followed by the typed result slot `S` that
-//! only the `Greenlet<T>` handle reads. The hub holds tasks through
+//! only the `Greenlet<T>` handle reads (plus, for the few greenlets that
+//! need one, a [`Cold`] part allocated at its first use). The hub holds tasks through
 //! [`TaskRef`], a thin, non-atomic, intrusively counted pointer to the
 //! header (like `Rc`, but one word wide and without the vtable look-ups an
 //! `Rc<dyn ..>` needs for every field access): the scheduler is not generic,
