@@ -367,8 +367,8 @@ impl StackPool {
     fn grow(&self, class: &mut SizeClass) -> io::Result<()> {
         let page = sys::page_size();
         if class.unguarded.0 == class.unguarded.1 {
-            let slots = (SLAB_BYTES / class.size).max(1);
-            let len = slots * class.size;
+            let len = class.slab_len;
+            let slots = len / class.size;
             let base = sys::mmap_stack_region(len).map_err(|e| {
                 io::Error::new(
                     e.kind(),

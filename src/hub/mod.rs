@@ -4,9 +4,12 @@
 //!
 //! 1. run the greenlets that are ready, in FIFO order, each until it parks
 //!    or finishes;
-//! 2. every [`TICK_BUDGET`] runs, and whenever nothing is ready: fire due
-//!    timers, drain the remote queue, poll epoll (without blocking while
-//!    anything is ready; until the next timer or forever otherwise);
+//! 2. after each pass (the greenlets ready when it began; while no timer is
+//!    armed, extended with greenlets made ready meanwhile up to
+//!    [`TICK_BUDGET`] runs): fire due timers and drain the remote queue;
+//!    every [`TICK_BUDGET`] runs, and whenever nothing is ready, also poll
+//!    epoll (without blocking while anything is ready; until the next timer
+//!    or forever otherwise);
 //! 3. report a root wait that nothing can ever end as a clear panic.
 //!
 //! The loop runs on the root's own stack, inside whichever blocking call the
@@ -293,7 +296,8 @@ impl Hub {
     /// return-stack buffer holds the other stack's addresses), so a shallow
     /// chain makes the greenlet side of a switch cheaper.
     ///
-    /// `reason` is recorded for dumps and deadlock reports (one store).
+    /// `reason` is recorded for dumps and deadlock reports (one two-word
+    /// store, see `PackedReason`).
     #[inline(always)]
     pub(crate) fn park_raw(&self, reason: WaitReason) -> Wake {
         let cur = current_header();
