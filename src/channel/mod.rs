@@ -178,6 +178,9 @@ impl<T> Chan<T> {
     }
 
     /// Sends, parking while the channel is full.
+    // Inlined whole (with `wait`): see `wait_queue::wait` on why a park
+    // site's call chain should be shallow.
+    #[inline(always)]
     fn send(&self, item: T) -> Result<(), SendError<T>> {
         let mut s = self.state.lock();
         if !s.receiver {
@@ -202,6 +205,9 @@ impl<T> Chan<T> {
         }
     }
 
+    // Inlined whole (with `wait`): see `wait_queue::wait` on why a park
+    // site's call chain should be shallow.
+    #[inline(always)]
     fn recv_until(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         let mut s = self.state.lock();
         if let Some(item) = s.take() {
@@ -323,6 +329,7 @@ impl<T> Sender<T> {
     /// drop(rx);
     /// assert_eq!(tx.send(6).unwrap_err().0, 6);
     /// ```
+    #[inline]
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
         // Unbounded: never full, so only a disconnection fails.
         self.chan.try_send(t).map_err(|e| match e {
@@ -388,6 +395,7 @@ impl<T> SyncSender<T> {
     /// assert_eq!(rx.iter().collect::<Vec<_>>(), [0, 1, 2]);
     /// g.join().unwrap();
     /// ```
+    #[inline]
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
         self.chan.send(t)
     }
@@ -479,6 +487,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.recv(), Ok(1)); // buffered messages still arrive
     /// assert_eq!(rx.recv(), Err(RecvError));
     /// ```
+    #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.chan.recv_until(None).map_err(|_| RecvError)
     }

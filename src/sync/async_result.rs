@@ -136,6 +136,7 @@ impl<T> AsyncResult<T> {
     /// assert_eq!(r.wait().len(), 3);
     /// setter.join().unwrap();
     /// ```
+    #[inline]
     pub fn wait(&self) -> &T {
         loop {
             if let Ok(v) = self.wait_until(None) {
@@ -162,6 +163,9 @@ impl<T> AsyncResult<T> {
         self.wait_until(Some(deadline(timeout)))
     }
 
+    // Inlined whole (with `wait`): see `wait_queue::wait` on why a park
+    // site's call chain should be shallow.
+    #[inline(always)]
     fn wait_until(&self, deadline: Option<Instant>) -> Result<&T, TimedOut> {
         if let Some(v) = self.inner.value.get() {
             return Ok(v);
@@ -202,6 +206,7 @@ impl<T: Clone> AsyncResult<T> {
     /// r.set(String::from("done")).unwrap();
     /// assert_eq!(r.get(), "done");
     /// ```
+    #[inline]
     pub fn get(&self) -> T {
         self.wait().clone()
     }

@@ -175,6 +175,7 @@ impl Event {
     /// e.wait(); // the root runs the hub, so `setter` runs
     /// setter.join().unwrap();
     /// ```
+    #[inline]
     pub fn wait(&self) {
         // Without a deadline the wait can only end by being notified.
         let _ = self.wait_until(None);
@@ -200,6 +201,9 @@ impl Event {
         self.wait_until(Some(deadline(timeout)))
     }
 
+    // Inlined whole (with `wait`): see `wait_queue::wait` on why a park
+    // site's call chain should be shallow.
+    #[inline(always)]
     fn wait_until(&self, deadline: Option<Instant>) -> Result<(), TimedOut> {
         if self.is_set() && self.inner.woken_hint.load(Ordering::Acquire) == 0 {
             return Ok(());

@@ -118,6 +118,7 @@ impl Semaphore {
     /// drop(permit);
     /// assert_eq!(s.available_permits(), 1);
     /// ```
+    #[inline]
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         loop {
             if let Ok(p) = self.acquire_until(None) {
@@ -165,6 +166,9 @@ impl Semaphore {
         self.acquire_until(Some(deadline(timeout)))
     }
 
+    // Inlined whole (with `wait`): see `wait_queue::wait` on why a park
+    // site's call chain should be shallow.
+    #[inline(always)]
     fn acquire_until(&self, deadline: Option<Instant>) -> Result<SemaphorePermit<'_>, TimedOut> {
         let mut s = self.state.lock();
         if s.permits > 0 && s.waiters.is_empty() {
@@ -354,6 +358,7 @@ impl BoundedSemaphore {
     /// drop(p);
     /// assert_eq!(s.available_permits(), 1);
     /// ```
+    #[inline]
     pub fn acquire(&self) -> SemaphorePermit<'_> {
         self.bound(self.sem.acquire())
     }

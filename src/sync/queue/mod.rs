@@ -472,7 +472,9 @@ impl<T> Queue<T> {
         self.get_until(Some(deadline(timeout)))
     }
 
-    #[inline]
+    // Inlined whole (with `wait`): see `wait_queue::wait` on why a park
+    // site's call chain should be shallow.
+    #[inline(always)]
     fn get_until(&self, deadline: Option<Instant>) -> Result<T, GetTimeoutError> {
         let mut s = self.inner.lock();
         if let Some(item) = s.try_get() {
