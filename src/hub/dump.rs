@@ -123,6 +123,7 @@ impl GreenletInfo {
         hdr: &Header,
         hub: &Hub,
         now: Instant,
+        coarse_now: u64,
         deadlines: &HashMap<*const Header, Instant>,
     ) -> GreenletInfo {
         let state = match hdr.state.get() {
@@ -147,7 +148,10 @@ impl GreenletInfo {
             state,
             reason,
             waiting_for: if parked {
-                hdr.since.get().map(|s| now.saturating_duration_since(s))
+                match hdr.since.get() {
+                    0 => None,
+                    s => Some(Duration::from_nanos(coarse_now.saturating_sub(s))),
+                }
             } else {
                 None
             },
@@ -344,13 +348,14 @@ impl Hub {
     /// A snapshot of this hub (see [`Dump`]).
     pub(crate) fn dump(&self) -> Dump {
         let now = Instant::now();
+        let coarse_now = crate::sys::coarse_now_ns();
         let deadlines = self.timers.borrow().wake_deadlines();
-        let root = GreenletInfo::of(&self.root, self, now, &deadlines);
+        let root = GreenletInfo::of(&self.root, self, now, coarse_now, &deadlines);
         let mut greenlets: Vec<GreenletInfo> = self
             .tasks
             .borrow()
             .iter()
-            .map(|t| GreenletInfo::of(t, self, now, &deadlines))
+            .map(|t| GreenletInfo::of(t, self, now, coarse_now, &deadlines))
             .collect();
         greenlets.sort_by_key(|g| g.id);
         Dump {

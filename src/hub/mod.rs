@@ -143,9 +143,12 @@ pub(crate) struct Hub {
     /// Every greenlet that has not finished (for dumps and deadlock
     /// reports).
     tasks: RefCell<TaskTable>,
-    /// The loop's clock: `Instant::now()` as of the last epoll poll or
-    /// timer check (parks record it as their start without a clock read).
-    clock: Cell<Instant>,
+    /// The loop's clock, coarse nanoseconds (`sys::coarse_now_ns`) as of
+    /// the last epoll poll or maintenance step: parks record it as their
+    /// start without a clock read. Coarse, because only dumps read it, and
+    /// the maintenance step of a busy hub reads it every [`TICK_BUDGET`]
+    /// runs (the precise clock was 4% of a yield ping-pong).
+    clock: Cell<u64>,
     /// Suspended tasks whose `unwinding` flag is set (see `interrupt`).
     parked_unwinding: Cell<usize>,
     next_id: Cell<u64>,
@@ -208,7 +211,7 @@ impl Hub {
             sync_waits: SyncWaits::new(),
             live: Cell::new(0),
             tasks: RefCell::new(TaskTable::default()),
-            clock: Cell::new(Instant::now()),
+            clock: Cell::new(crate::sys::coarse_now_ns()),
             parked_unwinding: Cell::new(0),
             next_id: Cell::new(1),
             ticks: Cell::new(0),
@@ -308,7 +311,7 @@ impl Hub {
             // running this code; `run_task` keeps it alive.
             let hdr = unsafe { &*cur };
             hdr.set_reason(reason);
-            hdr.since.set(Some(self.clock.get()));
+            hdr.since.set(self.clock.get());
             hdr.state.set(State::Parked);
             switch_out(hdr);
             hdr.wake.get()
@@ -327,7 +330,7 @@ impl Hub {
         self.monitor.left();
         let root: &Header = &self.root;
         root.set_reason(reason);
-        root.since.set(Some(self.clock.get()));
+        root.since.set(self.clock.get());
         root.state.set(State::Parked);
         interrupt::note_suspend(root);
         let guard = RootUnpark(root);
@@ -576,7 +579,7 @@ impl Hub {
         if !may_block || self.ready_len() > 0 || self.root.state.get() == State::Ready {
             if self.ticks.get() >= TICK_BUDGET {
                 self.ticks.set(0);
-                self.clock.set(Instant::now());
+                self.clock.set(crate::sys::coarse_now_ns());
                 if self.reactor.has_waiters() {
                     self.reactor.poll(self, Some(Duration::ZERO));
                     self.drain_remote();
@@ -633,7 +636,7 @@ impl Hub {
         if sync_only {
             self.monitor.idle_on_sync(false);
         }
-        self.clock.set(Instant::now());
+        self.clock.set(crate::sys::coarse_now_ns());
         self.remote.end_sleep();
         self.drain_remote();
         self.fire_timers();
@@ -670,7 +673,6 @@ impl Hub {
 
     fn fire_timers_slow(&self) {
         let now = Instant::now();
-        self.clock.set(now);
         loop {
             let action = self.timers.borrow_mut().pop_expired(now);
             match action {

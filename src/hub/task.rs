@@ -15,7 +15,6 @@ use std::marker::PhantomData;
 use std::panic::Location;
 use std::ptr::NonNull;
 use std::rc::Rc;
-use std::time::Instant;
 
 use corosensei::{Coroutine, Yielder};
 
@@ -238,8 +237,9 @@ pub(crate) struct Header {
     /// What the task waits for while parked: written at every park, read
     /// only by dumps and deadlock reports.
     reason: Cell<PackedReason>,
-    /// When the task last parked, by the hub's loop clock.
-    pub(crate) since: Cell<Option<Instant>>,
+    /// When the task last parked, by the hub's loop clock (coarse
+    /// nanoseconds, see `sys::coarse_now_ns`; 0: never).
+    pub(crate) since: Cell<u64>,
     /// How many `with_timeout` scopes are open in this task.
     pub(crate) timeout_depth: Cell<u32>,
     /// The task's index in its hub's task table (`u32::MAX`: none).
@@ -341,7 +341,7 @@ impl Header {
             (&raw mut (*p).yielder).write(Cell::new(std::ptr::null()));
             (&raw mut (*p).fiber).write(UnsafeCell::new(None));
             (&raw mut (*p).reason).write(Cell::new(PackedReason::UNKNOWN));
-            (&raw mut (*p).since).write(Cell::new(None));
+            (&raw mut (*p).since).write(Cell::new(0));
             (&raw mut (*p).timeout_depth).write(Cell::new(0));
             (&raw mut (*p).slot_index).write(Cell::new(u32::MAX));
             (&raw mut (*p).refs).write(Cell::new(1));

@@ -99,6 +99,26 @@ impl Drop for RuntimeThread {
     }
 }
 
+/// The coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`) in nanoseconds,
+/// never 0: the time of the last timer tick, read from the vDSO without
+/// touching the TSC (about 4 ns here, against 17-26 ns for
+/// `Instant::now()`). Good to the tick (1-4 ms): for stamps that only
+/// dumps read, never for timers.
+#[inline]
+pub(crate) fn coarse_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a
+    // constant every Linux since 2.6.32 supports.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+        .max(1)
+}
+
 /// The system page size, read once.
 pub(crate) fn page_size() -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
