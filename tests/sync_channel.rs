@@ -351,3 +351,42 @@ fn message_of_a_killed_receiver_reaches_a_receiver_woken_by_disconnection() {
         assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
     });
 }
+
+/// A send that finds a parked receiver hands it the message and runs it
+/// next, ahead of greenlets that were already ready; receivers woken by a
+/// run of sends still run in the order they were woken.
+#[test]
+fn a_receiver_handed_a_message_runs_next_and_receivers_stay_in_order() {
+    let (tx, rx) = channel::<u32>();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let receiver = greenlet::spawn({
+        let log = log.clone();
+        move || {
+            for _ in 0..3 {
+                let v = rx.recv().unwrap();
+                log.borrow_mut().push(format!("got {v}"));
+            }
+        }
+    });
+    greenlet::yield_now(); // the receiver parks
+    let sender = greenlet::spawn({
+        let (log, tx) = (log.clone(), tx.clone());
+        move || {
+            tx.send(1).unwrap();
+            log.borrow_mut().push("sent 1".to_string());
+        }
+    });
+    let bystander = greenlet::spawn({
+        let log = log.clone();
+        move || log.borrow_mut().push("bystander".to_string())
+    });
+    greenlet::joinall([sender, bystander]);
+    assert_eq!(*log.borrow(), ["sent 1", "got 1", "bystander"]);
+    tx.send(2).unwrap();
+    tx.send(3).unwrap();
+    receiver.join().unwrap();
+    assert_eq!(
+        *log.borrow(),
+        ["sent 1", "got 1", "bystander", "got 2", "got 3"]
+    );
+}

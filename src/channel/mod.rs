@@ -256,7 +256,7 @@ impl<T> State<T> {
     /// gives it back otherwise.
     #[inline]
     fn try_send(&mut self, item: T) -> Result<(), T> {
-        let item = match self.receivers.notify_first_with(item) {
+        let item = match self.receivers.hand_off_first(item) {
             Ok(()) => return Ok(()),
             Err(item) => item,
         };

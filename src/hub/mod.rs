@@ -3,7 +3,10 @@
 //! and it runs the loop:
 //!
 //! 1. run the greenlets that are ready, in FIFO order, each until it parks
-//!    or finishes;
+//!    or finishes; a getter that a put (or a receiver that a send) handed
+//!    its item to runs next, ahead of the queue, for at most
+//!    [`NEXT_STREAK`] runs in a row (Go's `runnext`, see
+//!    [`Hub::unpark_next`]);
 //! 2. after each pass (the greenlets ready when it began; while no timer is
 //!    armed, extended with greenlets made ready meanwhile up to
 //!    [`TICK_BUDGET`] runs): fire due timers and drain the remote queue;
@@ -81,6 +84,10 @@ const SMALL_TABLE: usize = 1024;
 /// queue is empty and the hub goes idle.
 const READY_RESERVE: usize = 64;
 
+/// Runs in a row that the run-next slot may take ahead of the ready queue
+/// (see [`Hub::unpark_next`]); then the queue's first task runs.
+const NEXT_STREAK: u32 = 16;
+
 thread_local! {
     /// This thread's hub; null before first use, `DEAD` after teardown.
     static HUB: Cell<*const Hub> = const { Cell::new(ptr::null()) };
@@ -129,6 +136,12 @@ struct WaitSlots {
 
 pub(crate) struct Hub {
     ready: UnsafeCell<VecDeque<TaskRef>>,
+    /// The run-next slot (Go's `runnext`): a task a hand-off woke, run
+    /// before the ready queue while the streak lasts (see
+    /// [`Hub::unpark_next`]).
+    next: UnsafeCell<Option<TaskRef>>,
+    /// Runs in a row taken from `next` while the queue had tasks waiting.
+    next_streak: Cell<u32>,
     root: TaskRef,
     timers: RefCell<Timers>,
     pub(crate) reactor: Reactor,
@@ -203,6 +216,8 @@ impl Hub {
         root.state.set(State::Running);
         let hub = Box::new(Hub {
             ready: UnsafeCell::new(VecDeque::with_capacity(READY_RESERVE)),
+            next: UnsafeCell::new(None),
+            next_streak: Cell::new(0),
             root,
             timers: RefCell::new(Timers::default()),
             reactor,
@@ -263,16 +278,34 @@ impl Hub {
         unsafe { (*self.ready.get()).push_back(task) }
     }
 
+    /// The next task to run: the run-next slot's while its streak lasts
+    /// (or nothing else is ready), else the ready queue's first.
     #[inline]
     fn pop_ready(&self) -> Option<TaskRef> {
-        // SAFETY: as in `push_ready`.
-        unsafe { (*self.ready.get()).pop_front() }
+        // SAFETY: as in `push_ready`; `next` likewise.
+        unsafe {
+            let next = &mut *self.next.get();
+            let ready = &mut *self.ready.get();
+            if let Some(t) = next.take() {
+                let streak = self.next_streak.get();
+                if streak < NEXT_STREAK || ready.is_empty() {
+                    self.next_streak.set(streak + 1);
+                    return Some(t);
+                }
+                // The streak is over: the hand-off chain waits its turn
+                // behind everyone who was ready before it.
+                ready.push_back(t);
+            }
+            self.next_streak.set(0);
+            ready.pop_front()
+        }
     }
 
+    /// Tasks ready to run (the queue and the run-next slot).
     #[inline]
     fn ready_len(&self) -> usize {
         // SAFETY: as in `push_ready`.
-        unsafe { (*self.ready.get()).len() }
+        unsafe { (*self.ready.get()).len() + usize::from((*self.next.get()).is_some()) }
     }
 
     /// Makes a parked task ready, exactly once: returns false (and does
@@ -287,6 +320,38 @@ impl Hub {
         hdr.state.set(State::Ready);
         if !hdr.is_root() {
             self.push_ready(task.clone());
+        }
+        true
+    }
+
+    /// [`unpark`](Hub::unpark) for a hand-off (a queue item or a channel
+    /// message given straight to a parked getter): the woken task goes to
+    /// the run-next slot, so it runs as soon as the running task parks or
+    /// yields, while what it was handed is still in cache (Go's
+    /// `runnext`). The slot is emptied by every pick of the next task, so
+    /// it holds the first hand-off of the current run; later ones in the
+    /// same run go to the back of the ready queue, so that a task handing
+    /// items to many getters wakes them in order (unlike Go, where the
+    /// last one jumps the queue). Fairness: the slot is taken ahead of the
+    /// queue at most [`NEXT_STREAK`] runs in a row; then the queue's first
+    /// task runs and the chain goes to the back. Everyone else keeps FIFO
+    /// order.
+    #[inline]
+    pub(crate) fn unpark_next(&self, task: &TaskRef, wake: Wake) -> bool {
+        let hdr: &Header = task;
+        if hdr.state.get() != State::Parked {
+            return false;
+        }
+        hdr.wake.set(wake);
+        hdr.state.set(State::Ready);
+        if !hdr.is_root() {
+            // SAFETY: as in `push_ready`.
+            let next = unsafe { &mut *self.next.get() };
+            if next.is_none() {
+                *next = Some(task.clone());
+            } else {
+                self.push_ready(task.clone());
+            }
         }
         true
     }
@@ -850,6 +915,7 @@ impl Drop for Hub {
         self.sync_waits.cancel_all();
         let ready = std::mem::take(self.ready.get_mut());
         drop(ready);
+        drop(self.next.get_mut().take());
         let timers = self.timers.get_mut().clear();
         drop(timers);
         let tasks = self.tasks.get_mut().take_all();

@@ -23,6 +23,14 @@
 //!   [`Mutex`] or [`Semaphore`] hands a released lock or permit straight to
 //!   the first waiter, so a newcomer cannot barge ahead and no waiter
 //!   starves.
+//! - **Hand-offs run next**: a [`Queue`] put or a
+//!   [`channel`](crate::channel) send that finds a getter parked on the same
+//!   hub hands it the item and runs it as soon as the putter parks or
+//!   yields, ahead of greenlets already ready, while the item is still in
+//!   cache (Go's `runnext`). Getters woken by a run of puts still run in
+//!   the order they were woken, and a pair that keeps handing items back
+//!   and forth lets the other ready greenlets run after at most 16 such
+//!   runs in a row.
 //! - **Any thread**: every primitive is `Send + Sync` (when its contents
 //!   allow). A waiter on another thread is woken through its hub's remote
 //!   queue; a waiter on the notifier's own hub is made ready directly.

@@ -260,6 +260,13 @@ impl<P> WaitList<P> {
     /// Unlinks a linked waiter, marks it and wakes it (see the module docs).
     #[inline]
     pub(crate) fn notify(&mut self, key: WaitKey<P>) {
+        self.notify_as(key, false);
+    }
+
+    /// [`notify`](WaitList::notify); with `hand_off`, a waiter on this
+    /// thread runs next (see `Hub::unpark_next`).
+    #[inline]
+    fn notify_as(&mut self, key: WaitKey<P>, hand_off: bool) {
         let node = key.0.as_ptr();
         // SAFETY: `key` names a linked node and `&mut self` means the caller
         // holds the lock: by `Node`'s invariant it is ours until its mark is
@@ -272,7 +279,12 @@ impl<P> WaitList<P> {
                     // The waiter is parked on this thread: it cannot run
                     // before we return to the loop, so its task is alive.
                     (*node).waiter.mark.store(NOTIFIED, Ordering::Release);
-                    hub.unpark(&TaskRef::from_header((*node).waiter.task), Wake::Ready);
+                    let task = TaskRef::from_header((*node).waiter.task);
+                    if hand_off {
+                        hub.unpark_next(&task, Wake::Ready);
+                    } else {
+                        hub.unpark(&task, Wake::Ready);
+                    }
                 }
                 _ => {
                     // Own the queue first: the node names it only while it
@@ -290,10 +302,25 @@ impl<P> WaitList<P> {
     /// back when nobody waits.
     #[inline]
     pub(crate) fn notify_first_with(&mut self, payload: P) -> Result<(), P> {
+        self.give_first(payload, false)
+    }
+
+    /// [`notify_first_with`](WaitList::notify_first_with) for the running
+    /// task's own hand-off (a put or send that finds a parked getter): a
+    /// waiter on this thread runs next, while the item is in cache (see
+    /// `Hub::unpark_next`). Not for loops that wake many: each would
+    /// displace the last from the run-next slot and reverse their order.
+    #[inline]
+    pub(crate) fn hand_off_first(&mut self, payload: P) -> Result<(), P> {
+        self.give_first(payload, true)
+    }
+
+    #[inline]
+    fn give_first(&mut self, payload: P, hand_off: bool) -> Result<(), P> {
         match self.first() {
             Some(k) => {
                 *self.payload_mut(k) = Some(payload);
-                self.notify(k);
+                self.notify_as(k, hand_off);
                 Ok(())
             }
             None => Err(payload),

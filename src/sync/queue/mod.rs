@@ -34,7 +34,8 @@ pub use variants::{LifoQueue, PriorityQueue};
 ///   run before the putter goes on (when both are on one hub).
 /// - [`get`](Queue::get) parks while the queue is empty. Items come out in
 ///   the order they were put; waiting getters are served in the order they
-///   came, and so are waiting putters.
+///   came, and so are waiting putters. A getter handed an item by a put on
+///   its own hub runs next (see [the module docs](crate::sync)).
 /// - [`close`](Queue::close) refuses further puts and wakes every waiter:
 ///   waiting putters get their item back in [`PutError`], and once the
 ///   remaining items are drained getters get [`GetError`]. Iterating
@@ -145,7 +146,7 @@ impl<T> State<T> {
     /// otherwise.
     #[inline]
     fn try_put(&mut self, item: T) -> Result<(), T> {
-        let item = match self.getters.notify_first_with(item) {
+        let item = match self.getters.hand_off_first(item) {
             Ok(()) => {
                 self.unfinished += 1;
                 return Ok(());

@@ -31,6 +31,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 const DEFAULT_PEERS: [&str; 4] = ["greenlet", "channel", "tokio", "may"];
+/// Pairs in the `*-pairs` shapes: many ping-pongs at once, so a woken
+/// getter competes with a thousand other ready tasks.
+const PAIRS: u64 = 1000;
+const PAIR_PEERS: [&str; 2] = ["greenlet-pairs", "tokio-pairs"];
 const TOKIO_SHAPES: [&str; 5] = [
     "tokio-noio",
     "tokio-main",
@@ -87,6 +91,36 @@ fn greenlet_pingpong(msgs: u64) -> Elapsed {
     let d = driver.join().unwrap();
     echo.join().unwrap();
     d
+}
+
+/// [`PAIRS`] Queue ping-pongs at once on one hub (`msgs` in all).
+fn greenlet_pairs(msgs: u64) -> Elapsed {
+    use greenlet::sync::Queue;
+    let rounds = msgs / 2 / PAIRS;
+    let t = Clock::now();
+    let mut gs = Vec::new();
+    for _ in 0..PAIRS {
+        let (ping, pong) = (Queue::new(), Queue::new());
+        gs.push(greenlet::spawn({
+            let (ping, pong) = (ping.clone(), pong.clone());
+            move || {
+                for _ in 0..rounds {
+                    let v: u64 = ping.get().unwrap();
+                    pong.put(v + 1).unwrap();
+                }
+            }
+        }));
+        gs.push(greenlet::spawn(move || {
+            for i in 0..rounds {
+                ping.put(i).unwrap();
+                assert_eq!(pong.get().unwrap(), i + 1);
+            }
+        }));
+    }
+    for g in gs {
+        g.join().unwrap();
+    }
+    t.elapsed()
 }
 
 fn channel_pingpong(msgs: u64) -> Elapsed {
@@ -171,6 +205,33 @@ mod tokio_shapes {
         let d = t.elapsed();
         echo.await.unwrap();
         d
+    }
+
+    /// [`PAIRS`](super::PAIRS) ping-pongs at once, each two spawned tasks.
+    pub async fn pairs(msgs: u64) -> Elapsed {
+        let rounds = msgs / 2 / super::PAIRS;
+        let t = Clock::now();
+        let mut hs = Vec::new();
+        for _ in 0..super::PAIRS {
+            let (ping_tx, mut ping_rx) = mpsc::unbounded_channel::<u64>();
+            let (pong_tx, mut pong_rx) = mpsc::unbounded_channel::<u64>();
+            hs.push(tokio::spawn(async move {
+                for _ in 0..rounds {
+                    let v = ping_rx.recv().await.unwrap();
+                    pong_tx.send(v + 1).unwrap();
+                }
+            }));
+            hs.push(tokio::spawn(async move {
+                for i in 0..rounds {
+                    ping_tx.send(i).unwrap();
+                    assert_eq!(pong_rx.recv().await.unwrap(), i + 1);
+                }
+            }));
+        }
+        for h in hs {
+            h.await.unwrap();
+        }
+        t.elapsed()
     }
 
     /// Two tasks, bounded channels of capacity 1.
@@ -286,6 +347,11 @@ fn child(peer: &str, msgs: u64, core: usize) {
     let mut run: Box<dyn FnMut(u64) -> Elapsed> = match peer {
         "greenlet" => Box::new(greenlet_pingpong),
         "channel" => Box::new(channel_pingpong),
+        "greenlet-pairs" => Box::new(greenlet_pairs),
+        "tokio-pairs" => {
+            let rt = tokio_shapes::runtime(true);
+            Box::new(move |msgs| rt.block_on(tokio_shapes::pairs(msgs)))
+        }
         "may" => {
             may::config().set_workers(1);
             Box::new(may_pingpong)
@@ -347,6 +413,7 @@ fn parse_opts(args: &[String]) -> Opts {
                 o.peers = DEFAULT_PEERS
                     .iter()
                     .chain(TOKIO_SHAPES.iter())
+                    .chain(PAIR_PEERS.iter())
                     .map(|s| s.to_string())
                     .collect()
             }
@@ -354,8 +421,9 @@ fn parse_opts(args: &[String]) -> Opts {
             other => {
                 eprintln!(
                     "unknown option {other}\nusage: compare-queue [--msgs N] [--procs P] [--core C] \
-                     [--peers all|greenlet,channel,tokio,may,{}]",
-                    TOKIO_SHAPES.join(",")
+                     [--peers all|greenlet,channel,tokio,may,{},{}]",
+                    TOKIO_SHAPES.join(","),
+                    PAIR_PEERS.join(",")
                 );
                 std::process::exit(2);
             }
