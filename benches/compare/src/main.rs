@@ -106,6 +106,9 @@ fn child(args: &[String]) {
         ("switch", "corosensei") => {
             report("round_trip", timed(&mut || peer_corosensei::round_trip(n)))
         }
+        ("switch", "corosensei-2") => {
+            report("round_trip", timed(&mut || peer_corosensei::alternating(n)))
+        }
         ("switch", "tokio") => {
             let rt = peer_tokio::runtime();
             let alt = alternation(peer_tokio::switch_order(&rt, 1000));
@@ -436,7 +439,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: compare <all|switch|spawn|sleep100k|sleep1m> [--n N] [--runs R] [--procs P] \
          [--core C] [--peers a,b]\n\
-         peers: switch: greenlet,corosensei,tokio,may\n       \
+         peers: switch: greenlet,corosensei,corosensei-2,tokio,may\n       \
          spawn: greenlet,greenlet-nested,tokio,may,may-ext (may-ext: pattern b only)\n       \
          sleep100k/sleep1m: greenlet,tokio,may"
     );
@@ -453,7 +456,7 @@ fn bench_jobs(bench: &str, o: &Opts) -> Vec<Job> {
     let mut jobs = Vec::new();
     match bench {
         "switch" => {
-            for p in ["greenlet", "corosensei", "tokio", "may"] {
+            for p in ["greenlet", "corosensei", "corosensei-2", "tokio", "may"] {
                 jobs.push(job("switch", p, o.n.unwrap_or(SWITCH_N), o.runs, 120));
             }
         }

@@ -24,3 +24,30 @@ pub fn round_trip(n: u64) -> Duration {
     co.force_unwind();
     el
 }
+
+/// Two coroutines resumed in turn, `n` resumes in all: the shape of a
+/// two-greenlet yield ping-pong (the scheduler's resume alternates between
+/// two stacks), with no scheduler. Not a target row: it shows how much of
+/// greenlet's switch cost comes from alternating stacks alone.
+pub fn alternating(n: u64) -> Duration {
+    let mk = || -> Coroutine<(), (), ()> {
+        Coroutine::new(|yielder, ()| {
+            loop {
+                yielder.suspend(());
+            }
+        })
+    };
+    let mut cos = [mk(), mk()];
+    for co in &mut cos {
+        assert!(matches!(co.resume(()), CoroutineResult::Yield(())));
+    }
+    let t = Instant::now();
+    for i in 0..n {
+        black_box(cos[(i & 1) as usize].resume(()));
+    }
+    let el = t.elapsed();
+    for co in &mut cos {
+        co.force_unwind();
+    }
+    el
+}
