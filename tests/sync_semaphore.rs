@@ -168,3 +168,79 @@ fn shared_between_threads() {
     }
     assert_eq!(SEM.available_permits(), 2);
 }
+
+/// A released permit goes to the first waiter, which then runs next,
+/// ahead of greenlets already ready; waiters woken by one release of many
+/// permits still run in the order they came.
+#[test]
+fn a_waiter_handed_a_permit_runs_next_and_waiters_stay_in_order() {
+    let s = Rc::new(Semaphore::new(1));
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let holder = greenlet::spawn({
+        let (s, log) = (s.clone(), log.clone());
+        move || {
+            let p = s.acquire();
+            log.borrow_mut().push("a acquired".to_string());
+            greenlet::yield_now(); // the waiters park
+            drop(p);
+            log.borrow_mut().push("a released".to_string());
+        }
+    });
+    let waiters: Vec<_> = (0..3)
+        .map(|i| {
+            let (s, log) = (s.clone(), log.clone());
+            greenlet::spawn(move || {
+                let _p = s.acquire();
+                log.borrow_mut().push(format!("w{i} acquired"));
+            })
+        })
+        .collect();
+    let bystander = greenlet::spawn({
+        let log = log.clone();
+        move || {
+            greenlet::yield_now(); // ready again before the release
+            log.borrow_mut().push("c".to_string());
+        }
+    });
+    greenlet::joinall([holder, bystander]);
+    greenlet::joinall(waiters);
+    assert_eq!(
+        *log.borrow(),
+        // Each waiter's release hands the permit on to the next: the
+        // chain runs before the bystander (it is far shorter than the
+        // streak bound).
+        [
+            "a acquired",
+            "a released",
+            "w0 acquired",
+            "w1 acquired",
+            "w2 acquired",
+            "c"
+        ]
+    );
+    // Several permits at once: the first waiter runs next, the others
+    // keep their order behind the greenlets already ready.
+    let s = Rc::new(Semaphore::new(0));
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let waiters: Vec<_> = (0..3)
+        .map(|i| {
+            let (s, log) = (s.clone(), log.clone());
+            greenlet::spawn(move || {
+                let p = s.acquire();
+                p.forget();
+                log.borrow_mut().push(format!("w{i}"));
+            })
+        })
+        .collect();
+    greenlet::yield_now(); // all three park
+    let releaser = greenlet::spawn({
+        let (s, log) = (s.clone(), log.clone());
+        move || {
+            s.add_permits(3);
+            log.borrow_mut().push("released".to_string());
+        }
+    });
+    greenlet::joinall([releaser]);
+    greenlet::joinall(waiters);
+    assert_eq!(*log.borrow(), ["released", "w0", "w1", "w2"]);
+}
