@@ -209,38 +209,3 @@ fn get_mut_and_into_inner() {
     m.get_mut().push(2);
     assert_eq!(m.into_inner(), [1, 2]);
 }
-
-/// An unlock hands the lock to the first waiter, which then runs next,
-/// ahead of greenlets already ready (so the lock is not held by a
-/// greenlet sitting at the back of the ready queue).
-#[test]
-fn the_waiter_handed_the_lock_runs_before_other_ready_greenlets() {
-    let m = Rc::new(Mutex::new(()));
-    let log = Rc::new(RefCell::new(Vec::new()));
-    let holder = greenlet::spawn({
-        let (m, log) = (m.clone(), log.clone());
-        move || {
-            let g = m.lock();
-            log.borrow_mut().push("a locked");
-            greenlet::yield_now(); // the waiter parks on the lock
-            drop(g);
-            log.borrow_mut().push("a unlocked");
-        }
-    });
-    let waiter = greenlet::spawn({
-        let (m, log) = (m.clone(), log.clone());
-        move || {
-            let _g = m.lock();
-            log.borrow_mut().push("b locked");
-        }
-    });
-    let bystander = greenlet::spawn({
-        let log = log.clone();
-        move || {
-            greenlet::yield_now(); // ready again before the unlock
-            log.borrow_mut().push("c");
-        }
-    });
-    greenlet::joinall([holder, waiter, bystander]);
-    assert_eq!(*log.borrow(), ["a locked", "a unlocked", "b locked", "c"]);
-}

@@ -25,15 +25,12 @@
 //!   starves.
 //! - **Hand-offs run next**: a [`Queue`] put or a
 //!   [`channel`](crate::channel) send that finds a getter parked on the same
-//!   hub hands it the item, and a [`Mutex`] unlock or [`Semaphore`] release
-//!   hands the first waiter the lock or permit; that waiter runs as soon as
-//!   the running greenlet parks or yields, ahead of greenlets already ready
-//!   (Go's `runnext`): the item is still in cache, and a lock is not left
-//!   owned by a greenlet at the back of the ready queue. Waiters woken by a
-//!   run of puts or releases still run in the order they were woken, and a
-//!   chain of hand-offs lets the other ready greenlets run after at most 16
-//!   such runs in a row. [`Event`] and [`AsyncResult`] wake every waiter in
-//!   order, as before.
+//!   hub hands it the item and runs it as soon as the putter parks or
+//!   yields, ahead of greenlets already ready, while the item is still in
+//!   cache (Go's `runnext`). Getters woken by a run of puts still run in
+//!   the order they were woken, and a pair that keeps handing items back
+//!   and forth lets the other ready greenlets run after at most 16 such
+//!   runs in a row.
 //! - **Any thread**: every primitive is `Send + Sync` (when its contents
 //!   allow). A waiter on another thread is woken through its hub's remote
 //!   queue; a waiter on the notifier's own hub is made ready directly.

@@ -81,7 +81,7 @@ impl State {
         match self.waiters.first() {
             Some(k) => {
                 self.owner = *self.waiters.payload_mut(k);
-                self.waiters.notify_hand_off(k);
+                self.waiters.notify(k);
             }
             None => {
                 self.locked = false;

@@ -66,7 +66,7 @@ struct State {
 impl State {
     /// Gives `n` permits back: to waiters first, in order.
     fn release(&mut self, mut n: usize) {
-        while n > 0 && self.waiters.hand_off_first(()).is_ok() {
+        while n > 0 && self.waiters.notify_first_with(()).is_ok() {
             n -= 1;
         }
         self.permits = self

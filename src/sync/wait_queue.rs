@@ -263,13 +263,6 @@ impl<P> WaitList<P> {
         self.notify_as(key, false);
     }
 
-    /// [`notify`](WaitList::notify) for a hand-off to this waiter (a lock
-    /// or permit): on this thread it runs next (see `Hub::unpark_next`).
-    #[inline]
-    pub(crate) fn notify_hand_off(&mut self, key: WaitKey<P>) {
-        self.notify_as(key, true);
-    }
-
     /// [`notify`](WaitList::notify); with `hand_off`, a waiter on this
     /// thread runs next (see `Hub::unpark_next`).
     #[inline]
