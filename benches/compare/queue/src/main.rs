@@ -34,7 +34,12 @@ const DEFAULT_PEERS: [&str; 4] = ["greenlet", "channel", "tokio", "may"];
 /// Pairs in the `*-pairs` shapes: many ping-pongs at once, so a woken
 /// getter competes with a thousand other ready tasks.
 const PAIRS: u64 = 1000;
-const PAIR_PEERS: [&str; 2] = ["greenlet-pairs", "tokio-pairs"];
+const PAIR_PEERS: [&str; 4] = [
+    "greenlet-pairs",
+    "tokio-pairs",
+    "greenlet-mutex",
+    "tokio-mutex",
+];
 const TOKIO_SHAPES: [&str; 5] = [
     "tokio-noio",
     "tokio-main",
@@ -121,6 +126,35 @@ fn greenlet_pairs(msgs: u64) -> Elapsed {
         g.join().unwrap();
     }
     t.elapsed()
+}
+
+/// [`PAIRS`] greenlets contending for one `Mutex`, each holding it across
+/// a yield (as a lock held across I/O is): `msgs` lock-unlock cycles in
+/// all. An unlock hands the lock to the first waiter.
+fn greenlet_mutex(msgs: u64) -> Elapsed {
+    use greenlet::sync::Mutex;
+    use std::rc::Rc;
+    let iters = msgs / PAIRS;
+    let m = Rc::new(Mutex::new(0u64));
+    let t = Clock::now();
+    let gs: Vec<_> = (0..PAIRS)
+        .map(|_| {
+            let m = m.clone();
+            greenlet::spawn(move || {
+                for _ in 0..iters {
+                    let mut g = m.lock();
+                    *g += 1;
+                    greenlet::yield_now();
+                    drop(g);
+                    greenlet::yield_now();
+                }
+            })
+        })
+        .collect();
+    greenlet::joinall(gs);
+    let el = t.elapsed();
+    assert_eq!(*m.lock(), iters * PAIRS);
+    el
 }
 
 fn channel_pingpong(msgs: u64) -> Elapsed {
@@ -232,6 +266,35 @@ mod tokio_shapes {
             h.await.unwrap();
         }
         t.elapsed()
+    }
+
+    /// [`PAIRS`](super::PAIRS) tasks contending for one `tokio::sync::Mutex`,
+    /// each holding it across a `yield_now`.
+    pub async fn mutex(msgs: u64) -> Elapsed {
+        use std::sync::Arc;
+        let iters = msgs / super::PAIRS;
+        let m = Arc::new(tokio::sync::Mutex::new(0u64));
+        let t = Clock::now();
+        let hs: Vec<_> = (0..super::PAIRS)
+            .map(|_| {
+                let m = m.clone();
+                tokio::spawn(async move {
+                    for _ in 0..iters {
+                        let mut g = m.lock().await;
+                        *g += 1;
+                        tokio::task::yield_now().await;
+                        drop(g);
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+        let el = t.elapsed();
+        assert_eq!(*m.lock().await, iters * super::PAIRS);
+        el
     }
 
     /// Two tasks, bounded channels of capacity 1.
@@ -351,6 +414,11 @@ fn child(peer: &str, msgs: u64, core: usize) {
         "tokio-pairs" => {
             let rt = tokio_shapes::runtime(true);
             Box::new(move |msgs| rt.block_on(tokio_shapes::pairs(msgs)))
+        }
+        "greenlet-mutex" => Box::new(greenlet_mutex),
+        "tokio-mutex" => {
+            let rt = tokio_shapes::runtime(true);
+            Box::new(move |msgs| rt.block_on(tokio_shapes::mutex(msgs)))
         }
         "may" => {
             may::config().set_workers(1);
