@@ -289,7 +289,7 @@ impl Hub {
             if let Some(t) = next.take() {
                 let streak = self.next_streak.get();
                 if streak < NEXT_STREAK || ready.is_empty() {
-                    self.next_streak.set(streak + 1);
+                    self.next_streak.set(streak.saturating_add(1));
                     return Some(t);
                 }
                 // The streak is over: the hand-off chain waits its turn
