@@ -29,7 +29,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
-const SERVERS: [&str; 3] = ["greenlet", "tokio", "may_minihttp"];
+/// The servers measured; `epoll_floor` is no peer but the kernel floor (no
+/// runtime at all, see [`serve_floor`]).
+const SERVERS: [&str; 4] = ["greenlet", "tokio", "may_minihttp", "epoll_floor"];
 
 /// What every server sends (may_minihttp's format, with a fixed date).
 const RESPONSE: &[u8] = b"HTTP/1.1 200 Ok\r\nServer: M\r\nDate: Sat, 21 Nov 2026 06:00:00 GMT\r\n\
@@ -227,6 +229,24 @@ fn drive(args: &[String]) {
             }
         }
     }
+    for &c in &o.cores {
+        for n in ["greenlet", "tokio", "may_minihttp"] {
+            if let (Some(s), Some(f)) = (get(n, c), get("epoll_floor", c)) {
+                println!(
+                    "FLOOR cores={c} {n} cpu_per_req above the kernel floor: {:.0} ns ({:.2}x floor)",
+                    s.0 - f.0,
+                    s.0 / f.0
+                );
+            }
+        }
+        if let (Some(f), Some(t)) = (get("epoll_floor", c), get("tokio", c)) {
+            println!(
+                "FLOOR cores={c} epoll_floor/tokio cpu_per_req={:.2} (the best ratio any runtime \
+                 can reach on this load)",
+                f.0 / t.0
+            );
+        }
+    }
     if let (Some(g), Some(t)) = (get("greenlet", 1), get("tokio", 1)) {
         println!(
             "target: 1 core, greenlet CPU/request <= 0.9x tokio: {:.2}x {}",
@@ -378,6 +398,7 @@ fn serve(name: &str, port: u16, cores: usize) {
         "greenlet" => serve_greenlet(&addr, cores),
         "tokio" => serve_tokio(&addr, cores),
         "may_minihttp" => serve_may(&addr, cores),
+        "epoll_floor" => serve_floor(port, cores),
         other => panic!("unknown server {other}"),
     }
 }
@@ -520,6 +541,207 @@ fn serve_may(addr: &str, workers: usize) {
     let server = may_minihttp::HttpServer(Hello).start(addr).unwrap();
     ready();
     server.join().unwrap();
+}
+
+// ---------------------------------------------------------------- floor
+
+/// The kernel floor: no runtime at all, one thread per core, each with its
+/// own `SO_REUSEPORT` listener and its own edge-triggered epoll, the same
+/// `respond_all` per read, and the syscalls every server above makes per
+/// request (one `recv`, one `send`; a read that returns less than the
+/// buffer's room is taken as draining the socket, as greenlet and tokio
+/// do). What no readiness-based runtime can go below on this load: its CPU
+/// per request is the kernel's share plus parsing.
+fn serve_floor(port: u16, workers: usize) {
+    let fds: Vec<i32> = (0..workers).map(|_| floor_listener(port)).collect();
+    ready();
+    let threads: Vec<_> = fds
+        .into_iter()
+        .map(|fd| std::thread::spawn(move || floor_loop(fd)))
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+/// A non-blocking listener on 127.0.0.1:`port` in a `SO_REUSEPORT` group.
+fn floor_listener(port: u16) -> i32 {
+    // SAFETY: plain socket calls on an fd this function owns; every pointer
+    // passed is to a live local of the size given.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let one: libc::c_int = 1;
+        for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+            let r = libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&raw const one).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+            assert_eq!(r, 0, "setsockopt: {}", std::io::Error::last_os_error());
+        }
+        let sin = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+            },
+            sin_zero: [0; 8],
+        };
+        let r = libc::bind(
+            fd,
+            (&raw const sin).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
+        assert_eq!(libc::listen(fd, 1024), 0);
+        fd
+    }
+}
+
+struct FloorConn {
+    buf: Vec<u8>,
+    len: usize,
+    out: Vec<u8>,
+}
+
+fn floor_loop(listener: i32) {
+    const LISTENER: u64 = u64::MAX;
+    // fd -> connection.
+    let mut conns: Vec<Option<FloorConn>> = Vec::new();
+    // SAFETY: epoll calls on fds this loop owns, with live buffers of the
+    // lengths given; each connection fd is closed once, when it leaves
+    // `conns`.
+    unsafe {
+        let ep = libc::epoll_create1(libc::EPOLL_CLOEXEC);
+        assert!(ep >= 0);
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: LISTENER,
+        };
+        assert_eq!(
+            libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, listener, &mut ev),
+            0
+        );
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+        loop {
+            let n = libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, -1);
+            if n < 0 {
+                continue; // EINTR
+            }
+            for ev in &events[..n as usize] {
+                if ev.u64 == LISTENER {
+                    loop {
+                        let fd = libc::accept4(
+                            listener,
+                            std::ptr::null_mut(),
+                            std::ptr::null_mut(),
+                            libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                        );
+                        if fd < 0 {
+                            break;
+                        }
+                        let one: libc::c_int = 1;
+                        libc::setsockopt(
+                            fd,
+                            libc::IPPROTO_TCP,
+                            libc::TCP_NODELAY,
+                            (&raw const one).cast(),
+                            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                        );
+                        let mut cev = libc::epoll_event {
+                            events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLET) as u32,
+                            u64: fd as u64,
+                        };
+                        assert_eq!(libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut cev), 0);
+                        let i = fd as usize;
+                        if conns.len() <= i {
+                            conns.resize_with(i + 1, || None);
+                        }
+                        conns[i] = Some(FloorConn {
+                            buf: vec![0; BUF],
+                            len: 0,
+                            out: Vec::with_capacity(BUF),
+                        });
+                    }
+                    continue;
+                }
+                let fd = ev.u64 as i32;
+                let Some(c) = conns[fd as usize].as_mut() else {
+                    continue;
+                };
+                let hup = ev.events & (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+                if !floor_serve(fd, c, hup != 0) {
+                    conns[fd as usize] = None;
+                    libc::close(fd);
+                }
+            }
+        }
+    }
+}
+
+/// Serves what `fd` has to read; false when the connection is done. After
+/// a hang-up (`hup`) it reads on to the end instead of waiting for an edge
+/// that will not come.
+fn floor_serve(fd: i32, c: &mut FloorConn, hup: bool) -> bool {
+    loop {
+        let room = BUF - c.len;
+        // SAFETY: `buf[len..]` is `room` writable bytes.
+        let n = unsafe { libc::recv(fd, c.buf[c.len..].as_mut_ptr().cast(), room, 0) };
+        if n < 0 {
+            return std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock;
+        }
+        if n == 0 {
+            return false;
+        }
+        let n = n as usize;
+        c.len += n;
+        let Some(used) = respond_all(&c.buf[..c.len], &mut c.out) else {
+            return false;
+        };
+        let mut sent = 0;
+        while sent < c.out.len() {
+            // SAFETY: `out[sent..]` is initialized bytes.
+            let w = unsafe {
+                libc::send(
+                    fd,
+                    c.out[sent..].as_ptr().cast(),
+                    c.out.len() - sent,
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if w < 0 {
+                if std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock {
+                    return false;
+                }
+                // A full send buffer (never on this load): wait for room.
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: one live pollfd.
+                unsafe { libc::poll(&mut p, 1, -1) };
+                continue;
+            }
+            sent += w as usize;
+        }
+        c.out.clear();
+        c.buf.copy_within(used..c.len, 0);
+        c.len -= used;
+        if c.len == BUF {
+            return false;
+        }
+        if n < room && !hup {
+            return true; // drained: wait for the next edge
+        }
+    }
 }
 
 // ---------------------------------------------------------------- OS
