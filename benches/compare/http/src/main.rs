@@ -22,7 +22,7 @@
 //! CPU per request = CPU time / requests wrk completed.
 //!
 //! Usage: `cargo run --release -- [--secs 10] [--reps 3] [--conns 100]
-//! [--cores 1,2] [--wrk-core C|any] [--only NAME]`. Needs `wrk` and
+//! [--cores 1,2] [--wrk-core C|any] [--only NAME[,NAME..]]`. Needs `wrk` and
 //! `taskset` on `PATH` and two cores.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -56,7 +56,8 @@ struct Opts {
     secs: u32,
     reps: usize,
     conns: usize,
-    only: Option<String>,
+    /// Servers to measure (`None`: all).
+    only: Option<Vec<String>>,
     /// Server core counts to measure, in order.
     cores: Vec<usize>,
     /// wrk's core (`None`: not pinned).
@@ -67,11 +68,24 @@ struct Sample {
     requests: u64,
     rps: f64,
     cpu: Duration,
+    /// The user-space part of `cpu` (the rest is the kernel's).
+    user: Duration,
+    /// Voluntary context switches of the server (each one a sleep in
+    /// `epoll_wait`, or a worker parking, and a wake-up later).
+    sleeps: u64,
 }
 
 impl Sample {
     fn ns_per_req(&self) -> f64 {
         self.cpu.as_nanos() as f64 / self.requests as f64
+    }
+
+    fn user_ns_per_req(&self) -> f64 {
+        self.user.as_nanos() as f64 / self.requests as f64
+    }
+
+    fn sleeps_per_kreq(&self) -> f64 {
+        self.sleeps as f64 * 1000.0 / self.requests as f64
     }
 }
 
@@ -95,7 +109,7 @@ fn drive(args: &[String]) {
             "--secs" => o.secs = val().parse().unwrap(),
             "--reps" => o.reps = val().parse().unwrap(),
             "--conns" => o.conns = val().parse().unwrap(),
-            "--only" => o.only = Some(val()),
+            "--only" => o.only = Some(val().split(',').map(str::to_string).collect()),
             "--cores" => {
                 o.cores = val()
                     .split(',')
@@ -120,7 +134,11 @@ fn drive(args: &[String]) {
     let names: Vec<&str> = SERVERS
         .iter()
         .copied()
-        .filter(|n| o.only.as_deref().is_none_or(|only| only == *n))
+        .filter(|n| {
+            o.only
+                .as_ref()
+                .is_none_or(|only| only.iter().any(|o| o == n))
+        })
         .collect();
     assert!(
         o.cores.iter().all(|&c| c >= 1 && c <= ncpu()),
@@ -160,50 +178,74 @@ fn drive(args: &[String]) {
             let s = measure(name, *cores, &o);
             println!(
                 "rep {rep} {name:>12} {cores} core(s): {:>9.0} req/s  {:>9} requests  server cpu \
-                 {:>6.3} s  {:>6.0} ns/req",
+                 {:>6.3} s  {:>6.0} ns/req (user {:>4.0}, kernel {:>5.0})  {:>5.1} sleeps/1k req",
                 s.rps,
                 s.requests,
                 s.cpu.as_secs_f64(),
-                s.ns_per_req()
+                s.ns_per_req(),
+                s.user_ns_per_req(),
+                s.ns_per_req() - s.user_ns_per_req(),
+                s.sleeps_per_kreq()
             );
             samples.push(s);
         }
     }
     println!();
-    // (name, cores, cpu ns/req median, min, max, req/s median, min, max)
-    let medians: Vec<(&str, usize, [f64; 3], [f64; 3])> = results
+    // (name, cores, cpu ns/req median, min, max, req/s median, min, max,
+    // user-space ns/req median, min, max, sleeps per 1k requests median, min, max)
+    #[allow(clippy::type_complexity)]
+    let medians: Vec<(&str, usize, [f64; 3], [f64; 3], [f64; 3], [f64; 3])> = results
         .iter()
         .map(|(n, c, v)| {
             let ns: Vec<f64> = v.iter().map(Sample::ns_per_req).collect();
             let rps: Vec<f64> = v.iter().map(|s| s.rps).collect();
-            (*n, *c, median_min_max(ns), median_min_max(rps))
+            let user: Vec<f64> = v.iter().map(Sample::user_ns_per_req).collect();
+            let sleeps: Vec<f64> = v.iter().map(Sample::sleeps_per_kreq).collect();
+            (
+                *n,
+                *c,
+                median_min_max(ns),
+                median_min_max(rps),
+                median_min_max(user),
+                median_min_max(sleeps),
+            )
         })
         .collect();
     println!(
-        "{:<13} {:>5} {:>10} {:>19} {:>11} {:>19}",
-        "server", "cores", "req/s", "[min-max]", "cpu ns/req", "[min-max]"
+        "{:<13} {:>5} {:>10} {:>19} {:>11} {:>19} {:>11} {:>17}",
+        "server",
+        "cores",
+        "req/s",
+        "[min-max]",
+        "cpu ns/req",
+        "[min-max]",
+        "user ns/req",
+        "[min-max]"
     );
-    for (n, c, ns, rps) in &medians {
+    for (n, c, ns, rps, user, _) in &medians {
         println!(
-            "{n:<13} {c:>5} {:>10.0} {:>19} {:>11.0} {:>19}",
+            "{n:<13} {c:>5} {:>10.0} {:>19} {:>11.0} {:>19} {:>11.0} {:>17}",
             rps[0],
             format!("[{:.0}-{:.0}]", rps[1], rps[2]),
             ns[0],
             format!("[{:.0}-{:.0}]", ns[1], ns[2]),
+            user[0],
+            format!("[{:.0}-{:.0}]", user[1], user[2]),
         );
     }
     println!();
-    for (n, c, ns, rps) in &medians {
+    for (n, c, ns, rps, user, sleeps) in &medians {
         println!(
-            "RESULT http {n} cores={c} server_cpu_ns_per_req={:.0} req_per_s={:.0}",
-            ns[0], rps[0]
+            "RESULT http {n} cores={c} server_cpu_ns_per_req={:.0} req_per_s={:.0} \
+             user_ns_per_req={:.0} sleeps_per_1k_req={:.1}",
+            ns[0], rps[0], user[0], sleeps[0]
         );
     }
     let get = |name: &str, cores: usize| {
         medians
             .iter()
             .find(|m| m.0 == name && m.1 == cores)
-            .map(|m| (m.2[0], m.3[0]))
+            .map(|m| (m.2[0], m.3[0], m.4[0]))
     };
     for &c in &o.cores {
         for peer in ["tokio", "may_minihttp"] {
@@ -233,9 +275,14 @@ fn drive(args: &[String]) {
         for n in ["greenlet", "tokio", "may_minihttp"] {
             if let (Some(s), Some(f)) = (get(n, c), get("epoll_floor", c)) {
                 println!(
-                    "FLOOR cores={c} {n} cpu_per_req above the kernel floor: {:.0} ns ({:.2}x floor)",
+                    "FLOOR cores={c} {n} cpu_per_req above the floor: {:.0} ns ({:.2}x floor); \
+                     user {:.0} ns vs floor's {:.0}, kernel {:.0} ns vs floor's {:.0}",
                     s.0 - f.0,
-                    s.0 / f.0
+                    s.0 / f.0,
+                    s.2,
+                    f.2,
+                    s.0 - s.2,
+                    f.0 - f.2
                 );
             }
         }
@@ -293,17 +340,24 @@ impl Drop for Server {
 }
 
 impl Server {
-    fn cpu(&mut self) -> Duration {
+    /// The server's (total, user-space) CPU time and voluntary context
+    /// switches so far.
+    fn cpu(&mut self) -> (Duration, Duration, u64) {
         writeln!(self.stdin, "cpu").unwrap();
         let mut line = String::new();
         self.stdout.read_line(&mut line).unwrap();
-        let ns: u64 = line
+        let ns: Vec<u64> = line
             .trim()
             .strip_prefix("CPU ")
             .unwrap_or_else(|| panic!("bad reply {line:?}"))
-            .parse()
-            .unwrap();
-        Duration::from_nanos(ns)
+            .split(' ')
+            .map(|v| v.parse().unwrap())
+            .collect();
+        (
+            Duration::from_nanos(ns[0]),
+            Duration::from_nanos(ns[1]),
+            ns[2],
+        )
     }
 }
 
@@ -336,10 +390,16 @@ fn measure(name: &str, cores: usize, o: &Opts) -> Sample {
     assert_eq!(line.trim(), "READY", "{name} did not start");
     let url = format!("http://127.0.0.1:{port}/");
     wrk(&url, o.conns, 1, o.wrk_core); // warm-up
-    let cpu0 = server.cpu();
+    let (cpu0, user0, sleeps0) = server.cpu();
     let (requests, rps) = wrk(&url, o.conns, o.secs, o.wrk_core);
-    let cpu = server.cpu() - cpu0;
-    Sample { requests, rps, cpu }
+    let (cpu1, user1, sleeps1) = server.cpu();
+    Sample {
+        requests,
+        rps,
+        cpu: cpu1 - cpu0,
+        user: user1 - user0,
+        sleeps: sleeps1 - sleeps0,
+    }
 }
 
 /// Runs wrk (on `core` if given); returns (requests completed, requests/s).
@@ -388,7 +448,8 @@ fn serve(name: &str, port: u16, cores: usize) {
         for line in stdin.lock().lines() {
             let Ok(line) = line else { break };
             if line.trim() == "cpu" {
-                println!("CPU {}", process_cpu().as_nanos());
+                let (total, user, nvcsw) = process_cpu();
+                println!("CPU {} {} {nvcsw}", total.as_nanos(), user.as_nanos());
             }
         }
         std::process::exit(0);
@@ -784,12 +845,19 @@ fn build_profile() -> String {
     format!("build profile: {dir} ({what}); every server is in this one binary")
 }
 
-/// User + system CPU time of this process, all threads.
-fn process_cpu() -> Duration {
+/// User + system CPU time of this process, all threads, the user part, and
+/// the voluntary context switches. (The kernel splits its exact runtime
+/// into user and system in the proportion its timer ticks found, so the
+/// split is rough: tens of ns per request over a few seconds.)
+fn process_cpu() -> (Duration, Duration, u64) {
     // SAFETY: a zeroed rusage is a valid out-value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: valid out-pointer.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    (
+        tv(ru.ru_utime) + tv(ru.ru_stime),
+        tv(ru.ru_utime),
+        ru.ru_nvcsw as u64,
+    )
 }
