@@ -384,3 +384,187 @@ fn dropping_one_of_two_clones_keeps_the_other_getting_events() {
     (&peer).write_all(b"bc").unwrap();
     assert_eq!(&reader.join().unwrap().unwrap(), b"bc");
 }
+
+// ---- accept, and reads that come up short (issue 14: the HTTP path) ----
+
+/// The fd's `O_NONBLOCK` and `FD_CLOEXEC` bits.
+fn fd_flags(fd: std::os::fd::RawFd) -> (bool, bool) {
+    // SAFETY: fcntl queries on an fd the caller keeps open.
+    let (fl, fdfl) = unsafe {
+        (
+            libc::fcntl(fd, libc::F_GETFL),
+            libc::fcntl(fd, libc::F_GETFD),
+        )
+    };
+    assert!(fl >= 0 && fdfl >= 0, "{}", io::Error::last_os_error());
+    (fl & libc::O_NONBLOCK != 0, fdfl & libc::FD_CLOEXEC != 0)
+}
+
+#[test]
+fn accepted_streams_are_nonblocking_close_on_exec_and_name_their_peer() {
+    util::within(Duration::from_secs(10), || {
+        let mut listeners = vec![TcpListener::bind("127.0.0.1:0").unwrap()];
+        match TcpListener::bind("[::1]:0") {
+            Ok(l) => listeners.push(l),
+            Err(_) => eprintln!("no IPv6 loopback here; IPv4 only"),
+        }
+        for l in listeners {
+            let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (s, peer) = l.accept().unwrap();
+            assert_eq!(peer, client.local_addr().unwrap());
+            assert_eq!(s.peer_addr().unwrap(), client.local_addr().unwrap());
+            assert_eq!(s.local_addr().unwrap(), l.local_addr().unwrap());
+            assert_eq!(fd_flags(s.as_raw_fd()), (true, true));
+            // Green-blocking all the same: a read waits for the data.
+            let writer = greenlet::spawn(move || {
+                greenlet::sleep(Duration::from_millis(5));
+                (&client).write_all(b"late").unwrap();
+                client
+            });
+            let mut buf = [0; 4];
+            (&s).read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"late");
+            drop(writer.join().unwrap());
+        }
+    });
+}
+
+#[test]
+fn a_nonblocking_listener_accepts_streams_that_still_park() {
+    util::within(Duration::from_secs(10), || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        assert_eq!(l.accept().unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let s = loop {
+            match l.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => greenlet::yield_now(),
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        // The listener's mode is its own: the stream parks on a read.
+        let writer = greenlet::spawn(move || {
+            greenlet::sleep(Duration::from_millis(5));
+            (&client).write_all(b"x").unwrap();
+            client
+        });
+        let mut b = [0; 1];
+        assert_eq!((&s).read(&mut b).unwrap(), 1);
+        drop(writer.join().unwrap());
+    });
+}
+
+#[test]
+fn after_a_short_read_each_later_segment_wakes_the_reader() {
+    // A read that returns less than the buffer marks the socket drained,
+    // so the next read parks without a syscall: every segment the peer
+    // sends afterwards must still wake it.
+    util::within(Duration::from_secs(10), || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        client.set_nodelay(true).unwrap();
+        let (s, _) = l.accept().unwrap();
+        let segments: Vec<Vec<u8>> = (1..=6u8).map(|i| vec![i; i as usize * 7]).collect();
+        let sent = segments.clone();
+        let writer = greenlet::spawn(move || {
+            for seg in &sent {
+                (&client).write_all(seg).unwrap();
+                greenlet::sleep(Duration::from_millis(3));
+            }
+            client
+        });
+        let want: Vec<u8> = segments.concat();
+        let mut got = Vec::new();
+        let mut buf = [0; 4096];
+        let mut reads = 0;
+        while got.len() < want.len() {
+            let n = (&s).read(&mut buf).unwrap();
+            assert!(n > 0 && n < buf.len(), "read {n} bytes");
+            got.extend_from_slice(&buf[..n]);
+            reads += 1;
+        }
+        assert_eq!(got, want);
+        assert!(
+            reads >= 2,
+            "the segments came in one read; the test proves nothing"
+        );
+        drop(writer.join().unwrap());
+    });
+}
+
+/// A connected pair whose server side is registered with the hub and has
+/// just made a short read (so it is marked drained): its first read parked
+/// until the client's `b"one"` came.
+fn drained_pair() -> (TcpStream, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    let writer = greenlet::spawn(move || {
+        greenlet::sleep(Duration::from_millis(5));
+        (&client).write_all(b"one").unwrap();
+        client
+    });
+    let mut buf = [0; 64];
+    assert_eq!(
+        (&s).read(&mut buf).unwrap(),
+        3,
+        "the first read parks, then reads short"
+    );
+    (s, writer.join().unwrap())
+}
+
+#[test]
+fn data_and_fin_arriving_together_read_short_then_eof() {
+    // The peer's last bytes and its FIN come in one go, before the read:
+    // the short read must not leave the next read waiting for an edge that
+    // already came.
+    util::within(Duration::from_secs(10), || {
+        let (s, mut client) = drained_pair();
+        client.write_all(b"last").unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        // The hub sees the data and the FIN before the reads below.
+        greenlet::sleep(Duration::from_millis(10));
+        let mut buf = [0; 64];
+        assert_eq!((&s).read(&mut buf).unwrap(), 4);
+        assert_eq!(&buf[..4], b"last");
+        assert_eq!((&s).read(&mut buf).unwrap(), 0);
+        assert_eq!((&s).read(&mut buf).unwrap(), 0);
+        // Half-closed: the other direction still works.
+        (&s).write_all(b"bye").unwrap();
+        let mut back = [0; 3];
+        client.read_exact(&mut back).unwrap();
+        assert_eq!(&back, b"bye");
+    });
+}
+
+#[test]
+fn a_parked_reader_sees_eof_after_a_short_read() {
+    util::within(Duration::from_secs(10), || {
+        let (s, client) = drained_pair();
+        // Drained: this read parks until the FIN comes.
+        let closer = greenlet::spawn(move || {
+            greenlet::sleep(Duration::from_millis(5));
+            drop(client);
+        });
+        assert_eq!((&s).read(&mut [0; 64]).unwrap(), 0);
+        closer.join().unwrap();
+    });
+}
+
+#[test]
+fn a_parked_reader_gets_data_that_came_with_the_fin_after_a_short_read() {
+    util::within(Duration::from_secs(10), || {
+        let (s, mut client) = drained_pair();
+        let closer = greenlet::spawn(move || {
+            greenlet::sleep(Duration::from_millis(5));
+            client.write_all(b"tail").unwrap();
+            client.shutdown(Shutdown::Write).unwrap();
+            client
+        });
+        let mut buf = [0; 64];
+        assert_eq!((&s).read(&mut buf).unwrap(), 4);
+        assert_eq!((&s).read(&mut buf).unwrap(), 0);
+        drop(closer.join().unwrap());
+    });
+}

@@ -680,10 +680,14 @@ impl TcpListener {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (stream, addr) = self.sock.io(Direction::Read, |l| l.accept())?;
+        // Accepted straight into `O_NONBLOCK` mode: no `ioctl` per
+        // connection.
+        let (fd, addr) = self.sock.io(Direction::Read, |l| {
+            crate::sys::accept_nonblocking(l.as_fd())
+        })?;
         Ok((
             TcpStream {
-                sock: Socket::from_blocking(stream)?,
+                sock: Socket::new(std::net::TcpStream::from(fd)),
             },
             addr,
         ))

@@ -31,8 +31,8 @@ pub(crate) use fd::{
     set_nonblocking_fl, signalfd, write,
 };
 pub(crate) use net::{
-    recv, reuseport_listener, send, send_vectored, set_backlog, set_nonblocking, set_reuseport,
-    would_block,
+    accept_nonblocking, recv, reuseport_listener, send, send_vectored, set_backlog,
+    set_nonblocking, set_reuseport, would_block,
 };
 pub(crate) use sockname::describe_socket;
 

@@ -66,6 +66,39 @@ pub(crate) fn send_vectored(fd: BorrowedFd<'_>, bufs: &[IoSlice<'_>]) -> io::Res
     Ok(n as usize)
 }
 
+/// `accept4(fd, SOCK_NONBLOCK | SOCK_CLOEXEC)` of an IPv4 or IPv6 stream
+/// listener: the new connection comes out in `O_NONBLOCK` mode, with no
+/// `ioctl(FIONBIO)` after it (std's `accept` asks only for
+/// `SOCK_CLOEXEC`). A raw syscall, like [`recv`], so the `monkey` hooks
+/// never see the runtime's own accepts.
+pub(crate) fn accept_nonblocking(
+    fd: BorrowedFd<'_>,
+) -> io::Result<(OwnedFd, std::net::SocketAddr)> {
+    // SAFETY: an all-zero `sockaddr_storage` is a valid value of the type.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: the address buffer is a live `sockaddr_storage`, large enough
+    // for every family, and `len` holds its size: the kernel writes at most
+    // that much. `fd` is open for the borrow.
+    let raw = syscall!(syscall(
+        libc::SYS_accept4,
+        fd.as_raw_fd(),
+        (&raw mut storage).cast::<libc::sockaddr>(),
+        &raw mut len,
+        libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC
+    ))?;
+    // SAFETY: `accept4` just returned this fd, open and owned by nobody
+    // else.
+    let conn = unsafe { OwnedFd::from_raw_fd(raw as libc::c_int) };
+    match super::sockname::inet_addr(&storage) {
+        Some(addr) => Ok((conn, addr)),
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "accept4 returned an address that is neither IPv4 nor IPv6",
+        )),
+    }
+}
+
 /// Calls `listen` again on a listening socket: Linux then only changes its
 /// accept-queue length to `backlog` (capped by `net.core.somaxconn`).
 pub(crate) fn set_backlog(fd: BorrowedFd<'_>, backlog: i32) -> io::Result<()> {

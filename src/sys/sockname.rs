@@ -59,6 +59,34 @@ enum Name {
 type NameCall =
     unsafe extern "C" fn(libc::c_int, *mut libc::sockaddr, *mut libc::socklen_t) -> libc::c_int;
 
+/// The IPv4 or IPv6 address a call like `accept4` or `getpeername` wrote
+/// into `storage`; `None` for any other family.
+pub(crate) fn inet_addr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a `sockaddr_in`,
+            // and the storage is aligned and large enough for one.
+            let sin = unsafe { &*(&raw const *storage).cast::<libc::sockaddr_in>() };
+            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: as above, for `sockaddr_in6`.
+            let sin6 = unsafe { &*(&raw const *storage).cast::<libc::sockaddr_in6>() };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
 /// `getpeername` or `getsockname` of `fd`, decoded.
 fn name(fd: RawFd, call: NameCall) -> Option<Name> {
     // SAFETY: an all-zero `sockaddr_storage` is a valid value of the type.
@@ -72,26 +100,7 @@ fn name(fd: RawFd, call: NameCall) -> Option<Name> {
         return None;
     }
     match libc::c_int::from(storage.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a `sockaddr_in`,
-            // and the storage is aligned and large enough for one.
-            let sin = unsafe { &*(&raw const storage).cast::<libc::sockaddr_in>() };
-            let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-            Some(Name::Inet(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(sin.sin_port),
-            ))))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: as above, for `sockaddr_in6`.
-            let sin6 = unsafe { &*(&raw const storage).cast::<libc::sockaddr_in6>() };
-            Some(Name::Inet(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            ))))
-        }
+        libc::AF_INET | libc::AF_INET6 => inet_addr(&storage).map(Name::Inet),
         libc::AF_UNIX => {
             // SAFETY: as above, for `sockaddr_un`.
             let sun = unsafe { &*(&raw const storage).cast::<libc::sockaddr_un>() };
