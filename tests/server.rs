@@ -264,6 +264,70 @@ fn workers_serve_from_several_threads_and_one_stop_stops_them_all() {
     assert!(std::net::TcpStream::connect(addr).is_err());
 }
 
+/// The calling thread's allowed CPUs, as the kernel lists them
+/// (`Cpus_allowed_list`, e.g. `0-1` or `1`).
+fn allowed_cpus() -> String {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .expect("Cpus_allowed_list in /proc/thread-self/status")
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn pinned_workers_each_keep_one_cpu_and_the_caller_gets_its_affinity_back() {
+    let (cpus, threads, after) = within(Duration::from_secs(60), || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let serving = std::thread::spawn(move || {
+            let before = allowed_cpus();
+            let server = StreamServer::bind("127.0.0.1:0", |mut s: TcpStream, _| {
+                let _ = write!(s, "{:?} {}", std::thread::current().id(), allowed_cpus());
+            })
+            .unwrap()
+            .workers(2)
+            .pin_workers(true);
+            tx.send((
+                server.local_addr().unwrap(),
+                server.handle(),
+                before.clone(),
+            ))
+            .unwrap();
+            server.serve_forever().unwrap();
+            (before, allowed_cpus())
+        });
+        let (addr, handle, before) = rx.recv().unwrap();
+        let mut cpus = HashSet::new();
+        let mut threads = HashSet::new();
+        for _ in 0..200 {
+            let mut reply = String::new();
+            std::net::TcpStream::connect(addr)
+                .unwrap()
+                .read_to_string(&mut reply)
+                .unwrap();
+            let (thread, cpu) = reply.rsplit_once(' ').unwrap();
+            // One CPU each: a plain number, not a range or a list.
+            assert!(cpu.parse::<usize>().is_ok(), "worker allowed on {cpu:?}");
+            threads.insert(thread.to_string());
+            cpus.insert(cpu.to_string());
+            if threads.len() == 2 {
+                break;
+            }
+        }
+        handle.stop();
+        let (before_serving, after) = serving.join().unwrap();
+        assert_eq!(before, before_serving);
+        (cpus, threads, (before, after))
+    });
+    assert_eq!(threads.len(), 2, "all connections served by one thread");
+    let (before, after) = after;
+    assert_eq!(after, before, "the caller's affinity was not restored");
+    // Two CPUs allowed: each worker has its own.
+    let many = before.contains('-') || before.contains(',');
+    assert_eq!(cpus.len(), if many { 2 } else { 1 }, "{cpus:?} of {before}");
+}
+
 #[test]
 fn a_server_given_a_listener_serves_it() {
     let listener = greenlet::net::TcpListener::bind("127.0.0.1:0").unwrap();

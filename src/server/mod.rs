@@ -153,6 +153,8 @@ pub struct StreamServer<H> {
     handler: H,
     limits: Limits,
     workers: usize,
+    /// Pin worker `i` to the `i`-th CPU the caller may use.
+    pin_workers: bool,
     /// Set by [`StreamServer::workers`], where `H: Clone + Send` is known.
     spawn_worker: Option<SpawnWorker<H>>,
     shared: Arc<Shared>,
@@ -210,6 +212,7 @@ where
             handler,
             limits: Limits::default(),
             workers: 1,
+            pin_workers: false,
             spawn_worker: None,
             shared: Arc::new(Shared {
                 stop: Event::new(),
@@ -369,6 +372,35 @@ where
         self
     }
 
+    /// Pins each worker thread to its own CPU while it serves (off by
+    /// default), as `may` does with its workers: worker `i` runs only on
+    /// the `i`-th of the CPUs the calling thread may use (wrapping around
+    /// if there are more workers than CPUs). The calling thread is worker
+    /// 0; its own affinity is restored when
+    /// [`serve_forever`](StreamServer::serve_forever) returns.
+    ///
+    /// Unpinned, the OS may put two busy workers on one core while another
+    /// idles (or on the core of a local load generator), and the rate of a
+    /// multi-worker server can swing by 2x from one start to the next;
+    /// pinned, each hub keeps a core. Leave it off when other busy threads
+    /// share the machine's cores.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use greenlet::server::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |_stream, _peer| {})?
+    ///     .workers(2)
+    ///     .pin_workers(true);
+    /// # drop(server);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn pin_workers(mut self, on: bool) -> StreamServer<H> {
+        self.pin_workers = on;
+        self
+    }
+
     /// The address the server listens on.
     ///
     /// # Errors
@@ -466,6 +498,7 @@ where
             handler,
             limits,
             workers,
+            pin_workers,
             spawn_worker,
             shared,
         } = self;
@@ -475,13 +508,28 @@ where
             on_panic: Some(shared.stop.clone()),
         };
         let mut threads = Vec::new();
+        // The CPUs to pin workers to, and this thread's own affinity back
+        // when serving ends.
+        let (cpus, _restore) = if pin_workers {
+            match pin_first_worker() {
+                Ok((cpus, restore)) => (cpus, Some(restore)),
+                Err(e) => {
+                    shared.fail(e);
+                    shared.stop.set();
+                    (Vec::new(), None)
+                }
+            }
+        } else {
+            (Vec::new(), None)
+        };
+        let cpu_of = |i: usize| (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
         if let Err(e) = listener.set_nonblocking(false) {
             shared.fail(e);
         } else if let (Some(spawn_worker), true) = (spawn_worker, workers > 1) {
             match extra_listeners(&listener, workers - 1) {
                 Ok(fds) => {
                     for (i, fd) in fds.into_iter().enumerate() {
-                        match spawn_worker(&handler, fd, limits, &shared, i + 1) {
+                        match spawn_worker(&handler, fd, limits, &shared, i + 1, cpu_of(i + 1)) {
                             Ok(w) => threads.push(w),
                             Err(e) => {
                                 shared.fail(e);
@@ -576,12 +624,34 @@ where
     }
 }
 
+/// Pins the calling thread (worker 0) to the first CPU it may use; returns
+/// those CPUs and a guard that gives the thread its affinity back.
+fn pin_first_worker() -> io::Result<(Vec<usize>, RestoreAffinity)> {
+    let cpus = crate::sys::affinity::current_cpus()?;
+    let first = *cpus
+        .first()
+        .ok_or_else(|| io::Error::other("no CPU in the affinity mask"))?;
+    crate::sys::affinity::set_current_cpus(&[first])?;
+    Ok((cpus.clone(), RestoreAffinity(cpus)))
+}
+
+/// Gives the calling thread back the affinity it had (the CPUs listed).
+struct RestoreAffinity(Vec<usize>);
+
+impl Drop for RestoreAffinity {
+    fn drop(&mut self) {
+        // Nothing to do about a failure here: the thread keeps the one CPU.
+        let _ = crate::sys::affinity::set_current_cpus(&self.0);
+    }
+}
+
 impl<H> fmt::Debug for StreamServer<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamServer")
             .field("listener", &self.listener)
             .field("limits", &self.limits)
             .field("workers", &self.workers)
+            .field("pin_workers", &self.pin_workers)
             .finish_non_exhaustive()
     }
 }

@@ -20,7 +20,8 @@ use crate::sync::Event;
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-pub(super) type SpawnWorker<H> = fn(&H, OwnedFd, Limits, &Arc<Shared>, usize) -> io::Result<Worker>;
+pub(super) type SpawnWorker<H> =
+    fn(&H, OwnedFd, Limits, &Arc<Shared>, usize, Option<usize>) -> io::Result<Worker>;
 
 /// A worker thread and the event it sets when it is done, so that the
 /// first worker can wait for it without blocking its hub.
@@ -29,13 +30,15 @@ pub(super) struct Worker {
     pub(super) thread: thread::JoinHandle<()>,
 }
 
-/// Starts worker thread `index` on its own listener.
+/// Starts worker thread `index` on its own listener, pinned to `cpu` if
+/// given.
 pub(super) fn spawn_worker<H>(
     handler: &H,
     fd: OwnedFd,
     limits: Limits,
     shared: &Arc<Shared>,
     index: usize,
+    cpu: Option<usize>,
 ) -> io::Result<Worker>
 where
     H: Fn(TcpStream, SocketAddr) + Clone + Send + 'static,
@@ -51,6 +54,13 @@ where
         .name(format!("greenlet-server-{index}"))
         .spawn(move || {
             let _done = set_done;
+            if let Some(cpu) = cpu
+                && let Err(e) = crate::sys::affinity::set_current_cpus(&[cpu])
+            {
+                shared.fail(e);
+                shared.stop.set();
+                return;
+            }
             run_worker(TcpListener::from(fd), handler, limits, &shared);
         })?;
     Ok(Worker { done, thread })

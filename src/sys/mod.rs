@@ -23,6 +23,7 @@ macro_rules! syscall {
 }
 
 // After the macro, so it is in scope there.
+pub(crate) mod affinity;
 mod fd;
 mod net;
 mod sockname;

@@ -31,7 +31,16 @@ use std::time::Duration;
 
 /// The servers measured; `epoll_floor` is no peer but the kernel floor (no
 /// runtime at all, see [`serve_floor`]).
-const SERVERS: [&str; 4] = ["greenlet", "tokio", "may_minihttp", "epoll_floor"];
+/// `greenlet-pinned` is greenlet with `StreamServer::pin_workers(true)`
+/// (each worker hub on its own core, as may pins its workers); measured on
+/// more than one core only.
+const SERVERS: [&str; 5] = [
+    "greenlet",
+    "greenlet-pinned",
+    "tokio",
+    "may_minihttp",
+    "epoll_floor",
+];
 
 /// What every server sends (may_minihttp's format, with a fixed date).
 const RESPONSE: &[u8] = b"HTTP/1.1 200 Ok\r\nServer: M\r\nDate: Sat, 21 Nov 2026 06:00:00 GMT\r\n\
@@ -170,6 +179,9 @@ fn drive(args: &[String]) {
     let mut results: Vec<(&str, usize, Vec<Sample>)> = Vec::new();
     for &cores in &o.cores {
         for n in &names {
+            if *n == "greenlet-pinned" && cores == 1 {
+                continue; // the same server as `greenlet` on one core
+            }
             results.push((n, cores, Vec::new()));
         }
     }
@@ -177,7 +189,7 @@ fn drive(args: &[String]) {
         for (name, cores, samples) in results.iter_mut() {
             let s = measure(name, *cores, &o);
             println!(
-                "rep {rep} {name:>12} {cores} core(s): {:>9.0} req/s  {:>9} requests  server cpu \
+                "rep {rep} {name:>15} {cores} core(s): {:>9.0} req/s  {:>9} requests  server cpu \
                  {:>6.3} s  {:>6.0} ns/req (user {:>4.0}, kernel {:>5.0})  {:>5.1} sleeps/1k req",
                 s.rps,
                 s.requests,
@@ -212,7 +224,7 @@ fn drive(args: &[String]) {
         })
         .collect();
     println!(
-        "{:<13} {:>5} {:>10} {:>19} {:>11} {:>19} {:>11} {:>17}",
+        "{:<15} {:>5} {:>10} {:>19} {:>11} {:>19} {:>11} {:>17}",
         "server",
         "cores",
         "req/s",
@@ -224,7 +236,7 @@ fn drive(args: &[String]) {
     );
     for (n, c, ns, rps, user, _) in &medians {
         println!(
-            "{n:<13} {c:>5} {:>10.0} {:>19} {:>11.0} {:>19} {:>11.0} {:>17}",
+            "{n:<15} {c:>5} {:>10.0} {:>19} {:>11.0} {:>19} {:>11.0} {:>17}",
             rps[0],
             format!("[{:.0}-{:.0}]", rps[1], rps[2]),
             ns[0],
@@ -301,12 +313,14 @@ fn drive(args: &[String]) {
             if g.0 <= 0.9 * t.0 { "PASS" } else { "MISS" }
         );
     }
-    if let (Some(g), Some(t)) = (get("greenlet", 2), get("tokio", 2)) {
-        println!(
-            "target: 2 cores, greenlet req/s >= tokio multi-thread: {:.2}x {}",
-            g.1 / t.1,
-            if g.1 >= t.1 { "PASS" } else { "MISS" }
-        );
+    for g_name in ["greenlet", "greenlet-pinned"] {
+        if let (Some(g), Some(t)) = (get(g_name, 2), get("tokio", 2)) {
+            println!(
+                "target: 2 cores, {g_name} req/s >= tokio multi-thread: {:.2}x {}",
+                g.1 / t.1,
+                if g.1 >= t.1 { "PASS" } else { "MISS" }
+            );
+        }
     }
 }
 
@@ -456,7 +470,8 @@ fn serve(name: &str, port: u16, cores: usize) {
     });
     let addr = format!("127.0.0.1:{port}");
     match name {
-        "greenlet" => serve_greenlet(&addr, cores),
+        "greenlet" => serve_greenlet(&addr, cores, false),
+        "greenlet-pinned" => serve_greenlet(&addr, cores, true),
         "tokio" => serve_tokio(&addr, cores),
         "may_minihttp" => serve_may(&addr, cores),
         "epoll_floor" => serve_floor(port, cores),
@@ -489,7 +504,7 @@ fn respond_all(buf: &[u8], out: &mut Vec<u8>) -> Option<usize> {
 
 const BUF: usize = 8192;
 
-fn serve_greenlet(addr: &str, workers: usize) {
+fn serve_greenlet(addr: &str, workers: usize, pin: bool) {
     use greenlet::net::TcpStream;
     let server = greenlet::server::StreamServer::bind(addr, |stream: TcpStream, _| {
         let _ = stream.set_nodelay(true);
@@ -520,7 +535,7 @@ fn serve_greenlet(addr: &str, workers: usize) {
     })
     .unwrap();
     let server = if workers > 1 {
-        server.workers(workers)
+        server.workers(workers).pin_workers(pin)
     } else {
         server
     };
