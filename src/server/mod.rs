@@ -9,6 +9,7 @@
 //! or send a "busy" reply), bound each connection's life
 //! ([`connection_timeout`](StreamServer::connection_timeout)), run one hub
 //! per OS thread on the same address ([`workers`](StreamServer::workers)),
+//! each on its own core if asked ([`pin_workers`](StreamServer::pin_workers)),
 //! and stop gracefully from any greenlet or thread through a
 //! [`ServerHandle`].
 //!
