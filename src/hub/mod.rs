@@ -28,6 +28,7 @@ pub(crate) mod reactor;
 pub(crate) mod remote;
 pub(crate) mod sync_wait;
 pub(crate) mod task;
+mod task_slab;
 mod task_table;
 pub(crate) mod timers;
 pub mod wait_reason;
@@ -731,6 +732,7 @@ impl Hub {
             self.stacks.trim();
         }
         self.reactor.shrink();
+        task_slab::trim();
         self.timers.borrow_mut().release_if_empty();
         {
             let mut w = self.waits.borrow_mut();
@@ -860,6 +862,7 @@ impl Drop for Hub {
             // SAFETY: installed by this hub on this thread in `init`.
             unsafe { crate::sys::free_altstack(base, len) };
         }
+        task_slab::hub_gone();
     }
 }
 

@@ -1,6 +1,7 @@
 //! The per-greenlet record the hub schedules.
 //!
-//! A task is one allocation, a `#[repr(C)]` [`TaskCell<S>`]: the untyped
+//! A task is one allocation (from the thread's task slab, see
+//! [`task_slab`](super::task_slab)), a `#[repr(C)]` [`TaskCell<S>`]: the untyped
 //! [`Header`] the hub works with, followed by the typed result slot `S` that
 //! only the `Greenlet<T>` handle reads (plus, for the few greenlets that
 //! need one, a [`Cold`] part allocated at its first use). The hub holds tasks through
@@ -10,6 +11,7 @@
 //! `join` stays typed and allocation-free, and the ready queue holds single
 //! words.
 
+use std::alloc::Layout;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::marker::PhantomData;
 use std::panic::Location;
@@ -22,6 +24,7 @@ use corosensei::{Coroutine, Yielder};
 use crate::fiber::stack::PooledStack;
 use crate::greenlet::JoinError;
 use crate::hub::deadlock::WaitsFor;
+use crate::hub::task_slab;
 use crate::hub::timers::TimerKey;
 use crate::hub::wait_reason::{PackedReason, WaitReason};
 
@@ -55,23 +58,28 @@ impl TaskRef {
         slot: S,
     ) -> TaskRef {
         unsafe fn free<S>(p: NonNull<Header>) {
-            // SAFETY: `p` came from `Box::into_raw` of a `TaskCell<S>` below
-            // (the header is at offset 0) and the count just reached zero.
-            drop(unsafe { Box::from_raw(p.as_ptr().cast::<TaskCell<S>>()) });
+            let cell = p.cast::<TaskCell<S>>();
+            // SAFETY: `p` came from `task_slab::alloc` of a `TaskCell<S>`
+            // below (the header is at offset 0), fully initialized, and the
+            // count just reached zero: nothing uses the cell any more.
+            unsafe {
+                std::ptr::drop_in_place(cell.as_ptr());
+                task_slab::free(cell.cast(), Layout::new::<TaskCell<S>>());
+            }
         }
-        let mut uninit = Box::<TaskCell<S>>::new_uninit();
-        let p = uninit.as_mut_ptr();
-        // SAFETY: `p` is a fresh, writable allocation for a `TaskCell<S>`;
-        // every field is written exactly once below before `assume_init`.
-        let cell = unsafe {
+        let p = task_slab::alloc(Layout::new::<TaskCell<S>>())
+            .cast::<TaskCell<S>>()
+            .as_ptr();
+        // SAFETY: `p` is a fresh, writable allocation with the layout of a
+        // `TaskCell<S>`; every field is written exactly once below.
+        unsafe {
             Header::init(&raw mut (*p).hdr, id, name, stack_size, site, free::<S>);
             (&raw mut (*p).slot).write(slot);
-            Box::into_raw(uninit.assume_init())
-        };
+        }
         TaskRef {
-            // SAFETY: Box pointers are non-null; `hdr` is at offset 0 of a
-            // `#[repr(C)]` struct.
-            ptr: unsafe { NonNull::new_unchecked(cell.cast::<Header>()) },
+            // SAFETY: the slab never returns null; `hdr` is at offset 0 of
+            // a `#[repr(C)]` struct.
+            ptr: unsafe { NonNull::new_unchecked(p.cast::<Header>()) },
             _not_send: PhantomData,
         }
     }
