@@ -261,10 +261,18 @@ impl Hub {
         unsafe { (*self.ready.get()).push_back(task) }
     }
 
+    /// Takes the next ready task, and starts loading the header of the one
+    /// after it: with many greenlets ready, each header was last touched
+    /// long ago (at its spawn or park), and its first read would stall.
     #[inline]
     fn pop_ready(&self) -> Option<TaskRef> {
         // SAFETY: as in `push_ready`.
-        unsafe { (*self.ready.get()).pop_front() }
+        let ready = unsafe { &mut *self.ready.get() };
+        let task = ready.pop_front();
+        if let Some(next) = ready.front() {
+            task::prefetch_header(next.as_ptr());
+        }
+        task
     }
 
     #[inline]

@@ -148,6 +148,24 @@ impl std::ops::Deref for TaskRef {
     }
 }
 
+/// Hints the CPU to load the header at `hdr` (every cache line of it). A
+/// prefetch never faults and changes nothing but the caches.
+#[inline(always)]
+pub(crate) fn prefetch_header(hdr: *const Header) {
+    #[cfg(target_arch = "x86_64")]
+    for line in (0..std::mem::size_of::<Header>()).step_by(64) {
+        // SAFETY: a prefetch is only a hint: it reads nothing and cannot
+        // fault, whatever the address.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                hdr.cast::<i8>().wrapping_add(line),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = hdr;
+}
+
 /// A task: header plus typed result slot, in one allocation.
 #[repr(C)]
 pub(crate) struct TaskCell<S> {
