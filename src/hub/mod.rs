@@ -197,7 +197,8 @@ impl Hub {
         let altstack = crate::sys::ensure_altstack(crate::fiber::overflow::ALTSTACK_SIZE)
             .ok()
             .flatten();
-        let root = TaskRef::new(0, None, 0, None, ());
+        // SAFETY: the root's vtable frees a `TaskCell<()>` and launches nothing.
+        let root = unsafe { TaskRef::new(0, None, 0, None, task::TaskVtable::ROOT, ()) };
         root.state.set(State::Running);
         let hub = Box::new(Hub {
             ready: UnsafeCell::new(VecDeque::with_capacity(READY_RESERVE)),
@@ -361,18 +362,32 @@ impl Hub {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
+        if stack_size / task::STACK_UNIT > u32::MAX as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("greenlet stack size of {stack_size} bytes is over the limit of 16 TiB"),
+            ));
+        }
         self.stacks.reserve(stack_size)?;
-        let task = TaskRef::new(
-            self.next_id(),
-            name,
-            stack_size,
-            Some(site),
-            Payload {
-                slot: ResultSlot::<T>::new(None),
-                f: UnsafeCell::new(Some(f)),
-            },
-        );
-        task.launch.set(Some(launch::<F, T>));
+        // SAFETY: the vtable is the one for `Payload<F, T>`, the slot given.
+        let task = unsafe {
+            TaskRef::new(
+                self.next_id(),
+                name,
+                stack_size,
+                Some(site),
+                const {
+                    &task::TaskVtable {
+                        free: task::free_cell::<Payload<F, T>>,
+                        launch: Some(launch::<F, T>),
+                    }
+                },
+                Payload {
+                    slot: ResultSlot::<T>::new(None),
+                    f: UnsafeCell::new(Some(f)),
+                },
+            )
+        };
         self.tasks.borrow_mut().insert(&task);
         self.monitor.spawned(task.id, task.name());
         // SAFETY: created just above with this payload type.
@@ -425,7 +440,7 @@ impl Hub {
         hdr.state.set(State::Finished);
         let entry = self.tasks.borrow_mut().remove(hdr);
         drop(entry);
-        if let Some(launch) = hdr.launch.take() {
+        if let Some(launch) = hdr.take_launch() {
             // SAFETY: `launch` was set by `spawn` for this task's payload
             // type; `None` asks it to discard.
             unsafe { launch(task, None) };
@@ -435,7 +450,7 @@ impl Hub {
 
     /// Whether a task has begun running.
     pub(crate) fn has_started(&self, hdr: &Header) -> bool {
-        hdr.launch.get().is_none()
+        hdr.launched()
     }
 
     /// Runs one ready task until it parks, yields or finishes.
@@ -488,7 +503,7 @@ impl Hub {
     #[cold]
     #[allow(clippy::mut_from_ref)]
     fn launch(&self, task: &TaskRef) -> Option<&mut Fiber> {
-        let launch = task.launch.take().expect("ready task without a fiber");
+        let launch = task.take_launch().expect("ready task without a fiber");
         // SAFETY: `launch` was set by `spawn` for this task's payload type;
         // the fiber slot is empty and only `run_task` touches it.
         if !unsafe { launch(task, Some(self)) } {
@@ -899,7 +914,7 @@ where
         // cell, and the task never ran.
         drop(unsafe { (*payload.f.get()).take() });
         if let Some(h) = Hub::try_current() {
-            h.stacks.unreserve(task.stack_size);
+            h.stacks.unreserve(task.stack_size());
         }
         return false;
     };
@@ -907,7 +922,7 @@ where
     if unsafe { (*payload.f.get()).is_none() } {
         return false;
     }
-    let stack = match hub.stacks.take(task.stack_size) {
+    let stack = match hub.stacks.take(task.stack_size()) {
         Ok(stack) => stack,
         Err(e) => {
             // The kernel refused the stack's guard page (out of memory for

@@ -126,7 +126,9 @@ pub(crate) fn alloc(layout: Layout) -> NonNull<u8> {
     SLAB.with(|s| {
         let mut c = s.room[class].get();
         if c.is_null() {
-            c = s.chunk_for(class).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+            c = s
+                .chunk_for(class)
+                .unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
         }
         // SAFETY: `c` is a live chunk of this thread with room for a cell
         // of this class (the invariant of the room lists).
@@ -463,8 +465,10 @@ mod tests {
                 unsafe { ptr::write_bytes(p.as_ptr(), (i % 251) as u8, size) };
                 cells.push((p, size, i));
             }
-            let mut addrs: Vec<(usize, usize)> =
-                cells.iter().map(|&(p, s, _)| (p.as_ptr() as usize, s)).collect();
+            let mut addrs: Vec<(usize, usize)> = cells
+                .iter()
+                .map(|&(p, s, _)| (p.as_ptr() as usize, s))
+                .collect();
             addrs.sort();
             for w in addrs.windows(2) {
                 assert!(w[0].0 + w[0].1 <= w[1].0, "overlap {w:?}");
@@ -485,7 +489,10 @@ mod tests {
                 let s = unsafe { std::slice::from_raw_parts(p.as_ptr(), size) };
                 assert!(s.iter().all(|&b| b == (i % 251) as u8), "cell {i} changed");
             }
-            for (p, size) in again.into_iter().chain(kept.into_iter().map(|(p, s, _)| (p, s))) {
+            for (p, size) in again
+                .into_iter()
+                .chain(kept.into_iter().map(|(p, s, _)| (p, s)))
+            {
                 // SAFETY: live cells, freed once.
                 unsafe { free(p, layout(size)) };
             }
@@ -516,7 +523,10 @@ mod tests {
             assert_eq!(chunk_counts(), (1, 1));
             let b = alloc(layout(500));
             assert_eq!(chunk_counts(), (1, 0), "the empty chunk was re-carved");
-            assert_eq!(a.as_ptr() as usize & !(CHUNK - 1), b.as_ptr() as usize & !(CHUNK - 1));
+            assert_eq!(
+                a.as_ptr() as usize & !(CHUNK - 1),
+                b.as_ptr() as usize & !(CHUNK - 1)
+            );
             // SAFETY: from `alloc(layout(500))`.
             unsafe { free(b, layout(500)) };
         });
