@@ -503,6 +503,31 @@ mod tests {
         });
     }
 
+    /// Under AddressSanitizer a free cell is unaddressable until it is
+    /// handed out again, so a use of a freed task is reported.
+    #[cfg(greenlet_asan)]
+    #[test]
+    fn free_cells_are_poisoned_under_asan() {
+        crate::test_util::within(std::time::Duration::from_secs(30), || {
+            let a = alloc(layout(200));
+            let b = alloc(layout(200));
+            assert!(!sys::asan_is_poisoned(a.as_ptr()));
+            // SAFETY: from `alloc(layout(200))`, freed once.
+            unsafe { free(a, layout(200)) };
+            assert!(sys::asan_is_poisoned(a.as_ptr()));
+            assert!(sys::asan_is_poisoned(a.as_ptr().wrapping_add(199)));
+            assert!(!sys::asan_is_poisoned(b.as_ptr()));
+            let c = alloc(layout(200));
+            assert_eq!(c, a, "the freed cell comes back first");
+            assert!(!sys::asan_is_poisoned(c.as_ptr().wrapping_add(199)));
+            // SAFETY: from `alloc(layout(200))`, freed once each.
+            unsafe {
+                free(b, layout(200));
+                free(c, layout(200));
+            }
+        });
+    }
+
     /// Layouts the slab does not serve go to the global allocator, and an
     /// empty chunk is re-carved for another size.
     #[test]

@@ -234,6 +234,14 @@ pub(crate) unsafe fn populate_write(ptr: *mut u8, len: usize) -> io::Result<()> 
 unsafe extern "C" {
     fn __asan_poison_memory_region(addr: *const libc::c_void, size: usize);
     fn __asan_unpoison_memory_region(addr: *const libc::c_void, size: usize);
+    fn __asan_address_is_poisoned(addr: *const libc::c_void) -> libc::c_int;
+}
+
+/// Whether AddressSanitizer reports `ptr` as unaddressable (for tests).
+#[cfg(all(greenlet_asan, test))]
+pub(crate) fn asan_is_poisoned(ptr: *const u8) -> bool {
+    // SAFETY: a query of ASan's shadow memory; any address is accepted.
+    unsafe { __asan_address_is_poisoned(ptr.cast()) != 0 }
 }
 
 /// Marks memory as unaddressable for AddressSanitizer (a freed cell of a
