@@ -526,10 +526,14 @@ impl Hub {
         let hdr: &Header = &task;
         hdr.state.set(State::Finished);
         // SAFETY: the fiber returned, nothing borrows it any more; dropping
-        // a finished fiber returns its stack to the pool.
-        if let Some(fiber) = unsafe { (*hdr.fiber.get()).take() } {
+        // a finished fiber returns its stack to the pool (and touches
+        // nothing else of the header). Dropped where it lies: moved out
+        // first, it was copied with loads wider than the stores that last
+        // wrote it (a store-forwarding stall at every finish).
+        let fiber = unsafe { &mut *hdr.fiber.get() };
+        if fiber.is_some() {
             self.live.set(self.live.get() - 1);
-            drop(fiber);
+            *fiber = None;
         }
         // SAFETY: only the fiber prologue and this function touch it.
         let keepalive = unsafe { (*hdr.keepalive.get()).take() };

@@ -665,12 +665,17 @@ impl Header {
 
     /// Wakes everyone waiting for this task to finish.
     pub(crate) fn notify_watchers(&self, hub: &crate::hub::Hub) {
-        let first = self.watcher.take().map(Watcher::Task);
-        let rest = self
-            .cold_if_any()
-            .map(|c| std::mem::take(&mut *c.watchers.borrow_mut()))
-            .unwrap_or_default();
-        for w in first.into_iter().chain(rest) {
+        // The first joiner on its own: chained with the rest into one
+        // iterator, it was built on the stack and read back with a wider
+        // load (a store-forwarding stall at every finish).
+        if let Some(t) = self.watcher.take() {
+            hub.unpark(&t, Wake::Ready);
+        }
+        let Some(cold) = self.cold_if_any() else {
+            return;
+        };
+        let rest = std::mem::take(&mut *cold.watchers.borrow_mut());
+        for w in rest {
             match w {
                 Watcher::Task(t) => {
                     hub.unpark(&t, Wake::Ready);

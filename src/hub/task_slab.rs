@@ -13,7 +13,10 @@
 //! thread's list of empty chunks, which any class reuses, and which
 //! [`trim`] unmaps (keeping one) when the hub goes idle and when it is torn
 //! down: after a peak of greenlets, the cells' memory goes back to the
-//! kernel, as the global allocator would give it back.
+//! kernel, as the global allocator would give it back. The chunk a class
+//! allocates from (the head of its list) stays there when it empties, so
+//! spawning and joining one greenlet at a time does not move a chunk
+//! between lists at every spawn.
 //!
 //! Compared with the global allocator (glibc's `malloc` here): no 8-byte
 //! header per cell, no size-class search or consolidation on free, no
@@ -166,6 +169,17 @@ pub(crate) fn hub_gone() {
     SLAB.with(|s| {
         s.keep.set(0);
         s.trim();
+        for head in &s.room {
+            let c = head.get();
+            // SAFETY: list members are live chunks; one without live cells
+            // has nothing pointing into it but the list `unlink` leaves.
+            unsafe {
+                if !c.is_null() && (*c).live.get() == 0 {
+                    s.unlink(c);
+                    s.unmap(c);
+                }
+            }
+        }
     });
 }
 
@@ -173,6 +187,23 @@ pub(crate) fn hub_gone() {
 #[cfg(test)]
 pub(crate) fn chunk_counts() -> (usize, usize) {
     SLAB.with(|s| (s.chunks.get(), s.empty_count.get()))
+}
+
+/// Live cells in the chunks at the heads of the room lists, and how many
+/// such chunks there are.
+#[cfg(test)]
+fn room_heads() -> (usize, usize) {
+    SLAB.with(|s| {
+        let heads: Vec<_> = s
+            .room
+            .iter()
+            .map(Cell::get)
+            .filter(|c| !c.is_null())
+            .collect();
+        // SAFETY: list members are live chunks.
+        let live = heads.iter().map(|&c| unsafe { (*c).live.get() }).sum();
+        (live, heads.len())
+    })
 }
 
 impl Slab {
@@ -294,7 +325,7 @@ impl Slab {
         ch.free.set(p);
         let live = ch.live.get() - 1;
         ch.live.set(live);
-        if live == 0 {
+        if live == 0 && !(self.keep.get() > 0 && self.room[class].get() == c) {
             // SAFETY: `c` is in at most one list; `unlink` handles both.
             // Without live cells nothing points into it but the lists.
             unsafe {
@@ -497,9 +528,13 @@ mod tests {
                 unsafe { free(p, layout(size)) };
             }
             let (chunks, empty) = chunk_counts();
-            assert_eq!(chunks, empty, "every cell is free");
+            let (live, heads) = room_heads();
+            assert_eq!(live, 0, "every cell is free");
+            assert_eq!(chunks, empty + heads, "every chunk is empty");
             trim();
-            assert_eq!(chunk_counts(), (1, 1), "trim keeps one empty chunk");
+            let (chunks, empty) = chunk_counts();
+            assert_eq!(empty, 1, "trim keeps one empty chunk");
+            assert_eq!(chunks, 1 + heads, "and the chunk each class allocates from");
         });
     }
 
@@ -542,18 +577,32 @@ mod tests {
                 free(big, layout(MAX_CELL + 1));
                 free(over, Layout::from_size_align(64, 64).unwrap());
             }
-            let a = alloc(layout(100));
-            // SAFETY: from `alloc(layout(100))`.
-            unsafe { free(a, layout(100)) };
-            assert_eq!(chunk_counts(), (1, 1));
+            // One cell at a time: the chunk stays where it is.
+            for _ in 0..3 {
+                let a = alloc(layout(100));
+                // SAFETY: from `alloc(layout(100))`.
+                unsafe { free(a, layout(100)) };
+                assert_eq!(chunk_counts(), (1, 0));
+            }
+            // More than a chunk's worth: the full first chunk leaves the
+            // room list, and comes back to it as its cells are freed.
+            let per_chunk = (CHUNK - HEAD) / 112;
+            let cells: Vec<_> = (0..per_chunk + 1).map(|_| alloc(layout(100))).collect();
+            assert_eq!(chunk_counts(), (2, 0));
+            for &p in &cells {
+                // SAFETY: from `alloc(layout(100))`, freed once.
+                unsafe { free(p, layout(100)) };
+            }
+            // One empty chunk heads the class's list, the other is spare.
+            assert_eq!(chunk_counts(), (2, 1));
+            let spare = SLAB.with(|s| s.empty.get()) as usize;
             let b = alloc(layout(500));
-            assert_eq!(chunk_counts(), (1, 0), "the empty chunk was re-carved");
-            assert_eq!(
-                a.as_ptr() as usize & !(CHUNK - 1),
-                b.as_ptr() as usize & !(CHUNK - 1)
-            );
+            assert_eq!(chunk_counts(), (2, 0), "the empty chunk was re-carved");
+            assert_eq!(b.as_ptr() as usize & !(CHUNK - 1), spare);
             // SAFETY: from `alloc(layout(500))`.
             unsafe { free(b, layout(500)) };
+            hub_gone();
+            assert_eq!(chunk_counts(), (0, 0), "nothing left once the hub is gone");
         });
     }
 }
