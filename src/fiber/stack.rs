@@ -197,7 +197,7 @@ pub(crate) fn normalize_size(size: usize) -> io::Result<usize> {
 /// highest address). A prefetch never faults: an address with no page
 /// behind it is ignored.
 #[inline]
-pub(crate) fn prefetch_top(top: usize) {
+fn prefetch_top(top: usize) {
     const PREFETCH_LINES: usize = 4;
     #[cfg(target_arch = "x86_64")]
     for line in 1..=PREFETCH_LINES {

@@ -262,24 +262,10 @@ impl Hub {
         unsafe { (*self.ready.get()).push_back(task) }
     }
 
-    /// Takes the next ready task, and starts loading what the next ones
-    /// will touch first: the top of the stack of the one after it (whose
-    /// header was prefetched one step earlier), and the header of the one
-    /// after that. With many greenlets ready (a million sleepers waking
-    /// together), each was last touched long ago, and every first touch of
-    /// a header or a stack would stall on memory and a page walk.
     #[inline]
     fn pop_ready(&self) -> Option<TaskRef> {
         // SAFETY: as in `push_ready`.
-        let ready = unsafe { &mut *self.ready.get() };
-        let task = ready.pop_front();
-        if let Some(next) = ready.front() {
-            next.prefetch_stack_top();
-        }
-        if let Some(after) = ready.get(1) {
-            task::prefetch_header(after.as_ptr());
-        }
-        task
+        unsafe { (*self.ready.get()).pop_front() }
     }
 
     #[inline]
@@ -506,7 +492,10 @@ impl Hub {
 
     /// Creates a task's fiber at its first run; `None` if no stack could
     /// be had (the task's result then says why).
+    // Never inlined: inlined into `run_task`, it made the loop around every
+    // switch bigger and slower (yield ping-pong +1 ns).
     #[cold]
+    #[inline(never)]
     #[allow(clippy::mut_from_ref)]
     fn launch(&self, task: &TaskRef) -> Option<&mut Fiber> {
         let launch = task.take_launch().expect("ready task without a fiber");

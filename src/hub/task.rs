@@ -182,24 +182,6 @@ impl std::ops::Deref for TaskRef {
     }
 }
 
-/// Hints the CPU to load the header at `hdr` (every cache line of it). A
-/// prefetch never faults and changes nothing but the caches.
-#[inline(always)]
-pub(crate) fn prefetch_header(hdr: *const Header) {
-    #[cfg(target_arch = "x86_64")]
-    for line in (0..std::mem::size_of::<Header>()).step_by(64) {
-        // SAFETY: a prefetch is only a hint: it reads nothing and cannot
-        // fault, whatever the address.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                hdr.cast::<i8>().wrapping_add(line),
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = hdr;
-}
-
 /// A task: header plus typed result slot, in one allocation.
 #[repr(C)]
 pub(crate) struct TaskCell<S> {
@@ -332,15 +314,18 @@ pub(crate) struct Header {
     /// The fiber; `None` for the root, before the first run, and once
     /// finished.
     pub(crate) fiber: UnsafeCell<Option<Fiber>>,
+    /// How many `with_timeout` scopes are open in this task.
+    pub(crate) timeout_depth: Cell<u32>,
+    /// The task's index in its hub's task table (`u32::MAX`: none).
+    pub(crate) slot_index: Cell<u32>,
+    // `reason` and `since` are 16-byte (two-word) stores at every park:
+    // at 16-byte offsets (cells are 16-byte aligned) they never straddle a
+    // cache line (`header_layout` test).
     /// What the task waits for while parked: written at every park, read
     /// only by dumps and deadlock reports.
     reason: Cell<PackedReason>,
     /// When the task last parked, by the hub's loop clock.
     pub(crate) since: Cell<Option<Instant>>,
-    /// How many `with_timeout` scopes are open in this task.
-    pub(crate) timeout_depth: Cell<u32>,
-    /// The task's index in its hub's task table (`u32::MAX`: none).
-    pub(crate) slot_index: Cell<u32>,
     /// Live `TaskRef`s.
     refs: Cell<u32>,
     /// Stack size in units of [`STACK_UNIT`] bytes, including the guard
@@ -610,17 +595,6 @@ impl Header {
         self.stack_units as usize * STACK_UNIT
     }
 
-    /// Hints the CPU to load the top of the task's stack, where a parked
-    /// greenlet's frames are (nothing for a task that has not started: its
-    /// stack is prefetched when it is taken).
-    #[inline(always)]
-    pub(crate) fn prefetch_stack_top(&self) {
-        let lo = self.stack_lo.get();
-        if lo != 0 {
-            crate::fiber::stack::prefetch_top(lo + self.stack_size());
-        }
-    }
-
     /// Whether the task has begun running (or is a root).
     #[inline]
     pub(crate) fn launched(&self) -> bool {
@@ -714,6 +688,13 @@ mod tests {
             size_of::<super::TaskCell<crate::hub::Payload<F, ()>>>()
         }
         assert!(cell_size(&f) - fiber <= 224 - 40, "{} bytes", cell_size(&f));
+        // The two-word stores of every park stay within a cache line.
+        // (In normal builds: under ASan the fiber is larger.)
+        if fiber == 40 {
+            assert_eq!(offset_of!(super::Header, reason) % 16, 0);
+            assert_eq!(offset_of!(super::Header, since) % 16, 0);
+        }
+        assert!(std::mem::align_of::<super::Header>() <= 16);
         // The state bytes and the yielder come first, then the fiber: with
         // a 48-byte fiber a switch touches one cache line.
         assert!(offset_of!(super::Header, fiber) <= 16);
