@@ -8,6 +8,7 @@ use std::env;
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(greenlet_force_mprotect)");
+    println!("cargo::rustc-check-cfg=cfg(greenlet_asan)");
     println!("cargo::rerun-if-env-changed=GREENLET_FORCE_MPROTECT_GUARD");
     println!("cargo::rerun-if-changed=build.rs");
 
@@ -32,6 +33,11 @@ fn main() {
             "\n\ngreenlet has not been ported to target_arch = \"{arch}\" (corosensei's context \
              switch and the stack-overflow reporter need it).\n\n"
         );
+    }
+
+    // Built with AddressSanitizer: the task slab poisons its free cells.
+    if env::var("CARGO_CFG_SANITIZE").is_ok_and(|s| s.split(',').any(|s| s == "address")) {
+        println!("cargo::rustc-cfg=greenlet_asan");
     }
 
     if env::var_os("CARGO_FEATURE_MONKEY").is_some() {

@@ -83,7 +83,7 @@ unsafe extern "C" fn handler(
         // stays alive while it runs; the fields read here are immutable.
         let (lo, size, id, name) = unsafe {
             let h = &*hdr;
-            (h.stack_lo.get(), h.stack_size, h.id, h.name())
+            (h.stack_lo.get(), h.stack_size(), h.id, h.name())
         };
         let page = sys::page_size();
         if size != 0 && addr >= lo && addr < lo + page {

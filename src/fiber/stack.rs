@@ -215,19 +215,34 @@ fn prefetch_top(top: usize) {
 
 /// A stack slot taken from the pool; it goes back to the pool on drop.
 ///
+/// Two words, so it moves in registers: the fiber is built around it at
+/// every first run, and a three-word copy went through memory with a load
+/// wider than the stores that wrote it (a store-forwarding stall).
+///
 /// # Invariant
-/// `lo..lo+size` is a slot of a live slab owned by the pool at `pool`, whose
-/// lowest page is a guard page, and no other `PooledStack` refers to it.
+/// `lo_class` is `lo | class`: `lo..lo+size` is a slot (`lo` page-aligned)
+/// of a live slab owned by the pool at `pool`, in its size class number
+/// `class` (< [`MAX_CLASSES`]) of `size` bytes; its lowest page is a guard
+/// page, and no other `PooledStack` refers to it.
 pub(crate) struct PooledStack {
-    lo: usize,
-    size: usize,
+    lo_class: usize,
     pool: *const StackPool,
 }
 
+/// Size classes (distinct stack sizes) a pool has at most: a class number
+/// fits below a page-aligned address.
+const MAX_CLASSES: usize = 4096;
+
 impl PooledStack {
     /// Lowest address of the slot (the start of its guard page).
+    #[inline]
     pub(crate) fn guard_lo(&self) -> usize {
-        self.lo
+        self.lo_class & !(MAX_CLASSES - 1)
+    }
+
+    #[inline]
+    fn class(&self) -> usize {
+        self.lo_class & (MAX_CLASSES - 1)
     }
 }
 
@@ -238,21 +253,23 @@ impl PooledStack {
 unsafe impl corosensei::stack::Stack for PooledStack {
     #[inline]
     fn base(&self) -> corosensei::stack::StackPointer {
+        // SAFETY: the pool outlives every stack it hands out (the hub drops
+        // all its greenlets before its pool; see `Hub`'s `Drop`).
+        let size = unsafe { &*self.pool }.class_size(self.class());
         // SAFETY (of unwrap): lo + size is a non-null mapped address.
-        NonZeroUsize::new(self.lo + self.size).unwrap()
+        NonZeroUsize::new(self.guard_lo() + size).unwrap()
     }
 
     #[inline]
     fn limit(&self) -> corosensei::stack::StackPointer {
-        NonZeroUsize::new(self.lo + sys::page_size()).unwrap()
+        NonZeroUsize::new(self.guard_lo() + sys::page_size()).unwrap()
     }
 }
 
 impl Drop for PooledStack {
     fn drop(&mut self) {
-        // SAFETY: the pool outlives every stack it hands out (the hub drops
-        // all its greenlets before its pool; see `Hub`'s `Drop`).
-        unsafe { &*self.pool }.release(self.lo, self.size);
+        // SAFETY: as in `base`.
+        unsafe { &*self.pool }.release(self.guard_lo(), self.class());
     }
 }
 
@@ -280,14 +297,26 @@ impl StackPool {
         self.leaked.set(true);
     }
 
-    fn class_index(classes: &mut Vec<SizeClass>, size: usize) -> usize {
+    fn class_index(classes: &mut Vec<SizeClass>, size: usize) -> io::Result<usize> {
         match classes.iter().position(|c| c.size == size) {
-            Some(i) => i,
-            None => {
+            Some(i) => Ok(i),
+            None if classes.len() < MAX_CLASSES && size % MAX_CLASSES == 0 => {
                 classes.push(SizeClass::new(size));
-                classes.len() - 1
+                Ok(classes.len() - 1)
             }
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot use a greenlet stack of {size} bytes: a thread uses at most \
+                     {MAX_CLASSES} distinct stack sizes"
+                ),
+            )),
         }
+    }
+
+    /// The size of the stacks of class number `class`.
+    fn class_size(&self, class: usize) -> usize {
+        self.classes.borrow()[class].size
     }
 
     /// Promises one stack of `size` bytes (already normalized) to a greenlet
@@ -301,7 +330,7 @@ impl StackPool {
     /// [`take`]: StackPool::take
     pub(crate) fn reserve(&self, size: usize) -> io::Result<()> {
         let mut classes = self.classes.borrow_mut();
-        let idx = Self::class_index(&mut classes, size);
+        let idx = Self::class_index(&mut classes, size)?;
         let class = &mut classes[idx];
         if class.available() <= class.reserved {
             self.grow(class)?;
@@ -331,10 +360,11 @@ impl StackPool {
     #[inline(always)]
     pub(crate) fn take(&self, size: usize) -> io::Result<PooledStack> {
         let mut classes = self.classes.borrow_mut();
-        let class = classes
-            .iter_mut()
-            .find(|c| c.size == size)
+        let index = classes
+            .iter()
+            .position(|c| c.size == size)
             .expect("greenlet: stack taken without a reservation");
+        let class = &mut classes[index];
         class.reserved -= 1;
         let lo = match class.dirty.pop().or_else(|| class.clean.pop()) {
             Some(lo) => lo,
@@ -356,8 +386,7 @@ impl StackPool {
             }
         }
         Ok(PooledStack {
-            lo,
-            size,
+            lo_class: lo | index,
             pool: self,
         })
     }
@@ -397,12 +426,11 @@ impl StackPool {
         Ok(())
     }
 
-    fn release(&self, lo: usize, size: usize) {
+    fn release(&self, lo: usize, class: usize) {
         let mut classes = self.classes.borrow_mut();
-        if let Some(c) = classes.iter_mut().find(|c| c.size == size) {
-            c.count_lent(lo, false);
-            c.dirty.push(lo);
-        }
+        let c = &mut classes[class];
+        c.count_lent(lo, false);
+        c.dirty.push(lo);
     }
 
     /// Whether any released stack is waiting to be trimmed.

@@ -9,16 +9,15 @@ use crate::hub::KillSignal;
 ///
 /// `Send + Sync`, so it converts into `Box<dyn Error + Send + Sync>`.
 pub struct JoinError {
-    repr: Repr,
+    /// `None`: killed. One word, so every greenlet's result slot stays
+    /// small (it is part of the task's allocation).
+    panic: Option<Box<Panic>>,
 }
 
-enum Repr {
-    Panic {
-        payload: SyncPayload,
-        /// The message of a `&str`/`String` payload, read at creation.
-        message: Option<String>,
-    },
-    Killed,
+struct Panic {
+    payload: SyncPayload,
+    /// The message of a `&str`/`String` payload, read at creation.
+    message: Option<String>,
 }
 
 /// A panic payload that can be shared between threads because nothing
@@ -32,41 +31,38 @@ unsafe impl Sync for SyncPayload {}
 
 impl JoinError {
     pub(crate) fn from_payload(payload: Box<dyn Any + Send + 'static>) -> JoinError {
-        let repr = if payload.is::<KillSignal>() {
-            Repr::Killed
-        } else {
-            let message = payload
-                .downcast_ref::<&'static str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned());
-            Repr::Panic {
+        if payload.is::<KillSignal>() {
+            return JoinError::killed();
+        }
+        let message = payload
+            .downcast_ref::<&'static str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned());
+        JoinError {
+            panic: Some(Box::new(Panic {
                 payload: SyncPayload(payload),
                 message,
-            }
-        };
-        JoinError { repr }
+            })),
+        }
     }
 
     pub(crate) const fn killed() -> JoinError {
-        JoinError { repr: Repr::Killed }
+        JoinError { panic: None }
     }
 
     /// Whether the greenlet panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self.repr, Repr::Panic { .. })
+        self.panic.is_some()
     }
 
     /// Whether the greenlet was killed.
     pub fn is_killed(&self) -> bool {
-        matches!(self.repr, Repr::Killed)
+        self.panic.is_none()
     }
 
     /// The panic message, when the payload is a string (as `panic!` makes).
     pub fn panic_message(&self) -> Option<&str> {
-        match &self.repr {
-            Repr::Panic { message, .. } => message.as_deref(),
-            Repr::Killed => None,
-        }
+        self.panic.as_ref().and_then(|p| p.message.as_deref())
     }
 
     /// The panic payload, or the error back if the greenlet was killed.
@@ -74,9 +70,9 @@ impl JoinError {
     /// # Errors
     /// Returns `Err(self)` when the greenlet was killed.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
-        match self.repr {
-            Repr::Panic { payload, .. } => Ok(payload.0),
-            Repr::Killed => Err(self),
+        match self.panic {
+            Some(p) => Ok(p.payload.0),
+            None => Err(self),
         }
     }
 
@@ -92,24 +88,24 @@ impl JoinError {
 
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
-            Repr::Panic { .. } => match self.panic_message() {
+        match &self.panic {
+            Some(_) => match self.panic_message() {
                 Some(m) => f.debug_tuple("JoinError::Panic").field(&m).finish(),
                 None => f.write_str("JoinError::Panic(..)"),
             },
-            Repr::Killed => f.write_str("JoinError::Killed"),
+            None => f.write_str("JoinError::Killed"),
         }
     }
 }
 
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.repr {
-            Repr::Panic { .. } => match self.panic_message() {
+        match &self.panic {
+            Some(_) => match self.panic_message() {
                 Some(m) => write!(f, "greenlet panicked: {m}"),
                 None => f.write_str("greenlet panicked"),
             },
-            Repr::Killed => f.write_str("greenlet was killed"),
+            None => f.write_str("greenlet was killed"),
         }
     }
 }

@@ -31,6 +31,7 @@ pub(crate) mod reactor;
 pub(crate) mod remote;
 pub(crate) mod sync_wait;
 pub(crate) mod task;
+mod task_slab;
 mod task_table;
 pub(crate) mod timers;
 pub mod wait_reason;
@@ -212,7 +213,8 @@ impl Hub {
         let altstack = crate::sys::ensure_altstack(crate::fiber::overflow::ALTSTACK_SIZE)
             .ok()
             .flatten();
-        let root = TaskRef::new(0, None, 0, None, ());
+        // SAFETY: the root's vtable frees a `TaskCell<()>` and launches nothing.
+        let root = unsafe { TaskRef::new(0, None, 0, None, task::TaskVtable::ROOT, ()) };
         root.state.set(State::Running);
         let hub = Box::new(Hub {
             ready: UnsafeCell::new(VecDeque::with_capacity(READY_RESERVE)),
@@ -420,18 +422,32 @@ impl Hub {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
+        if stack_size / task::STACK_UNIT > u32::MAX as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("greenlet stack size of {stack_size} bytes is over the limit of 16 TiB"),
+            ));
+        }
         self.stacks.reserve(stack_size)?;
-        let task = TaskRef::new(
-            self.next_id(),
-            name,
-            stack_size,
-            Some(site),
-            Payload {
-                slot: ResultSlot::<T>::new(None),
-                f: UnsafeCell::new(Some(f)),
-            },
-        );
-        task.launch.set(Some(launch::<F, T>));
+        // SAFETY: the vtable is the one for `Payload<F, T>`, the slot given.
+        let task = unsafe {
+            TaskRef::new(
+                self.next_id(),
+                name,
+                stack_size,
+                Some(site),
+                const {
+                    &task::TaskVtable {
+                        free: task::free_cell::<Payload<F, T>>,
+                        launch: Some(launch::<F, T>),
+                    }
+                },
+                Payload {
+                    slot: ResultSlot::<T>::new(None),
+                    f: UnsafeCell::new(Some(f)),
+                },
+            )
+        };
         self.tasks.borrow_mut().insert(&task);
         self.monitor.spawned(task.id, task.name());
         // SAFETY: created just above with this payload type.
@@ -484,7 +500,7 @@ impl Hub {
         hdr.state.set(State::Finished);
         let entry = self.tasks.borrow_mut().remove(hdr);
         drop(entry);
-        if let Some(launch) = hdr.launch.take() {
+        if let Some(launch) = hdr.take_launch() {
             // SAFETY: `launch` was set by `spawn` for this task's payload
             // type; `None` asks it to discard.
             unsafe { launch(task, None) };
@@ -494,7 +510,7 @@ impl Hub {
 
     /// Whether a task has begun running.
     pub(crate) fn has_started(&self, hdr: &Header) -> bool {
-        hdr.launch.get().is_none()
+        hdr.launched()
     }
 
     /// Runs one ready task until it parks, yields or finishes.
@@ -544,10 +560,13 @@ impl Hub {
 
     /// Creates a task's fiber at its first run; `None` if no stack could
     /// be had (the task's result then says why).
+    // Never inlined: inlined into `run_task`, it made the loop around every
+    // switch bigger and slower (yield ping-pong +1 ns).
     #[cold]
+    #[inline(never)]
     #[allow(clippy::mut_from_ref)]
     fn launch(&self, task: &TaskRef) -> Option<&mut Fiber> {
-        let launch = task.launch.take().expect("ready task without a fiber");
+        let launch = task.take_launch().expect("ready task without a fiber");
         // SAFETY: `launch` was set by `spawn` for this task's payload type;
         // the fiber slot is empty and only `run_task` touches it.
         if !unsafe { launch(task, Some(self)) } {
@@ -564,10 +583,14 @@ impl Hub {
         let hdr: &Header = &task;
         hdr.state.set(State::Finished);
         // SAFETY: the fiber returned, nothing borrows it any more; dropping
-        // a finished fiber returns its stack to the pool.
-        if let Some(fiber) = unsafe { (*hdr.fiber.get()).take() } {
+        // a finished fiber returns its stack to the pool (and touches
+        // nothing else of the header). Dropped where it lies: moved out
+        // first, it was copied with loads wider than the stores that last
+        // wrote it (a store-forwarding stall at every finish).
+        let fiber = unsafe { &mut *hdr.fiber.get() };
+        if fiber.is_some() {
             self.live.set(self.live.get() - 1);
-            drop(fiber);
+            *fiber = None;
         }
         // SAFETY: only the fiber prologue and this function touch it.
         let keepalive = unsafe { (*hdr.keepalive.get()).take() };
@@ -798,6 +821,7 @@ impl Hub {
             self.stacks.trim();
         }
         self.reactor.shrink();
+        task_slab::trim();
         self.timers.borrow_mut().release_if_empty();
         {
             let mut w = self.waits.borrow_mut();
@@ -928,6 +952,7 @@ impl Drop for Hub {
             // SAFETY: installed by this hub on this thread in `init`.
             unsafe { crate::sys::free_altstack(base, len) };
         }
+        task_slab::hub_gone();
     }
 }
 
@@ -956,7 +981,7 @@ where
         // cell, and the task never ran.
         drop(unsafe { (*payload.f.get()).take() });
         if let Some(h) = Hub::try_current() {
-            h.stacks.unreserve(task.stack_size);
+            h.stacks.unreserve(task.stack_size());
         }
         return false;
     };
@@ -964,7 +989,7 @@ where
     if unsafe { (*payload.f.get()).is_none() } {
         return false;
     }
-    let stack = match hub.stacks.take(task.stack_size) {
+    let stack = match hub.stacks.take(task.stack_size()) {
         Ok(stack) => stack,
         Err(e) => {
             // The kernel refused the stack's guard page (out of memory for

@@ -241,6 +241,52 @@ pub(crate) unsafe fn madvise_dontneed(ptr: *mut u8, len: usize) -> io::Result<()
     syscall!(madvise(ptr.cast(), len, libc::MADV_DONTNEED)).map(drop)
 }
 
+/// Commits the pages of a range (`MADV_POPULATE_WRITE`) without touching
+/// them one by one; fails on kernels before 5.14 (the pages are then
+/// faulted in at first touch).
+///
+/// # Safety
+/// The range must lie inside a writable mapping this crate owns.
+pub(crate) unsafe fn populate_write(ptr: *mut u8, len: usize) -> io::Result<()> {
+    syscall!(madvise(ptr.cast(), len, MADV_POPULATE_WRITE)).map(drop)
+}
+
+#[cfg(greenlet_asan)]
+unsafe extern "C" {
+    fn __asan_poison_memory_region(addr: *const libc::c_void, size: usize);
+    fn __asan_unpoison_memory_region(addr: *const libc::c_void, size: usize);
+    fn __asan_address_is_poisoned(addr: *const libc::c_void) -> libc::c_int;
+}
+
+/// Whether AddressSanitizer reports `ptr` as unaddressable (for tests).
+#[cfg(all(greenlet_asan, test))]
+pub(crate) fn asan_is_poisoned(ptr: *const u8) -> bool {
+    // SAFETY: a query of ASan's shadow memory; any address is accepted.
+    unsafe { __asan_address_is_poisoned(ptr.cast()) != 0 }
+}
+
+/// Marks memory as unaddressable for AddressSanitizer (a freed cell of a
+/// custom allocator), so a use after free is reported.
+///
+/// # Safety
+/// The range must be memory this crate owns and nothing may use it until
+/// [`asan_unpoison`].
+#[cfg(greenlet_asan)]
+pub(crate) unsafe fn asan_poison(ptr: *mut u8, len: usize) {
+    // SAFETY: per the contract; the call only updates ASan's shadow memory.
+    unsafe { __asan_poison_memory_region(ptr.cast(), len) }
+}
+
+/// Makes memory addressable again for AddressSanitizer.
+///
+/// # Safety
+/// The range must be memory this crate owns.
+#[cfg(greenlet_asan)]
+pub(crate) unsafe fn asan_unpoison(ptr: *mut u8, len: usize) {
+    // SAFETY: per the contract; the call only updates ASan's shadow memory.
+    unsafe { __asan_unpoison_memory_region(ptr.cast(), len) }
+}
+
 /// Reads `vm.max_map_count`, for error messages.
 pub(crate) fn max_map_count() -> Option<u64> {
     std::fs::read_to_string("/proc/sys/vm/max_map_count")

@@ -506,7 +506,17 @@ fn run_bench(bench: &str, o: &Opts, all: &mut Vec<Res>) {
     for round in 0..procs {
         println!("- round {}/{procs}", round + 1);
         let mut fallback = None;
-        for j in &jobs {
+        // Every other round runs the jobs in reverse: how fast the kernel
+        // hands out fresh pages depends on what the previous child left
+        // (right after a child that freed hundreds of MB it is faster than
+        // after one that freed little), and a fixed order would give each
+        // peer's cold run the same predecessor every time.
+        let order: Vec<&Job> = if round % 2 == 0 {
+            jobs.iter().collect()
+        } else {
+            jobs.iter().rev().collect()
+        };
+        for j in order {
             let res = run_child(j);
             if j.bench == "sleep100k"
                 && j.peer == "may"

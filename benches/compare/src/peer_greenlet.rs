@@ -3,7 +3,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use crate::util::{SleepOutcome, vm_hwm_kib, vm_rss_kib};
+use crate::util::{SleepOutcome, process_cpu, vm_hwm_kib, vm_rss_kib};
 
 /// Two greenlets ping-pong with `yield_now`, `n` yields in all.
 pub fn switch(n: u64) -> Duration {
@@ -85,6 +85,7 @@ pub fn sleep_many(n: u64, d: Duration) -> SleepOutcome {
     // Warm up: create the hub (epoll, timers) before the baseline.
     greenlet::spawn(greenlet::yield_now).join().unwrap();
     let rss_before_kib = vm_rss_kib();
+    let c = process_cpu();
     let t = Instant::now();
     let gs: Vec<_> = (0..n)
         .map(|_| greenlet::spawn(move || greenlet::sleep(d)))
@@ -96,6 +97,7 @@ pub fn sleep_many(n: u64, d: Duration) -> SleepOutcome {
     let wall = t.elapsed();
     SleepOutcome {
         wall,
+        cpu: process_cpu() - c,
         spawn,
         rss_before_kib,
         hwm_after_kib: vm_hwm_kib(),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use may::go;
 
-use crate::util::{SleepOutcome, panic_text, vm_hwm_kib, vm_rss_kib};
+use crate::util::{SleepOutcome, panic_text, process_cpu, vm_hwm_kib, vm_rss_kib};
 
 /// Configures may (one worker) and starts its scheduler. Call once, first.
 pub fn setup() {
@@ -137,6 +137,7 @@ pub fn spawn_all_ext(n: u64) -> Result<Duration, String> {
 pub fn sleep_many(n: u64, d: Duration) -> Result<SleepOutcome, String> {
     let rss_before_kib = vm_rss_kib();
     let r = in_co(move || {
+        let c = process_cpu();
         let t = Instant::now();
         let mut hs = Vec::with_capacity(n as usize);
         spawn_n(n, move || may::coroutine::sleep(d), &mut hs)?;
@@ -144,10 +145,11 @@ pub fn sleep_many(n: u64, d: Duration) -> Result<SleepOutcome, String> {
         for h in hs {
             h.join().unwrap();
         }
-        Ok((t.elapsed(), spawn))
+        Ok((t.elapsed(), process_cpu() - c, spawn))
     });
-    r.map(|(wall, spawn)| SleepOutcome {
+    r.map(|(wall, cpu, spawn)| SleepOutcome {
         wall,
+        cpu,
         spawn,
         rss_before_kib,
         hwm_after_kib: vm_hwm_kib(),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::{Builder, Runtime};
 
-use crate::util::{SleepOutcome, vm_hwm_kib, vm_rss_kib};
+use crate::util::{SleepOutcome, process_cpu, vm_hwm_kib, vm_rss_kib};
 
 pub fn runtime() -> Runtime {
     let rt = Builder::new_current_thread().enable_all().build().unwrap();
@@ -95,7 +95,8 @@ pub fn spawn_all(rt: &Runtime, n: u64) -> Duration {
 pub fn sleep_many(n: u64, d: Duration) -> SleepOutcome {
     let rt = runtime();
     let rss_before_kib = vm_rss_kib();
-    let (wall, spawn) = rt.block_on(async move {
+    let (wall, cpu, spawn) = rt.block_on(async move {
+        let c = process_cpu();
         let t = Instant::now();
         let hs: Vec<_> = (0..n)
             .map(|_| tokio::spawn(async move { tokio::time::sleep(d).await }))
@@ -104,10 +105,11 @@ pub fn sleep_many(n: u64, d: Duration) -> SleepOutcome {
         for h in hs {
             h.await.unwrap();
         }
-        (t.elapsed(), spawn)
+        (t.elapsed(), process_cpu() - c, spawn)
     });
     SleepOutcome {
         wall,
+        cpu,
         spawn,
         rss_before_kib,
         hwm_after_kib: vm_hwm_kib(),

@@ -141,6 +141,10 @@ pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 /// Outcome of a "spawn N sleepers, join them all" run in a fresh process.
 pub struct SleepOutcome {
     pub wall: Duration,
+    /// Process CPU time over the same span as `wall` (every thread of the
+    /// process): on a shared machine it leaves out the time the pinned
+    /// child sat preempted, the 1 s of sleep included.
+    pub cpu: Duration,
     /// Time spent in the spawn loop alone.
     pub spawn: Duration,
     pub rss_before_kib: u64,
@@ -155,9 +159,10 @@ impl SleepOutcome {
             bench,
             peer,
             &format!(
-                "n={n} wall_s={:.3} spawn_s={:.3} rss_before_kib={} hwm_after_kib={} \
+                "n={n} wall_s={:.3} cpu_s={:.3} spawn_s={:.3} rss_before_kib={} hwm_after_kib={} \
                  kib_per={:.2} bytes_per={:.0}",
                 self.wall.as_secs_f64(),
+                self.cpu.as_secs_f64(),
                 self.spawn.as_secs_f64(),
                 self.rss_before_kib,
                 self.hwm_after_kib,

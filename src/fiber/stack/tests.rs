@@ -207,3 +207,73 @@ fn the_provisioner_faults_in_cold_stacks_before_they_are_taken() {
         drop(again);
     });
 }
+
+/// A `PooledStack` is two words and keeps its slot and size class apart:
+/// stacks of several sizes report their own slot and bounds, and go back
+/// to their own class.
+#[test]
+fn pooled_stack_packs_slot_and_class() {
+    use corosensei::stack::Stack;
+    assert_eq!(
+        std::mem::size_of::<PooledStack>(),
+        2 * std::mem::size_of::<usize>()
+    );
+    within(Duration::from_secs(30), || {
+        let pool = StackPool::new();
+        let page = sys::page_size();
+        let sizes = [
+            MIN_STACK_SIZE,
+            DEFAULT_STACK_SIZE,
+            DEFAULT_STACK_SIZE + page,
+        ];
+        let mut held = Vec::new();
+        for &size in &sizes {
+            for _ in 0..3 {
+                pool.reserve(size).unwrap();
+                let s = pool.take(size).unwrap();
+                assert_eq!(s.guard_lo() % page, 0);
+                assert_eq!(s.limit().get(), s.guard_lo() + page);
+                assert_eq!(s.base().get(), s.guard_lo() + size);
+                held.push((s.guard_lo(), size, s));
+            }
+        }
+        let mut slots: Vec<_> = held.iter().map(|&(lo, size, _)| (lo, size)).collect();
+        slots.sort();
+        for w in slots.windows(2) {
+            assert!(w[0].0 + w[0].1 <= w[1].0, "slots overlap: {w:?}");
+        }
+        drop(held);
+        // Each stack went back to its own class: each class lends it again.
+        for &size in &sizes {
+            let class = pool
+                .classes
+                .borrow()
+                .iter()
+                .position(|c| c.size == size)
+                .unwrap();
+            assert_eq!(pool.classes.borrow()[class].dirty.len(), 3, "size {size}");
+        }
+    });
+}
+
+/// A thread's pool takes at most `MAX_CLASSES` distinct stack sizes (a
+/// class number must fit below a page-aligned address); one more is
+/// refused with an error, not mixed up with another class.
+#[test]
+fn too_many_stack_sizes_is_an_error() {
+    within(Duration::from_secs(30), || {
+        let pool = StackPool::new();
+        let page = sys::page_size();
+        let mut classes = pool.classes.borrow_mut();
+        for i in 0..MAX_CLASSES {
+            StackPool::class_index(&mut classes, MIN_STACK_SIZE + i * page).unwrap();
+        }
+        let e =
+            StackPool::class_index(&mut classes, MIN_STACK_SIZE + MAX_CLASSES * page).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(
+            StackPool::class_index(&mut classes, MIN_STACK_SIZE).unwrap(),
+            0
+        );
+    });
+}
