@@ -1003,7 +1003,7 @@ where
             return false;
         }
     };
-    task.stack_lo.set(stack.guard_lo());
+    task.stack_lo.set(stack.top() - task.stack_size());
     // The fiber's closure captures three pointers and nothing else: the
     // user's closure stays in the task's heap cell until the prologue moves
     // it onto the new stack. corosensei moves the initial closure across the

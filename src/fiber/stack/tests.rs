@@ -234,6 +234,7 @@ fn pooled_stack_packs_slot_and_class() {
                 assert_eq!(s.guard_lo() % page, 0);
                 assert_eq!(s.limit().get(), s.guard_lo() + page);
                 assert_eq!(s.base().get(), s.guard_lo() + size);
+                assert_eq!(s.top(), s.base().get());
                 held.push((s.guard_lo(), size, s));
             }
         }
