@@ -224,6 +224,28 @@ fn stop_from_another_thread_ends_serve_forever_in_root_context() {
     assert_eq!(client.join().unwrap(), "hi");
 }
 
+/// Connects to a 2-worker server until replies that start with two
+/// different thread ids came back (SO_REUSEPORT spreads connections by a
+/// hash of the client port: both show up within a few connections); each
+/// reply is `"{thread id}..."`. Returns the replies read.
+fn replies_from_two_workers(addr: SocketAddr) -> Vec<String> {
+    let mut threads = HashSet::new();
+    let mut replies = Vec::new();
+    for _ in 0..200 {
+        let mut reply = String::new();
+        std::net::TcpStream::connect(addr)
+            .unwrap()
+            .read_to_string(&mut reply)
+            .unwrap();
+        threads.insert(reply.split(' ').next().unwrap_or_default().to_string());
+        replies.push(reply);
+        if threads.len() == 2 {
+            return replies;
+        }
+    }
+    panic!("all connections served by one thread: {threads:?}");
+}
+
 #[test]
 fn workers_serve_from_several_threads_and_one_stop_stops_them_all() {
     // A server (like its listener) belongs to the thread that made it.
@@ -240,22 +262,11 @@ fn workers_serve_from_several_threads_and_one_stop_stops_them_all() {
     });
     let (addr, handle) = rx.recv().unwrap();
 
-    // SO_REUSEPORT spreads connections by a hash of the client port: two
-    // threads show up within a few connections.
-    let mut threads = HashSet::new();
-    for _ in 0..200 {
-        let mut reply = String::new();
-        std::net::TcpStream::connect(addr)
-            .unwrap()
-            .read_to_string(&mut reply)
-            .unwrap();
-        assert!(reply.starts_with("ThreadId("), "{reply}");
-        threads.insert(reply);
-        if threads.len() == 2 {
-            break;
-        }
-    }
-    assert_eq!(threads.len(), 2, "all connections served by one thread");
+    let replies = replies_from_two_workers(addr);
+    assert!(
+        replies.iter().all(|r| r.starts_with("ThreadId(")),
+        "{replies:?}"
+    );
 
     handle.stop();
     serving.join().unwrap().unwrap();
@@ -300,27 +311,19 @@ fn pinned_workers_each_keep_one_cpu_and_the_caller_gets_its_affinity_back() {
         let (addr, handle, before) = rx.recv().unwrap();
         let mut cpus = HashSet::new();
         let mut threads = HashSet::new();
-        for _ in 0..200 {
-            let mut reply = String::new();
-            std::net::TcpStream::connect(addr)
-                .unwrap()
-                .read_to_string(&mut reply)
-                .unwrap();
+        for reply in replies_from_two_workers(addr) {
             let (thread, cpu) = reply.rsplit_once(' ').unwrap();
             // One CPU each: a plain number, not a range or a list.
             assert!(cpu.parse::<usize>().is_ok(), "worker allowed on {cpu:?}");
             threads.insert(thread.to_string());
             cpus.insert(cpu.to_string());
-            if threads.len() == 2 {
-                break;
-            }
         }
         handle.stop();
         let (before_serving, after) = serving.join().unwrap();
         assert_eq!(before, before_serving);
         (cpus, threads, (before, after))
     });
-    assert_eq!(threads.len(), 2, "all connections served by one thread");
+    assert_eq!(threads.len(), 2);
     let (before, after) = after;
     assert_eq!(after, before, "the caller's affinity was not restored");
     // Two CPUs allowed: each worker has its own.

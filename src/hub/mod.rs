@@ -314,16 +314,7 @@ impl Hub {
     /// nothing) when it is not parked.
     #[inline]
     pub(crate) fn unpark(&self, task: &TaskRef, wake: Wake) -> bool {
-        let hdr: &Header = task;
-        if hdr.state.get() != State::Parked {
-            return false;
-        }
-        hdr.wake.set(wake);
-        hdr.state.set(State::Ready);
-        if !hdr.is_root() {
-            self.push_ready(task.clone());
-        }
-        true
+        self.unpark_as(task, wake, false)
     }
 
     /// [`unpark`](Hub::unpark) for a hand-off (a queue item or a channel
@@ -340,6 +331,11 @@ impl Hub {
     /// order.
     #[inline]
     pub(crate) fn unpark_next(&self, task: &TaskRef, wake: Wake) -> bool {
+        self.unpark_as(task, wake, true)
+    }
+
+    #[inline(always)]
+    fn unpark_as(&self, task: &TaskRef, wake: Wake, run_next: bool) -> bool {
         let hdr: &Header = task;
         if hdr.state.get() != State::Parked {
             return false;
@@ -349,7 +345,7 @@ impl Hub {
         if !hdr.is_root() {
             // SAFETY: as in `push_ready`.
             let next = unsafe { &mut *self.next.get() };
-            if next.is_none() {
+            if run_next && next.is_none() {
                 *next = Some(task.clone());
             } else {
                 self.push_ready(task.clone());
