@@ -224,14 +224,14 @@ fn stop_from_another_thread_ends_serve_forever_in_root_context() {
     assert_eq!(client.join().unwrap(), "hi");
 }
 
-/// Connects to a 2-worker server until replies that start with two
-/// different thread ids came back (SO_REUSEPORT spreads connections by a
-/// hash of the client port: both show up within a few connections); each
-/// reply is `"{thread id}..."`. Returns the replies read.
-fn replies_from_two_workers(addr: SocketAddr) -> Vec<String> {
+/// Connects to a server until replies that start with `n` different
+/// thread ids came back (SO_REUSEPORT spreads connections by a hash of the
+/// client port: every worker shows up within a few dozen connections);
+/// each reply is `"{thread id}..."`. Returns the replies read.
+fn replies_from_workers(addr: SocketAddr, n: usize) -> Vec<String> {
     let mut threads = HashSet::new();
     let mut replies = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..500 {
         let mut reply = String::new();
         std::net::TcpStream::connect(addr)
             .unwrap()
@@ -239,11 +239,14 @@ fn replies_from_two_workers(addr: SocketAddr) -> Vec<String> {
             .unwrap();
         threads.insert(reply.split(' ').next().unwrap_or_default().to_string());
         replies.push(reply);
-        if threads.len() == 2 {
+        if threads.len() == n {
             return replies;
         }
     }
-    panic!("all connections served by one thread: {threads:?}");
+    panic!(
+        "connections served by {} threads, not {n}: {threads:?}",
+        threads.len()
+    );
 }
 
 #[test]
@@ -262,7 +265,7 @@ fn workers_serve_from_several_threads_and_one_stop_stops_them_all() {
     });
     let (addr, handle) = rx.recv().unwrap();
 
-    let replies = replies_from_two_workers(addr);
+    let replies = replies_from_workers(addr, 2);
     assert!(
         replies.iter().all(|r| r.starts_with("ThreadId(")),
         "{replies:?}"
@@ -311,7 +314,7 @@ fn pinned_workers_each_keep_one_cpu_and_the_caller_gets_its_affinity_back() {
         let (addr, handle, before) = rx.recv().unwrap();
         let mut cpus = HashSet::new();
         let mut threads = HashSet::new();
-        for reply in replies_from_two_workers(addr) {
+        for reply in replies_from_workers(addr, 2) {
             let (thread, cpu) = reply.rsplit_once(' ').unwrap();
             // One CPU each: a plain number, not a range or a list.
             assert!(cpu.parse::<usize>().is_ok(), "worker allowed on {cpu:?}");
@@ -329,6 +332,52 @@ fn pinned_workers_each_keep_one_cpu_and_the_caller_gets_its_affinity_back() {
     // Two CPUs allowed: each worker has its own.
     let many = before.contains('-') || before.contains(',');
     assert_eq!(cpus.len(), if many { 2 } else { 1 }, "{cpus:?} of {before}");
+}
+
+/// More workers than allowed CPUs: the pinning wraps around, every worker
+/// still gets exactly one CPU of the caller's, and together they use all
+/// of them.
+#[test]
+fn pinned_workers_wrap_around_the_allowed_cpus() {
+    let (cpus, threads, allowed) = within(Duration::from_secs(60), || {
+        let before = allowed_cpus();
+        let n = cpu_list(&before).len() + 1;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let serving = std::thread::spawn(move || {
+            let server = StreamServer::bind("127.0.0.1:0", |mut s: TcpStream, _| {
+                let _ = write!(s, "{:?} {}", std::thread::current().id(), allowed_cpus());
+            })
+            .unwrap()
+            .workers(n)
+            .pin_workers(true);
+            tx.send((server.local_addr().unwrap(), server.handle()))
+                .unwrap();
+            server.serve_forever().unwrap();
+        });
+        let (addr, handle) = rx.recv().unwrap();
+        let mut cpus = HashSet::new();
+        let mut threads = HashSet::new();
+        for reply in replies_from_workers(addr, n) {
+            let (thread, cpu) = reply.rsplit_once(' ').unwrap();
+            threads.insert(thread.to_string());
+            cpus.insert(cpu.parse::<usize>().expect("one CPU per worker"));
+        }
+        handle.stop();
+        serving.join().unwrap();
+        (cpus, threads.len(), cpu_list(&before))
+    });
+    assert_eq!(threads, allowed.len() + 1);
+    assert_eq!(cpus, allowed.into_iter().collect::<HashSet<_>>());
+}
+
+/// Parses a `Cpus_allowed_list` (`0-1,3`) into CPU numbers.
+fn cpu_list(list: &str) -> Vec<usize> {
+    list.split(',')
+        .flat_map(|part| match part.split_once('-') {
+            Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).collect::<Vec<usize>>(),
+            None => vec![part.parse().unwrap()],
+        })
+        .collect()
 }
 
 #[test]

@@ -406,9 +406,10 @@ pub(crate) enum Waited<P> {
 /// it: every function between the user's code and the switch is one more
 /// return after the greenlet is resumed, and each of them mispredicts (the
 /// CPU's return-stack buffer holds the other stack's addresses). Measured
-/// on the `Queue` ping-pong (`benches/compare/queue`, fat profile): 53-57
-/// ns per message with `get_until` and `wait` out of line, 44-49 with
-/// `get_until` inlined, 31-32 with both.
+/// on the `Queue` ping-pong (`benches/compare/queue`, fat profile, CPU
+/// time, the three builds alternated alone on the development VM): 62-63
+/// ns per message with `get_until` and `wait` out of line, 53 with
+/// `get_until` inlined, 34-35 with both.
 #[inline(always)]
 pub(crate) fn wait<S, P>(
     lock: &Lock<S>,
