@@ -147,5 +147,8 @@ fn kill_of_a_greenlet_inside_a_tokio_block_on_ends_it_at_once() {
         assert!(g.join().is_err());
         t.elapsed()
     });
-    assert!(took < Duration::from_millis(200), "the kill took {took:?}");
+    // The sleep is 10 s; "at once" is anything well short of it. The bound
+    // is loose because the join includes tokio's panic and the runtime's
+    // teardown, which took 208 ms once on a loaded CI machine.
+    assert!(took < Duration::from_secs(3), "the kill took {took:?}");
 }
