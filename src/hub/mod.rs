@@ -303,6 +303,32 @@ impl Hub {
         }
     }
 
+    /// Starts loading what resuming the next ready tasks will touch, so
+    /// the misses overlap with the task about to run: the stack lines
+    /// where the next one parked (its header was prefetched a turn ago),
+    /// and the header of the one after it. With a thousand connections
+    /// each greenlet's stack and header are out of cache by its next turn,
+    /// and the resume stalled on them: this cut the download job's user
+    /// CPU by about a fifth (see CHANGELOG).
+    #[inline(always)]
+    fn prefetch_next(&self) {
+        // SAFETY: as in `push_ready`.
+        let ready = unsafe { &*self.ready.get() };
+        // With few tasks ready, all of them are in cache anyway.
+        if ready.len() < PREFETCH_FROM {
+            return;
+        }
+        if let Some(b) = ready.front() {
+            let sp = b.park_sp.get();
+            if sp != 0 {
+                prefetch_lines(sp.wrapping_sub(64), 4);
+            }
+            if let Some(c) = ready.get(1) {
+                prefetch_lines(&**c as *const Header as usize, 2);
+            }
+        }
+    }
+
     /// Tasks ready to run (the queue and the run-next slot).
     #[inline]
     fn ready_len(&self) -> usize {
@@ -630,6 +656,7 @@ impl Hub {
                 break;
             }
             let Some(task) = self.pop_ready() else { break };
+            self.prefetch_next();
             self.run_task(task);
             self.ticks.set(self.ticks.get().wrapping_add(1));
             if root.state.get() == State::Ready {
@@ -1053,9 +1080,32 @@ fn switch_out(hdr: &Header) {
     interrupt::note_resume(hdr);
 }
 
+/// Ready tasks from which the loop prefetches a task ahead.
+const PREFETCH_FROM: usize = 8;
+
+/// Hints the CPU to load `n` cache lines from `at`. A prefetch never
+/// faults and changes nothing but the caches.
+#[inline(always)]
+fn prefetch_lines(at: usize, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for line in 0..n {
+        // SAFETY: a prefetch is only a hint; it reads nothing and cannot
+        // fault, whatever the address.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                at.wrapping_add(line * 64) as *const i8,
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, n);
+}
+
 /// Suspends the running greenlet back into the loop.
 #[inline]
 fn suspend(hdr: &Header) {
+    let here = 0u8;
+    hdr.park_sp.set(&raw const here as usize);
     let y = hdr.yielder.get();
     // SAFETY: `yielder` was set by the fiber prologue and points into this
     // fiber's own stack, which is live: we are running on it.

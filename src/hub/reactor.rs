@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 use mio::event::Source;
 use mio::{Events, Interest, Poll, Token};
 
+mod wait_set;
+use wait_set::WaitSet;
+
 use crate::hub::task::{TaskRef, Wake};
 use crate::hub::{Hub, IoDirection, WaitReason, park_until_with};
 
@@ -58,13 +61,13 @@ struct IoSlot {
     generation: u32,
     in_use: bool,
     readiness: u8,
-    readers: Vec<TaskRef>,
-    writers: Vec<TaskRef>,
+    readers: WaitSet,
+    writers: WaitSet,
 }
 
 impl IoSlot {
     /// The tasks waiting in direction `dir`.
-    fn waiters(&mut self, dir: Direction) -> &mut Vec<TaskRef> {
+    fn waiters(&mut self, dir: Direction) -> &mut WaitSet {
         match dir {
             Direction::Read => &mut self.readers,
             Direction::Write => &mut self.writers,
@@ -185,12 +188,12 @@ impl Reactor {
             }
             slot.readiness |= bits;
             if bits & Direction::Read.mask() != 0 {
-                for t in slot.readers.drain(..) {
+                for t in slot.readers.take() {
                     hub.unpark(&t, Wake::Ready);
                 }
             }
             if bits & Direction::Write.mask() != 0 {
-                for t in slot.writers.drain(..) {
+                for t in slot.writers.take() {
                     hub.unpark(&t, Wake::Ready);
                 }
             }
@@ -382,7 +385,7 @@ impl Registration {
                 return Err(io::Error::from(io::ErrorKind::Interrupted));
             }
             let still_waiting = self
-                .with_slot(|s| s.waiters(dir).iter().any(|t| t.as_ptr() == me.as_ptr()))
+                .with_slot(|s| s.waiters(dir).contains(me.as_ptr()))
                 .unwrap_or(false);
             if !still_waiting {
                 return Ok(());
@@ -482,7 +485,7 @@ impl Registration {
     /// Undoes a successful [`Registration::add_waiter`].
     pub(crate) fn remove_waiter(&self, dir: Direction, task: &TaskRef) {
         let me = task.as_ptr();
-        self.with_slot(|s| s.waiters(dir).retain(|t| t.as_ptr() != me));
+        self.with_slot(|s| s.waiters(dir).remove(me));
         let r = &Hub::current().reactor;
         r.io_waiters.set(r.io_waiters.get() - 1);
     }
@@ -524,19 +527,23 @@ impl Registration {
                 Some(s) if s.in_use && s.generation == self.generation => {
                     s.in_use = false;
                     s.readiness = 0;
-                    // Taken, not drained: a free slot keeps no buffers.
-                    let mut w = std::mem::take(&mut s.readers);
-                    w.append(&mut std::mem::take(&mut s.writers));
-                    Some(w)
+                    // Taken: a free slot keeps no buffers.
+                    Some((
+                        std::mem::take(&mut s.readers),
+                        std::mem::take(&mut s.writers),
+                    ))
                 }
                 _ => None,
             }
         };
-        if let Some(waiters) = waiters {
+        if let Some((mut readers, mut writers)) = waiters {
             r.free.borrow_mut().push(self.key);
-            for t in waiters {
+            for t in readers.take().chain(writers.take()) {
                 hub.unpark(&t, Wake::Ready);
             }
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

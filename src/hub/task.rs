@@ -282,7 +282,7 @@ pub(crate) const STACK_UNIT: usize = 4096;
 /// link callbacks, watchers other than a first joiner) lives in a [`Cold`]
 /// part behind one pointer, allocated at its first use; what depends on
 /// the task's types is one [`TaskVtable`] pointer; counts and the stack
-/// size are 32-bit. The header every spawn writes is 200 bytes (it was
+/// size are 32-bit. The header every spawn writes is 208 bytes (it was
 /// 376 with everything inline; `header_layout` test).
 #[repr(C)]
 pub(crate) struct Header {
@@ -313,10 +313,10 @@ pub(crate) struct Header {
     /// The fiber; `None` for the root, before the first run, and once
     /// finished.
     pub(crate) fiber: UnsafeCell<Option<Fiber>>,
-    /// How many `with_timeout` scopes are open in this task.
-    pub(crate) timeout_depth: Cell<u32>,
-    /// The task's index in its hub's task table (`u32::MAX`: none).
-    pub(crate) slot_index: Cell<u32>,
+    /// About the stack pointer when the task last suspended (0: never):
+    /// the loop prefetches the stack lines there, and this line of the
+    /// header, before it resumes the task (see `Hub::prefetch_next`).
+    pub(crate) park_sp: Cell<usize>,
     // `reason` is a 16-byte (two-word) store at every park: at a 16-byte
     // offset (cells are 16-byte aligned) it never straddles a cache line
     // (`header_layout` test). `since`, stored next, is one word.
@@ -326,6 +326,10 @@ pub(crate) struct Header {
     /// When the task last parked, by the hub's loop clock (coarse
     /// nanoseconds, see `sys::coarse_now_ns`; 0: never).
     pub(crate) since: Cell<u64>,
+    /// How many `with_timeout` scopes are open in this task.
+    pub(crate) timeout_depth: Cell<u32>,
+    /// The task's index in its hub's task table (`u32::MAX`: none).
+    pub(crate) slot_index: Cell<u32>,
     /// Live `TaskRef`s.
     refs: Cell<u32>,
     /// Stack size in units of [`STACK_UNIT`] bytes, including the guard
@@ -434,6 +438,7 @@ impl Header {
             (&raw mut (*p).watcher).write(Cell::new(None));
             (&raw mut (*p).waits_for).write(Cell::new(WaitsFor::Nothing));
             (&raw mut (*p).stack_lo).write(Cell::new(0));
+            (&raw mut (*p).park_sp).write(Cell::new(0));
             (&raw mut (*p).cold).write(UnsafeCell::new(name.map(Cold::named)));
         }
     }
@@ -467,6 +472,7 @@ impl Header {
             watcher: _,
             waits_for: _,
             stack_lo: _,
+            park_sp: _,
             cold: _,
         } = h;
     }
@@ -678,16 +684,16 @@ mod tests {
         // rest, so they hold in both.
         let fiber = size_of::<Option<super::Fiber>>();
         let header = size_of::<super::Header>();
-        assert!(header - fiber <= 200 - 40, "{header} bytes, fiber {fiber}");
+        assert!(header - fiber <= 208 - 40, "{header} bytes, fiber {fiber}");
         // A `JoinError` is one word, and the whole cell of a greenlet
-        // returning `()` (header, result slot, closure) 224 bytes: a
-        // million spawned greenlets commit 224 MB for their cells.
+        // returning `()` (header, result slot, closure) 232 bytes: a
+        // million spawned greenlets commit 232 MB for their cells.
         assert_eq!(size_of::<crate::greenlet::JoinError>(), size_of::<usize>());
         let f = || ();
         fn cell_size<F>(_: &F) -> usize {
             size_of::<super::TaskCell<crate::hub::Payload<F, ()>>>()
         }
-        assert!(cell_size(&f) - fiber <= 224 - 40, "{} bytes", cell_size(&f));
+        assert!(cell_size(&f) - fiber <= 232 - 40, "{} bytes", cell_size(&f));
         // The stores of every park stay within a cache line.
         // (In normal builds: under ASan the fiber is larger.)
         if fiber == 40 {
@@ -698,5 +704,9 @@ mod tests {
         // The state bytes and the yielder come first, then the fiber: with
         // a 48-byte fiber a switch touches one cache line.
         assert!(offset_of!(super::Header, fiber) <= 16);
+        // What resuming a task reads first (state, yielder, fiber, and the
+        // stack pointer to prefetch from) is in the header's first 64
+        // bytes: the loop prefetches them a task ahead.
+        assert!(offset_of!(super::Header, park_sp) + 8 <= 64 + fiber - 40);
     }
 }
