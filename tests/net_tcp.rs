@@ -385,6 +385,72 @@ fn dropping_one_of_two_clones_keeps_the_other_getting_events() {
     assert_eq!(&reader.join().unwrap().unwrap(), b"bc");
 }
 
+/// How many epoll entries of this process watch fd `fd` of the socket
+/// with inode `ino` (from `/proc/self/fdinfo` of every epoll fd).
+fn epoll_entries(fd: std::os::fd::RawFd, ino: u64) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let is_epoll =
+            std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().contains("eventpoll"));
+        if !is_epoll {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!(
+            "/proc/self/fdinfo/{}",
+            e.file_name().to_string_lossy()
+        ))
+        .unwrap_or_default();
+        for line in info.lines().filter(|l| l.starts_with("tfd:")) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let tfd = words.get(1).and_then(|w| w.parse::<i32>().ok());
+            let tino = words
+                .iter()
+                .find_map(|w| w.strip_prefix("ino:"))
+                .and_then(|h| u64::from_str_radix(h, 16).ok());
+            if tfd == Some(fd) && tino == Some(ino) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn a_registered_socket_cloned_then_dropped_leaves_epoll() {
+    // The socket waits once (so it is in epoll), then is cloned: its
+    // registration now outlives the close of its fd (the clone keeps the
+    // socket open), so dropping it must take the entry out explicitly.
+    let (l, addr) = listener();
+    let s = TcpStream::connect(addr).unwrap();
+    let (peer, _) = l.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+    let e = (&s).read(&mut [0; 1]).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+    s.set_read_timeout(None).unwrap();
+    let fd = s.as_raw_fd();
+    // SAFETY: fstat on an open fd into a zeroed out-parameter.
+    let ino = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        assert_eq!(libc::fstat(fd, &mut st), 0);
+        st.st_ino
+    };
+    assert_eq!(
+        epoll_entries(fd, ino),
+        1,
+        "the socket waited: it is in epoll"
+    );
+    let c = s.try_clone().unwrap();
+    drop(s);
+    assert_eq!(epoll_entries(fd, ino), 0, "the dropped socket left epoll");
+    let reader = greenlet::spawn(move || {
+        let mut b = [0; 2];
+        (&c).read_exact(&mut b).map(|()| b)
+    });
+    greenlet::sleep(Duration::from_millis(5));
+    (&peer).write_all(b"hi").unwrap();
+    assert_eq!(&reader.join().unwrap().unwrap(), b"hi");
+}
+
 // ---- accept, and reads that come up short (issue 14: the HTTP path) ----
 
 /// The fd's `O_NONBLOCK` and `FD_CLOEXEC` bits.

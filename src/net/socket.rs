@@ -9,9 +9,10 @@
 //! registered lazily, the first time a call would block, so sockets that
 //! never wait (or that only ever pass through) cost no `epoll_ctl`.
 //!
-//! Options live in an `Rc` shared by every [`try_clone`](Socket::try_clone)
-//! of a socket, as the kernel shares `O_NONBLOCK` and `SO_RCVTIMEO` between
-//! duplicated fds.
+//! Options are shared by every [`try_clone`](Socket::try_clone) of a
+//! socket, as the kernel shares `O_NONBLOCK` and `SO_RCVTIMEO` between
+//! duplicated fds: inline in the socket until its first `try_clone`, then
+//! in an `Rc` the duplicates hold.
 
 use std::cell::{Cell, OnceCell};
 use std::fmt;
@@ -31,17 +32,46 @@ pub(crate) struct Socket<S> {
     /// # Invariant
     /// An open socket in `O_NONBLOCK` mode.
     inner: S,
-    opts: Rc<Options>,
+    opts: Opts,
 }
 
-#[derive(Default)]
+/// What std keeps per open file description and a `try_clone` shares.
+#[derive(Default, Clone)]
 struct Options {
     nonblocking: Cell<bool>,
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
-    /// Set once a [`try_clone`](Socket::try_clone) exists: the socket then
-    /// outlives any one fd's close.
-    duplicated: Cell<bool>,
+}
+
+/// A socket's [`Options`]: inline in the socket (no allocation per
+/// connection, and no separate cache line for every call to read) until a
+/// [`try_clone`](Socket::try_clone) makes them shared by the duplicates.
+/// Once shared, the socket outlives any one fd's close.
+#[derive(Default)]
+struct Opts {
+    local: Options,
+    shared: OnceCell<Rc<Options>>,
+}
+
+impl Opts {
+    #[inline]
+    fn get(&self) -> &Options {
+        match self.shared.get() {
+            Some(r) => r,
+            None => &self.local,
+        }
+    }
+
+    /// The shared options, made from the inline ones at the first call.
+    fn share(&self) -> Rc<Options> {
+        self.shared
+            .get_or_init(|| Rc::new(self.local.clone()))
+            .clone()
+    }
+
+    fn is_shared(&self) -> bool {
+        self.shared.get().is_some()
+    }
 }
 
 /// A socket's registration with the hub. Dropping it frees the hub's
@@ -63,7 +93,9 @@ struct Options {
 struct FdRegistration {
     reg: Registration,
     fd: RawFd,
-    opts: Rc<Options>,
+    /// A [`try_clone`](Socket::try_clone) of the socket exists (or it is
+    /// one): the epoll entry can outlive this fd's close.
+    duplicated: Cell<bool>,
     deregistered: Cell<bool>,
 }
 
@@ -77,7 +109,7 @@ impl FdRegistration {
 
 impl Drop for FdRegistration {
     fn drop(&mut self) {
-        if self.opts.duplicated.get() {
+        if self.duplicated.get() {
             self.deregister();
         }
     }
@@ -89,7 +121,7 @@ impl<S: AsFd> Socket<S> {
         Socket {
             reg: OnceCell::new(),
             inner,
-            opts: Rc::default(),
+            opts: Opts::default(),
         }
     }
 
@@ -134,11 +166,17 @@ impl<S: AsFd> Socket<S> {
         S: From<OwnedFd>,
     {
         let fd = self.inner.as_fd().try_clone_to_owned()?;
-        self.opts.duplicated.set(true);
+        let shared = self.opts.share();
+        if let Some(r) = self.reg.get() {
+            r.duplicated.set(true);
+        }
         Ok(Socket {
             reg: OnceCell::new(),
             inner: S::from(fd),
-            opts: self.opts.clone(),
+            opts: Opts {
+                local: Options::default(),
+                shared: OnceCell::from(shared),
+            },
         })
     }
 
@@ -159,13 +197,12 @@ impl<S: AsFd> Socket<S> {
             }
             r => r?,
         };
-        let opts = self.opts.clone();
         Ok(&self
             .reg
             .get_or_init(|| FdRegistration {
                 reg,
                 fd,
-                opts,
+                duplicated: Cell::new(self.opts.is_shared()),
                 deregistered: Cell::new(false),
             })
             .reg)
@@ -181,7 +218,7 @@ impl<S: AsFd> Socket<S> {
         dir: Direction,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        if self.opts.nonblocking.get() {
+        if self.opts.get().nonblocking.get() {
             return op(&self.inner);
         }
         let reg = match self.reg.get() {
@@ -274,7 +311,7 @@ impl<S: AsFd> Socket<S> {
     /// User-chosen non-blocking mode (std's `set_nonblocking`): calls
     /// return `WouldBlock` instead of waiting.
     pub(crate) fn set_nonblocking(&self, on: bool) {
-        self.opts.nonblocking.set(on);
+        self.opts.get().nonblocking.set(on);
     }
 
     /// Sets the read or write timeout, refusing a zero one as std does.
@@ -286,8 +323,8 @@ impl<S: AsFd> Socket<S> {
             ));
         }
         match dir {
-            Direction::Read => self.opts.read_timeout.set(dur),
-            Direction::Write => self.opts.write_timeout.set(dur),
+            Direction::Read => self.opts.get().read_timeout.set(dur),
+            Direction::Write => self.opts.get().write_timeout.set(dur),
         }
         Ok(())
     }
@@ -296,8 +333,8 @@ impl<S: AsFd> Socket<S> {
     #[inline]
     pub(crate) fn timeout(&self, dir: Direction) -> Option<Duration> {
         match dir {
-            Direction::Read => self.opts.read_timeout.get(),
-            Direction::Write => self.opts.write_timeout.get(),
+            Direction::Read => self.opts.get().read_timeout.get(),
+            Direction::Write => self.opts.get().write_timeout.get(),
         }
     }
 }
