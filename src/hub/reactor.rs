@@ -337,6 +337,7 @@ impl Registration {
     /// # Errors
     /// `TimedOut` when the deadline passed first. Kills and `with_timeout`
     /// unwind out of it as from any park, leaving no registration behind.
+    #[inline]
     pub(crate) fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
         let reason = WaitReason::Io {
             fd: self.fd,
@@ -363,6 +364,7 @@ impl Registration {
         self.wait_with(dir, deadline, false, reason)
     }
 
+    #[inline]
     fn wait_with(
         &self,
         dir: Direction,
