@@ -291,3 +291,28 @@ fn try_joinall_stops_at_the_first_error_in_completion_order() {
         assert!(t.elapsed() < Duration::from_secs(5));
     });
 }
+
+/// A greenlet whose handle is dropped while it is parked keeps itself
+/// alive until it finishes (its stack and cell are not freed under it),
+/// and is freed then: its result, which nobody takes, is dropped.
+#[test]
+fn a_parked_greenlet_without_a_handle_lives_until_it_finishes_and_no_longer() {
+    within(Duration::from_secs(30), || {
+        let (result, result_dropped) = drop_flag();
+        let done = Rc::new(Cell::new(false));
+        let d = done.clone();
+        drop(greenlet::spawn(move || {
+            let on_stack = std::hint::black_box([7u8; 256]);
+            greenlet::sleep(ms(20));
+            // Its stack is intact after the park.
+            assert!(std::hint::black_box(on_stack).iter().all(|&b| b == 7));
+            d.set(true);
+            result
+        }));
+        greenlet::sleep(ms(5));
+        assert!(!done.get() && !result_dropped.get(), "parked, not freed");
+        greenlet::sleep(ms(100));
+        assert!(done.get(), "it ran to the end");
+        assert!(result_dropped.get(), "its cell was freed with the result");
+    });
+}

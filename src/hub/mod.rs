@@ -614,13 +614,18 @@ impl Hub {
             self.live.set(self.live.get() - 1);
             *fiber = None;
         }
-        // SAFETY: only the fiber prologue and this function touch it.
-        let keepalive = unsafe { (*hdr.keepalive.get()).take() };
+        // The fiber's first run took a reference for the task itself (see
+        // `Header::yielder`); it is given back last.
+        let kept = !hdr.yielder.get().is_null();
         let entry = self.tasks.borrow_mut().remove(hdr);
         drop(entry);
         hdr.notify_watchers(self);
         self.monitor.finished(hdr);
-        drop(keepalive);
+        if kept {
+            // SAFETY: the reference the prologue leaked, taken over once:
+            // a task finishes once.
+            drop(unsafe { TaskRef::adopt(hdr) });
+        }
     }
 
     /// Runs the loop until the root is unparked. The caller holds the
@@ -1042,7 +1047,8 @@ where
         // on (checked non-empty by `launch`).
         unsafe {
             (*hdr).yielder.set(yielder);
-            *(*hdr).keepalive.get() = Some(Hub::current().current_task());
+            // The task's own reference until `finish` (see `yielder`).
+            Hub::current().current_task().leak();
             let f = (*(*fcell).get()).take().expect("launched twice");
             let mut result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
             if result.is_ok() && (*hdr).kill.get() {

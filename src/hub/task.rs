@@ -133,6 +133,28 @@ impl TaskRef {
         }
     }
 
+    /// Takes over one reference the task counts but no `TaskRef` holds:
+    /// the one its first run took for itself with [`TaskRef::leak`].
+    ///
+    /// # Safety
+    /// `hdr` is the header of a live task holding such a reference, and
+    /// each one is taken over once.
+    #[inline]
+    pub(crate) unsafe fn adopt(hdr: *const Header) -> TaskRef {
+        TaskRef {
+            // SAFETY: a live header is not null.
+            ptr: unsafe { NonNull::new_unchecked(hdr as *mut Header) },
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Keeps the reference counted without a `TaskRef` holding it (see
+    /// [`TaskRef::adopt`]).
+    #[inline]
+    pub(crate) fn leak(self) {
+        std::mem::forget(self);
+    }
+
     /// The typed result slot.
     ///
     /// # Safety
@@ -282,7 +304,7 @@ pub(crate) const STACK_UNIT: usize = 4096;
 /// link callbacks, watchers other than a first joiner) lives in a [`Cold`]
 /// part behind one pointer, allocated at its first use; what depends on
 /// the task's types is one [`TaskVtable`] pointer; counts and the stack
-/// size are 32-bit. The header every spawn writes is 208 bytes (it was
+/// size are 32-bit. The header every spawn writes is 200 bytes (it was
 /// 376 with everything inline; `header_layout` test).
 #[repr(C)]
 pub(crate) struct Header {
@@ -308,7 +330,11 @@ pub(crate) struct Header {
     /// The task is in a timed park (its wait ends by itself): deadlock
     /// cycles do not go through it. Its deadline is in the hub's timers.
     pub(crate) timed: Cell<bool>,
-    /// The fiber's yielder while it runs (points into its own stack).
+    /// The fiber's yielder (points into its own stack). Set by the fiber's
+    /// first run and never cleared: from then until the task finishes, the
+    /// task holds one reference to itself (taken with `TaskRef::leak`,
+    /// given back by `finish`), so a parked greenlet nobody else refers to
+    /// is never dropped mid-stack.
     pub(crate) yielder: Cell<*const Yielder<(), ()>>,
     /// The fiber; `None` for the root, before the first run, and once
     /// finished.
@@ -338,9 +364,6 @@ pub(crate) struct Header {
     /// How to free the cell and launch the task (see [`TaskVtable`]).
     vtable: &'static TaskVtable,
     pub(crate) id: u64,
-    /// The task holds itself alive from its first run until it finishes, so
-    /// a parked greenlet nobody else refers to is never dropped mid-stack.
-    pub(crate) keepalive: UnsafeCell<Option<TaskRef>>,
     /// Where the greenlet was spawned (`None` for the root).
     pub(crate) site: Option<&'static Location<'static>>,
     /// A `with_timeout` expired: (nesting depth, timeout id). The outermost
@@ -432,7 +455,6 @@ impl Header {
             (&raw mut (*p).stack_units).write((stack_size / STACK_UNIT) as u32);
             (&raw mut (*p).vtable).write(vtable);
             (&raw mut (*p).id).write(id);
-            (&raw mut (*p).keepalive).write(UnsafeCell::new(None));
             (&raw mut (*p).site).write(site);
             (&raw mut (*p).timeout).write(ExpiredTimeout(Cell::new(None)));
             (&raw mut (*p).watcher).write(Cell::new(None));
@@ -466,7 +488,6 @@ impl Header {
             stack_units: _,
             vtable: _,
             id: _,
-            keepalive: _,
             site: _,
             timeout: _,
             watcher: _,
@@ -684,16 +705,16 @@ mod tests {
         // rest, so they hold in both.
         let fiber = size_of::<Option<super::Fiber>>();
         let header = size_of::<super::Header>();
-        assert!(header - fiber <= 208 - 40, "{header} bytes, fiber {fiber}");
+        assert!(header - fiber <= 200 - 40, "{header} bytes, fiber {fiber}");
         // A `JoinError` is one word, and the whole cell of a greenlet
-        // returning `()` (header, result slot, closure) 232 bytes: a
-        // million spawned greenlets commit 232 MB for their cells.
+        // returning `()` (header, result slot, closure) 224 bytes: a
+        // million spawned greenlets commit 224 MB for their cells.
         assert_eq!(size_of::<crate::greenlet::JoinError>(), size_of::<usize>());
         let f = || ();
         fn cell_size<F>(_: &F) -> usize {
             size_of::<super::TaskCell<crate::hub::Payload<F, ()>>>()
         }
-        assert!(cell_size(&f) - fiber <= 232 - 40, "{} bytes", cell_size(&f));
+        assert!(cell_size(&f) - fiber <= 224 - 40, "{} bytes", cell_size(&f));
         // The stores of every park stay within a cache line.
         // (In normal builds: under ASan the fiber is larger.)
         if fiber == 40 {
