@@ -272,8 +272,12 @@ fn job(bench: &'static str, peer: &'static str, n: u64, runs: u32, timeout_s: u6
     }
 }
 
+/// MiB [`util::warm_host`] touches before each child.
+static HOST_WARM_MIB: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Runs one job in a fresh child process; echoes and returns its results.
 fn run_child(j: &Job) -> Vec<Res> {
+    util::warm_host(HOST_WARM_MIB.load(std::sync::atomic::Ordering::Relaxed));
     let label = j.label.clone().unwrap_or_else(|| j.peer.to_string());
     println!(
         "-- {} / {} (n={}, runs={}, fresh process pinned to core {})",
@@ -389,6 +393,11 @@ fn header(core: usize) {
         "first touch of a fresh 4 KiB page (fault + zeroing): {:.0} ns (the floor under every new stack)",
         util::first_touch_ns_per_page()
     );
+    util::warm_host(1024);
+    println!(
+        "  the same right after 1 GiB was touched and freed (pages the host has backed): {:.0} ns",
+        util::first_touch_ns_per_page()
+    );
     println!(
         "method: every figure is the median over P fresh processes, each pinned to core {} \
          (sched_setaffinity before any thread starts), peers taking turns each round; [min-max] \
@@ -401,6 +410,8 @@ fn header(core: usize) {
 }
 
 struct Opts {
+    /// MiB touched and freed before each child (`None`: per benchmark).
+    host_warm: Option<usize>,
     n: Option<u64>,
     runs: u32,
     procs: Option<usize>,
@@ -410,6 +421,7 @@ struct Opts {
 
 fn parse_opts(args: &[String]) -> Opts {
     let mut o = Opts {
+        host_warm: None,
         n: None,
         runs: DEFAULT_RUNS,
         procs: None,
@@ -425,6 +437,7 @@ fn parse_opts(args: &[String]) -> Opts {
             "--procs" => o.procs = Some(v.parse().expect("--procs P")),
             "--core" => o.core = v.parse().expect("--core C"),
             "--peers" => o.peers = Some(v.split(',').map(str::to_string).collect()),
+            "--host-warm" => o.host_warm = Some(v.parse().expect("--host-warm MIB")),
             other => {
                 eprintln!("unknown option {other}");
                 usage();
@@ -438,7 +451,7 @@ fn parse_opts(args: &[String]) -> Opts {
 fn usage() -> ! {
     eprintln!(
         "usage: compare <all|switch|spawn|sleep100k|sleep1m> [--n N] [--runs R] [--procs P] \
-         [--core C] [--peers a,b]\n\
+         [--core C] [--peers a,b] [--host-warm MIB]\n\
          peers: switch: greenlet,corosensei,corosensei-2,tokio,may\n       \
          spawn: greenlet,greenlet-nested,tokio,may,may-ext (may-ext: pattern b only)\n       \
          sleep100k/sleep1m: greenlet,tokio,may"
@@ -501,6 +514,20 @@ fn run_bench(bench: &str, o: &Opts, all: &mut Vec<Res>) {
     };
     let procs = o.procs.unwrap_or(default_procs);
     println!("== {bench} ({procs} fresh processes per figure) ==");
+    // Enough for the largest child of the benchmark (1M sleepers: about
+    // 4.5 GB of stacks and page tables).
+    let warm = o
+        .host_warm
+        .unwrap_or(if bench == "sleep1m" { 6144 } else { 1024 });
+    HOST_WARM_MIB.store(warm, std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "host-warm: {warm} MiB touched and freed before each child{}",
+        if warm == 0 {
+            " (off: cold figures include the hypervisor's first backing of pages)"
+        } else {
+            " (--host-warm 0 turns it off; see README, \"Cold runs in a VM\")"
+        }
+    );
     let mut jobs = bench_jobs(bench, o);
     let mut raw = Vec::new();
     for round in 0..procs {
