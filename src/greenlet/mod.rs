@@ -1,7 +1,6 @@
 //! Greenlets: spawning, joining, killing, and the handles that name them.
 
 mod builder;
-mod join_error;
 mod lifecycle;
 mod link;
 
@@ -14,9 +13,9 @@ use std::time::Duration;
 use crate::hub::task::{Collector, Header, ResultSlot, State, TaskRef, Wake, Watcher};
 use crate::hub::{self, Hub, KillSignal};
 
+pub use crate::hub::JoinError;
 pub use builder::Builder;
 pub(crate) use builder::default_stack_size;
-pub use join_error::JoinError;
 pub(crate) use lifecycle::kill_task_nowait;
 pub use lifecycle::{killall, killall_nowait, killall_timeout, try_joinall};
 

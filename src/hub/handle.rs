@@ -13,7 +13,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::thread::{self, ThreadId};
 
-use crate::greenlet::{Builder, JoinError};
+use crate::greenlet::Builder;
+use crate::hub::JoinError;
 use crate::hub::oneshot::{self, CancelOnDrop};
 use crate::hub::remote::{Remote, RemoteMsg, RemoteWaker};
 use crate::hub::{self, Hub};

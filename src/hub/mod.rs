@@ -25,6 +25,7 @@ pub mod dump;
 mod dump_signal;
 pub(crate) mod handle;
 mod interrupt;
+mod join_error;
 pub(crate) mod oneshot;
 pub(crate) mod process_deadlock;
 pub(crate) mod reactor;
@@ -35,6 +36,8 @@ mod task_slab;
 mod task_table;
 pub(crate) mod timers;
 pub mod wait_reason;
+
+pub use join_error::JoinError;
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
@@ -47,7 +50,6 @@ use std::time::{Duration, Instant};
 use corosensei::{CoroutineResult, Yielder};
 
 use crate::fiber::stack::StackPool;
-use crate::greenlet::JoinError;
 pub(crate) use deadlock::{in_timeout_scope, join_reason};
 use reactor::Reactor;
 use remote::{Remote, RemoteMsg, RemoteWaker};

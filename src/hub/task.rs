@@ -22,7 +22,7 @@ use std::rc::Rc;
 use corosensei::{Coroutine, Yielder};
 
 use crate::fiber::stack::PooledStack;
-use crate::greenlet::JoinError;
+use crate::hub::JoinError;
 use crate::hub::deadlock::WaitsFor;
 use crate::hub::task_slab;
 use crate::hub::timers::TimerKey;
@@ -709,7 +709,7 @@ mod tests {
         // A `JoinError` is one word, and the whole cell of a greenlet
         // returning `()` (header, result slot, closure) 224 bytes: a
         // million spawned greenlets commit 224 MB for their cells.
-        assert_eq!(size_of::<crate::greenlet::JoinError>(), size_of::<usize>());
+        assert_eq!(size_of::<crate::hub::JoinError>(), size_of::<usize>());
         let f = || ();
         fn cell_size<F>(_: &F) -> usize {
             size_of::<super::TaskCell<crate::hub::Payload<F, ()>>>()

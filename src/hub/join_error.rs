@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::fmt;
 
-use crate::hub::KillSignal;
+use super::KillSignal;
 
 /// Why [`Greenlet::join`](crate::Greenlet::join) has no value: the greenlet panicked or was killed.
 ///
