@@ -1,7 +1,6 @@
 //! Greenlet-local storage: [`Local`] and the [`local!`](crate::local!)
 //! macro (gevent's `gevent.local.local`).
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
@@ -289,49 +288,4 @@ macro_rules! local {
     ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr) => {
         $(#[$attr])* $vis static $name: $crate::Local<$t> = $crate::Local::new(|| $init);
     };
-}
-
-/// A task's greenlet-local values, keyed by the address of their `Local`.
-/// Few per task, so a short vector beats a map.
-#[derive(Default)]
-pub(crate) struct LocalMap {
-    values: RefCell<Vec<(usize, Rc<dyn Any>)>>,
-}
-
-impl LocalMap {
-    /// The value under `key`, made by `init` (with no borrow held, so it
-    /// may use other locals) if there is none yet.
-    fn get_or_init(&self, key: usize, init: impl FnOnce() -> Rc<dyn Any>) -> Rc<dyn Any> {
-        if let Some(v) = self.find(key) {
-            return v;
-        }
-        let v = init();
-        // `init` may have created this very key (re-entrantly): keep the
-        // first value.
-        if let Some(existing) = self.find(key) {
-            return existing;
-        }
-        self.values.borrow_mut().push((key, v.clone()));
-        v
-    }
-
-    fn find(&self, key: usize) -> Option<Rc<dyn Any>> {
-        self.values
-            .borrow()
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| v.clone())
-    }
-
-    /// Drops every value. A destructor that touches a local creates a
-    /// fresh value, dropped in the next round.
-    pub(crate) fn clear(&self) {
-        loop {
-            let values = std::mem::take(&mut *self.values.borrow_mut());
-            if values.is_empty() {
-                return;
-            }
-            drop(values);
-        }
-    }
 }

@@ -26,6 +26,7 @@ mod dump_signal;
 pub(crate) mod handle;
 mod interrupt;
 mod join_error;
+mod local_map;
 pub(crate) mod oneshot;
 pub(crate) mod process_deadlock;
 pub(crate) mod reactor;
@@ -38,6 +39,7 @@ pub(crate) mod timers;
 pub mod wait_reason;
 
 pub use join_error::JoinError;
+pub(crate) use local_map::LocalMap;
 
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;

@@ -393,7 +393,7 @@ pub(crate) struct Cold {
     pub(crate) name: Option<Box<str>>,
     /// Greenlet-local values (`greenlet::Local`); the root's are the
     /// thread's fallback values.
-    pub(crate) locals: crate::local::LocalMap,
+    pub(crate) locals: crate::hub::LocalMap,
     /// The timer that will start a `spawn_later` task.
     pub(crate) start_timer: Cell<Option<TimerKey>>,
     /// Link callbacks running now that hold a reference into the result
