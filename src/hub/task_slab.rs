@@ -235,7 +235,9 @@ impl Slab {
     fn chunk_for(&self, class: usize) -> Option<*mut Chunk> {
         let c = self.empty.get();
         let c = if c.is_null() {
-            self.new_chunk()?
+            let c = map_chunk()?;
+            self.chunks.set(self.chunks.get() + 1);
+            c
         } else {
             // SAFETY: an empty chunk has no live cell: it can be re-carved.
             unsafe { self.unlink(c) };
@@ -429,36 +431,21 @@ fn prefetch_write(p: *const u8, len: usize) {
     let _ = (p, len);
 }
 
-impl Slab {
-    /// A new chunk, with its record written (in no list).
-    fn new_chunk(&self) -> Option<*mut Chunk> {
-        let base = map_aligned(CHUNK)?;
-        self.chunks.set(self.chunks.get() + 1);
-        Some(init_chunk(base))
-    }
-}
-
-/// Maps `len` bytes aligned to `len` (a power of two).
-fn map_aligned(len: usize) -> Option<usize> {
+/// Maps a chunk-aligned chunk and writes its record (in no list).
+fn map_chunk() -> Option<*mut Chunk> {
     // Twice the size, then the unaligned ends go back.
-    let raw = sys::mmap_stack_region(2 * len).ok()? as usize;
-    let base = (raw + len - 1) & !(len - 1);
-    // SAFETY: both ranges lie in the mapping just made, outside the part
-    // kept.
+    let raw = sys::mmap_stack_region(2 * CHUNK).ok()? as usize;
+    let base = (raw + CHUNK - 1) & !(CHUNK - 1);
+    // SAFETY: both ranges lie in the mapping just made, outside the chunk.
     unsafe {
         if base > raw {
             sys::munmap(raw as *mut u8, base - raw).ok();
         }
-        let end = raw + 2 * len;
-        if end > base + len {
-            sys::munmap((base + len) as *mut u8, end - base - len).ok();
+        let end = raw + 2 * CHUNK;
+        if end > base + CHUNK {
+            sys::munmap((base + CHUNK) as *mut u8, end - base - CHUNK).ok();
         }
     }
-    Some(base)
-}
-
-/// Writes the record of a chunk at `base` (in no list).
-fn init_chunk(base: usize) -> *mut Chunk {
     let c = base as *mut Chunk;
     // SAFETY: `base` starts a fresh, writable, chunk-aligned mapping.
     unsafe {
@@ -473,7 +460,7 @@ fn init_chunk(base: usize) -> *mut Chunk {
             list: Cell::new(List::None),
         });
     }
-    c
+    Some(c)
 }
 
 /// Commits the chunk's pages up to at least offset `to`, a step at a time.
