@@ -1251,6 +1251,8 @@ pub(crate) fn park_until_with(
     }
 }
 
+/// Parks until unparked, delivering kills and timeouts before and after
+/// if `deliver`.
 #[inline(always)]
 fn park_untimed(deliver: bool, reason: WaitReason) -> Wake {
     if deliver {
@@ -1263,11 +1265,11 @@ fn park_untimed(deliver: bool, reason: WaitReason) -> Wake {
     wake
 }
 
+/// The timed park: [`park_untimed`] with the task marked timed and its
+/// deadline in the hub's timers for as long as it lasts (both undone
+/// however it ends, a kill delivered before the park included).
 #[inline(never)]
 fn park_timed(deadline: Instant, deliver: bool, reason: WaitReason) -> Wake {
-    if deliver {
-        interrupt::deliver_before_park();
-    }
     let hub = Hub::current();
     let task = hub.current_task();
     task.timed.set(true);
@@ -1276,10 +1278,7 @@ fn park_timed(deadline: Instant, deliver: bool, reason: WaitReason) -> Wake {
         hub.timers()
             .insert(deadline, TimerAction::Wake(task.clone())),
     ));
-    let wake = hub.park_raw(reason);
-    if deliver {
-        deliver_interrupts();
-    }
+    let wake = park_untimed(deliver, reason);
     if wake == Wake::TimedOut || guard.fired(hub) {
         std::mem::forget(guard);
         Wake::TimedOut
