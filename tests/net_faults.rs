@@ -10,15 +10,7 @@ use std::time::{Duration, Instant};
 
 use greenlet::net::unix::UnixStream;
 use greenlet::net::{TcpListener, TcpStream};
-use util::listener;
-
-/// Connected (client, server-side) pair.
-fn pair() -> (TcpStream, TcpStream) {
-    let (l, addr) = listener();
-    let c = TcpStream::connect(addr).unwrap();
-    let (s, _) = l.accept().unwrap();
-    (c, s)
-}
+use util::{listener, tcp_pair as pair};
 
 #[test]
 fn connection_refused() {

@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenlet::net::{TcpListener, TcpStream};
-use util::{echo_server, listener, pattern, round_trip};
+use util::{echo_server, listener, pattern, round_trip, tcp_pair, within};
 
 #[test]
 fn echo_round_trips_from_1_byte_to_16_mib() {
@@ -158,9 +158,7 @@ fn nonblocking_mode_returns_would_block_as_std_does() {
 
 #[test]
 fn read_timeout_expires_with_would_block_and_the_stream_stays_usable() {
-    let (l, addr) = listener();
-    let s = TcpStream::connect(addr).unwrap();
-    let (peer, _) = l.accept().unwrap();
+    let (s, peer) = tcp_pair();
     s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
     assert_eq!(s.read_timeout().unwrap(), Some(Duration::from_millis(50)));
     let t = Instant::now();
@@ -420,35 +418,35 @@ fn a_registered_socket_cloned_then_dropped_leaves_epoll() {
     // The socket waits once (so it is in epoll), then is cloned: its
     // registration now outlives the close of its fd (the clone keeps the
     // socket open), so dropping it must take the entry out explicitly.
-    let (l, addr) = listener();
-    let s = TcpStream::connect(addr).unwrap();
-    let (peer, _) = l.accept().unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
-    let e = (&s).read(&mut [0; 1]).unwrap_err();
-    assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
-    s.set_read_timeout(None).unwrap();
-    let fd = s.as_raw_fd();
-    // SAFETY: fstat on an open fd into a zeroed out-parameter.
-    let ino = unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        assert_eq!(libc::fstat(fd, &mut st), 0);
-        st.st_ino
-    };
-    assert_eq!(
-        epoll_entries(fd, ino),
-        1,
-        "the socket waited: it is in epoll"
-    );
-    let c = s.try_clone().unwrap();
-    drop(s);
-    assert_eq!(epoll_entries(fd, ino), 0, "the dropped socket left epoll");
-    let reader = greenlet::spawn(move || {
-        let mut b = [0; 2];
-        (&c).read_exact(&mut b).map(|()| b)
+    within(Duration::from_secs(30), || {
+        let (s, peer) = tcp_pair();
+        s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        let e = (&s).read(&mut [0; 1]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        s.set_read_timeout(None).unwrap();
+        let fd = s.as_raw_fd();
+        // SAFETY: fstat on an open fd into a zeroed out-parameter.
+        let ino = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            assert_eq!(libc::fstat(fd, &mut st), 0);
+            st.st_ino
+        };
+        assert_eq!(
+            epoll_entries(fd, ino),
+            1,
+            "the socket waited: it is in epoll"
+        );
+        let c = s.try_clone().unwrap();
+        drop(s);
+        assert_eq!(epoll_entries(fd, ino), 0, "the dropped socket left epoll");
+        let reader = greenlet::spawn(move || {
+            let mut b = [0; 2];
+            (&c).read_exact(&mut b).map(|()| b)
+        });
+        greenlet::sleep(Duration::from_millis(5));
+        (&peer).write_all(b"hi").unwrap();
+        assert_eq!(&reader.join().unwrap().unwrap(), b"hi");
     });
-    greenlet::sleep(Duration::from_millis(5));
-    (&peer).write_all(b"hi").unwrap();
-    assert_eq!(&reader.join().unwrap().unwrap(), b"hi");
 }
 
 // ---- accept, and reads that come up short (issue 14: the HTTP path) ----

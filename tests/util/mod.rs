@@ -241,6 +241,16 @@ pub fn listener() -> (TcpListener, SocketAddr) {
     (l, a)
 }
 
+/// A connected (client, server-side) pair of green TCP streams on
+/// loopback.
+#[track_caller]
+pub fn tcp_pair() -> (TcpStream, TcpStream) {
+    let (l, addr) = listener();
+    let c = TcpStream::connect(addr).unwrap();
+    let (s, _) = l.accept().unwrap();
+    (c, s)
+}
+
 /// Echoes everything read on `s` until EOF, then shuts the write half.
 pub fn echo(s: TcpStream) -> io::Result<u64> {
     let n = io::copy(&mut &s, &mut &s)?;
