@@ -258,6 +258,8 @@ struct Job {
     timeout: Duration,
     label: Option<String>,
     core: usize,
+    /// MiB [`util::warm_host`] touches before the child starts.
+    warm_mib: usize,
 }
 
 fn job(bench: &'static str, peer: &'static str, n: u64, runs: u32, timeout_s: u64) -> Job {
@@ -269,15 +271,13 @@ fn job(bench: &'static str, peer: &'static str, n: u64, runs: u32, timeout_s: u6
         runs,
         timeout: Duration::from_secs(timeout_s),
         label: None,
+        warm_mib: 0,
     }
 }
 
-/// MiB [`util::warm_host`] touches before each child.
-static HOST_WARM_MIB: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 /// Runs one job in a fresh child process; echoes and returns its results.
 fn run_child(j: &Job) -> Vec<Res> {
-    util::warm_host(HOST_WARM_MIB.load(std::sync::atomic::Ordering::Relaxed));
+    util::warm_host(j.warm_mib);
     let label = j.label.clone().unwrap_or_else(|| j.peer.to_string());
     println!(
         "-- {} / {} (n={}, runs={}, fresh process pinned to core {})",
@@ -519,7 +519,6 @@ fn run_bench(bench: &str, o: &Opts, all: &mut Vec<Res>) {
     let warm = o
         .host_warm
         .unwrap_or(if bench == "sleep1m" { 6144 } else { 1024 });
-    HOST_WARM_MIB.store(warm, std::sync::atomic::Ordering::Relaxed);
     println!(
         "host-warm: {warm} MiB touched and freed before each child{}",
         if warm == 0 {
@@ -529,6 +528,9 @@ fn run_bench(bench: &str, o: &Opts, all: &mut Vec<Res>) {
         }
     );
     let mut jobs = bench_jobs(bench, o);
+    for j in &mut jobs {
+        j.warm_mib = warm;
+    }
     let mut raw = Vec::new();
     for round in 0..procs {
         println!("- round {}/{procs}", round + 1);
@@ -555,6 +557,7 @@ fn run_bench(bench: &str, o: &Opts, all: &mut Vec<Res>) {
                 let mut fb = job("sleep100k", "may", MAY_FALLBACK_N, 1, 60);
                 fb.label = Some(format!("may(n={MAY_FALLBACK_N})"));
                 fb.core = o.core;
+                fb.warm_mib = warm;
                 fallback = Some(fb);
             }
             raw.extend(res);
