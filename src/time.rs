@@ -139,17 +139,19 @@ fn run_with_timeout<T>(
     }
     let delivered =
         matches!(&result, Err(p) if p.downcast_ref::<TimeoutSignal>().is_some_and(|s| s.id == id));
-    let pending = matches!(hdr.timeout.get(), Some((_, p)) if p == id);
+    let pending = matches!(hdr.expired_timeout(), Some((_, p)) if p == id);
     let mut expired_in_hook = false;
     if pending || delivered {
         // This scope expired: whatever a monkey hook noted about it ends
         // with it (a later scope must not inherit it).
-        expired_in_hook = hdr.timeout_seen_in_hook.replace(false);
+        expired_in_hook = hdr
+            .cold_if_any()
+            .is_some_and(|c| c.timeout_seen_in_hook.replace(false));
     }
     if pending {
         // Expired, and `f` finished before it parked again: it made it,
         // unless a monkey hook failed one of its calls because of it.
-        hdr.timeout.set(None);
+        hdr.take_expired_timeout();
     }
     match result {
         Ok(_) if expired_in_hook => Err(Elapsed(())),

@@ -171,7 +171,7 @@ pub(crate) fn pending_interrupt() -> Option<bool> {
     let hdr = running();
     if hdr.kill.get() {
         Some(true)
-    } else if hdr.timeout.get().is_some() {
+    } else if hdr.expired_timeout().is_some() {
         Some(false)
     } else {
         None
@@ -182,7 +182,7 @@ pub(crate) fn pending_interrupt() -> Option<bool> {
 /// pending expired timeout.
 #[cfg_attr(not(feature = "monkey"), allow(dead_code))]
 pub(crate) fn mark_timeout_seen_in_hook() {
-    running().timeout_seen_in_hook.set(true);
+    running().cold().timeout_seen_in_hook.set(true);
 }
 
 /// Whether a kill or an expired `with_timeout` is pending for the running
@@ -196,7 +196,7 @@ pub(crate) fn interrupt_pending() -> bool {
 /// flag is the one recorded when it suspended.
 pub(crate) fn deliver_interrupts() {
     let hdr = running();
-    if hdr.kill.get() || hdr.timeout.get().is_some() {
+    if hdr.interrupt_pending() {
         deliver_slow(hdr);
     }
 }
@@ -209,7 +209,7 @@ pub(crate) fn deliver_interrupts() {
 #[inline]
 pub(crate) fn deliver_before_park() {
     let hdr = running();
-    if hdr.kill.get() || hdr.timeout.get().is_some() {
+    if hdr.interrupt_pending() {
         deliver_before_park_slow(hdr);
     }
 }
@@ -250,7 +250,7 @@ fn deliver(hdr: &Header) {
     if hdr.kill.get() {
         unwind_with(hdr, Box::new(KillSignal));
     }
-    if let Some((_, id)) = hdr.timeout.take() {
+    if let Some((_, id)) = hdr.take_expired_timeout() {
         unwind_with(hdr, Box::new(TimeoutSignal { id }));
     }
 }

@@ -30,6 +30,7 @@ mod local_map;
 pub(crate) mod oneshot;
 pub(crate) mod process_deadlock;
 pub(crate) mod reactor;
+mod ready;
 pub(crate) mod remote;
 pub(crate) mod sync_wait;
 pub(crate) mod task;
@@ -42,7 +43,6 @@ pub use join_error::JoinError;
 pub(crate) use local_map::LocalMap;
 
 use std::cell::{Cell, RefCell, UnsafeCell};
-use std::collections::VecDeque;
 use std::io;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::ptr;
@@ -54,6 +54,7 @@ use corosensei::{CoroutineResult, Yielder};
 use crate::fiber::stack::StackPool;
 pub(crate) use deadlock::{in_timeout_scope, join_reason};
 use reactor::Reactor;
+use ready::ReadyQueue;
 use remote::{Remote, RemoteMsg, RemoteWaker};
 use sync_wait::{SyncWaitLink, SyncWaits};
 use task::{Fiber, Header, ResultSlot, State, TaskRef, Wake};
@@ -140,7 +141,7 @@ struct WaitSlots {
 }
 
 pub(crate) struct Hub {
-    ready: UnsafeCell<VecDeque<TaskRef>>,
+    ready: UnsafeCell<ReadyQueue>,
     /// The run-next slot (Go's `runnext`): a task a hand-off woke, run
     /// before the ready queue while the streak lasts (see
     /// [`Hub::unpark_next`]).
@@ -221,7 +222,7 @@ impl Hub {
         let root = unsafe { TaskRef::new(0, None, 0, None, task::TaskVtable::ROOT, ()) };
         root.state.set(State::Running);
         let hub = Box::new(Hub {
-            ready: UnsafeCell::new(VecDeque::with_capacity(READY_RESERVE)),
+            ready: UnsafeCell::new(ReadyQueue::with_capacity(READY_RESERVE)),
             next: UnsafeCell::new(None),
             next_streak: Cell::new(0),
             root,
@@ -292,7 +293,11 @@ impl Hub {
         unsafe {
             let next = &mut *self.next.get();
             let ready = &mut *self.ready.get();
-            if let Some(t) = next.take() {
+            // Checked before taking: emptying an empty slot would still be
+            // a store on every switch.
+            if next.is_some()
+                && let Some(t) = next.take()
+            {
                 let streak = self.next_streak.get();
                 if streak < NEXT_STREAK || ready.is_empty() {
                     self.next_streak.set(streak.saturating_add(1));
@@ -660,19 +665,40 @@ impl Hub {
     fn run_pass(&self, min_runs: usize) -> bool {
         let root: &Header = &self.root;
         let snapshot = self.ready_len();
-        for i in 0..snapshot.max(min_runs) {
-            if i >= snapshot && !self.timers.borrow().is_empty() {
-                break;
+        let mut runs = 0;
+        let root_ready = loop {
+            if runs == snapshot.max(min_runs) {
+                break false;
             }
-            let Some(task) = self.pop_ready() else { break };
+            if runs >= snapshot && self.timers_armed() {
+                break false;
+            }
+            let Some(task) = self.pop_ready() else {
+                break false;
+            };
             self.prefetch_next();
             self.run_task(task);
-            self.ticks.set(self.ticks.get().wrapping_add(1));
+            runs += 1;
             if root.state.get() == State::Ready {
-                return true;
+                break true;
             }
-        }
-        root.state.get() == State::Ready
+        };
+        // Counted once per pass rather than per run: one memory
+        // read-modify-write less around every switch.
+        self.ticks.set(self.ticks.get().wrapping_add(runs as u32));
+        root_ready || root.state.get() == State::Ready
+    }
+
+    /// Whether a timer is armed, read between two task runs.
+    #[inline(always)]
+    fn timers_armed(&self) -> bool {
+        // SAFETY: called by the loop between two task runs, when no
+        // borrow of `timers` is live (every borrow in the hub and in the
+        // time module ends within its statement or function, and the
+        // loop is not inside any of them); reading `len` through the
+        // cell's pointer then races with nothing. It skips the borrow
+        // flag's check and write-back on every switch.
+        unsafe { !(*self.timers.as_ptr()).is_empty() }
     }
 
     /// Root `yield_now`: one pass, then one non-blocking maintenance pass
@@ -867,7 +893,7 @@ impl Hub {
         // SAFETY: as in `push_ready`: this reference ends here.
         let ready = unsafe { &mut *self.ready.get() };
         if ready.is_empty() && ready.capacity() > READY_RESERVE {
-            *ready = VecDeque::with_capacity(READY_RESERVE);
+            *ready = ReadyQueue::with_capacity(READY_RESERVE);
         }
     }
 
@@ -1064,7 +1090,7 @@ where
             // The greenlet is done: interrupts aimed at its body no
             // longer apply to the destructors below.
             (*hdr).kill.set(false);
-            (*hdr).timeout.set(None);
+            (*hdr).take_expired_timeout();
             (*hdr).unwinding.set(false);
             // Greenlet-local values die with the greenlet, on its own
             // stack (their destructors may still park). A panicking
@@ -1205,7 +1231,7 @@ pub(crate) fn yield_now() {
         let hdr = unsafe { &*cur };
         hdr.state.set(State::Ready);
         switch_out(hdr);
-        if hdr.kill.get() || hdr.timeout.get().is_some() {
+        if hdr.interrupt_pending() {
             interrupt::deliver_slow(hdr);
         }
     }

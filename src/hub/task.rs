@@ -112,6 +112,12 @@ impl TaskRef {
         }
     }
 
+    /// Live references to the task (tests only).
+    #[cfg(test)]
+    pub(crate) fn ref_count(&self) -> u32 {
+        self.refs.get()
+    }
+
     /// A new reference to the task whose header is at `hdr`.
     ///
     /// # Safety
@@ -265,6 +271,7 @@ pub(crate) type Launch = unsafe fn(&TaskRef, Option<&crate::hub::Hub>) -> bool;
 /// An expired `with_timeout` scope of a task, `(nesting depth, timeout
 /// id)`, in two words: timeout ids come from `Hub::next_id`, which starts
 /// at 1, so the id's zero is free to mean "none".
+#[derive(Default)]
 pub(crate) struct ExpiredTimeout(Cell<Option<(u32, NonZeroU64)>>);
 
 impl ExpiredTimeout {
@@ -301,11 +308,12 @@ pub(crate) const STACK_UNIT: usize = 4096;
 /// writes the first cache line only (state bytes, yielder, fiber); spawn,
 /// park and finish stay within the first four. What only some greenlets
 /// use (a name, greenlet-locals, a delayed start, more than one watcher,
-/// link callbacks, watchers other than a first joiner) lives in a [`Cold`]
-/// part behind one pointer, allocated at its first use; what depends on
-/// the task's types is one [`TaskVtable`] pointer; counts and the stack
-/// size are 32-bit. The header every spawn writes is 200 bytes (it was
-/// 376 with everything inline; `header_layout` test).
+/// link callbacks, watchers other than a first joiner, an expired
+/// timeout's details) lives in a [`Cold`] part behind one pointer,
+/// allocated at its first use; what depends on the task's types is one
+/// [`TaskVtable`] pointer; counts and the stack size are 32-bit. The
+/// header every spawn writes is 184 bytes (it was 376 with everything
+/// inline; `header_layout` test).
 #[repr(C)]
 pub(crate) struct Header {
     pub(crate) state: Cell<State>,
@@ -324,9 +332,12 @@ pub(crate) struct Header {
     pub(crate) unwinding: Cell<bool>,
     /// This suspension is counted in the hub's `parked_unwinding`.
     pub(crate) counted_unwinding: Cell<bool>,
-    /// A monkey-patching hook failed a call because of the pending expired
-    /// timeout (it cannot unwind): the scope reports `Elapsed` at exit.
-    pub(crate) timeout_seen_in_hook: Cell<bool>,
+    /// A `with_timeout` scope of the task expired and its unwind is
+    /// pending: [`Cold::timeout`] says which. The flag is here so that
+    /// the check after every park and yield reads this line only (with
+    /// `kill`); it changes only with that field (see
+    /// [`Header::expired_timeout`]).
+    timeout_pending: Cell<bool>,
     /// The task is in a timed park (its wait ends by itself): deadlock
     /// cycles do not go through it. Its deadline is in the hub's timers.
     pub(crate) timed: Cell<bool>,
@@ -366,9 +377,6 @@ pub(crate) struct Header {
     pub(crate) id: u64,
     /// Where the greenlet was spawned (`None` for the root).
     pub(crate) site: Option<&'static Location<'static>>,
-    /// A `with_timeout` expired: (nesting depth, timeout id). The outermost
-    /// expired scope wins.
-    pub(crate) timeout: ExpiredTimeout,
     /// The first task waiting for this one to finish (a `join` is almost
     /// always alone, and needs no allocation), if it registered while
     /// [`Cold::watchers`] was empty (so it comes first in order); every
@@ -401,6 +409,14 @@ pub(crate) struct Cold {
     pub(crate) links_running: Cell<u32>,
     /// Watchers after the first.
     watchers: RefCell<Vec<Watcher>>,
+    /// A `with_timeout` expired: (nesting depth, timeout id). The outermost
+    /// expired scope wins. Read and written only through the header (see
+    /// [`Header::expired_timeout`]), which keeps its `timeout_pending`
+    /// flag in step.
+    timeout: ExpiredTimeout,
+    /// A monkey-patching hook failed a call because of the pending expired
+    /// timeout (it cannot unwind): the scope reports `Elapsed` at exit.
+    pub(crate) timeout_seen_in_hook: Cell<bool>,
 }
 
 impl Cold {
@@ -443,7 +459,7 @@ impl Header {
             (&raw mut (*p).launched).write(Cell::new(vtable.launch.is_none()));
             (&raw mut (*p).unwinding).write(Cell::new(false));
             (&raw mut (*p).counted_unwinding).write(Cell::new(false));
-            (&raw mut (*p).timeout_seen_in_hook).write(Cell::new(false));
+            (&raw mut (*p).timeout_pending).write(Cell::new(false));
             (&raw mut (*p).timed).write(Cell::new(false));
             (&raw mut (*p).yielder).write(Cell::new(std::ptr::null()));
             (&raw mut (*p).fiber).write(UnsafeCell::new(None));
@@ -456,7 +472,6 @@ impl Header {
             (&raw mut (*p).vtable).write(vtable);
             (&raw mut (*p).id).write(id);
             (&raw mut (*p).site).write(site);
-            (&raw mut (*p).timeout).write(ExpiredTimeout(Cell::new(None)));
             (&raw mut (*p).watcher).write(Cell::new(None));
             (&raw mut (*p).waits_for).write(Cell::new(WaitsFor::Nothing));
             (&raw mut (*p).stack_lo).write(Cell::new(0));
@@ -476,7 +491,7 @@ impl Header {
             launched: _,
             unwinding: _,
             counted_unwinding: _,
-            timeout_seen_in_hook: _,
+            timeout_pending: _,
             timed: _,
             yielder: _,
             fiber: _,
@@ -489,7 +504,6 @@ impl Header {
             vtable: _,
             id: _,
             site: _,
-            timeout: _,
             watcher: _,
             waits_for: _,
             stack_lo: _,
@@ -658,10 +672,40 @@ impl Header {
     /// Records an expired `with_timeout` scope unless an outer one already
     /// expired.
     pub(crate) fn set_timeout(&self, depth: u32, id: u64) {
-        match self.timeout.get() {
+        match self.expired_timeout() {
             Some((d, _)) if d <= depth => {}
-            _ => self.timeout.set(Some((depth, id))),
+            _ => {
+                self.cold().timeout.set(Some((depth, id)));
+                self.timeout_pending.set(true);
+            }
         }
+    }
+
+    /// The expired `with_timeout` scope whose unwind is pending, as
+    /// `(nesting depth, timeout id)`.
+    #[inline]
+    pub(crate) fn expired_timeout(&self) -> Option<(u32, u64)> {
+        if !self.timeout_pending.get() {
+            return None;
+        }
+        self.cold_if_any().and_then(|c| c.timeout.get())
+    }
+
+    /// Takes the pending expired timeout (it is being delivered or has
+    /// been dealt with).
+    #[inline]
+    pub(crate) fn take_expired_timeout(&self) -> Option<(u32, u64)> {
+        if !self.timeout_pending.replace(false) {
+            return None;
+        }
+        self.cold_if_any().and_then(|c| c.timeout.take())
+    }
+
+    /// Whether a kill or an expired timeout is pending: one cache line,
+    /// read after every park and yield.
+    #[inline(always)]
+    pub(crate) fn interrupt_pending(&self) -> bool {
+        self.kill.get() || self.timeout_pending.get()
     }
 
     /// Wakes everyone waiting for this task to finish.
@@ -705,16 +749,20 @@ mod tests {
         // rest, so they hold in both.
         let fiber = size_of::<Option<super::Fiber>>();
         let header = size_of::<super::Header>();
-        assert!(header - fiber <= 200 - 40, "{header} bytes, fiber {fiber}");
+        assert!(header - fiber <= 184 - 40, "{header} bytes, fiber {fiber}");
         // A `JoinError` is one word, and the whole cell of a greenlet
-        // returning `()` (header, result slot, closure) 224 bytes: a
-        // million spawned greenlets commit 224 MB for their cells.
+        // returning `()` (header, result slot, closure) 200 bytes: a
+        // million spawned greenlets commit 200 MB for their cells.
         assert_eq!(size_of::<crate::hub::JoinError>(), size_of::<usize>());
         let f = || ();
         fn cell_size<F>(_: &F) -> usize {
             size_of::<super::TaskCell<crate::hub::Payload<F, ()>>>()
         }
-        assert!(cell_size(&f) - fiber <= 224 - 40, "{} bytes", cell_size(&f));
+        assert!(cell_size(&f) - fiber <= 200 - 40, "{} bytes", cell_size(&f));
+        // What every park and yield checks afterwards (a kill or an expired
+        // timeout pending) is in the first word, next to the state.
+        assert!(offset_of!(super::Header, kill) < 8);
+        assert!(offset_of!(super::Header, timeout_pending) < 8);
         // The stores of every park stay within a cache line.
         // (In normal builds: under ASan the fiber is larger.)
         if fiber == 40 {
