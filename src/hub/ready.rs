@@ -55,7 +55,7 @@ impl ReadyQueue {
         let i = self.head + self.len;
         // The slot is past the queue's end, so empty: writing over it
         // needs no drop of what it held (a load and a branch per push).
-        let old = std::mem::replace(self.slot(i), Some(task));
+        let old = self.slot(i).replace(task);
         debug_assert!(old.is_none());
         std::mem::forget(old);
         self.len += 1;
