@@ -1,22 +1,20 @@
 //! The per-greenlet record the hub schedules.
 //!
 //! A task is one allocation (from the thread's task slab, see
-//! [`task_slab`](super::task_slab)), a `#[repr(C)]` [`TaskCell<S>`]: the untyped
-//! [`Header`] the hub works with, followed by the typed result slot `S` that
-//! only the `Greenlet<T>` handle reads (plus, for the few greenlets that
-//! need one, a [`Cold`] part allocated at its first use). The hub holds tasks through
-//! [`TaskRef`], a thin, non-atomic, intrusively counted pointer to the
-//! header (like `Rc`, but one word wide and without the vtable look-ups an
-//! `Rc<dyn ..>` needs for every field access): the scheduler is not generic,
-//! `join` stays typed and allocation-free, and the ready queue holds single
-//! words.
+//! [`task_slab`](super::task_slab)), a `#[repr(C)]`
+//! [`TaskCell<S>`](task_ref::TaskCell): the untyped [`Header`] the hub
+//! works with, followed by the typed result slot `S` that only the
+//! `Greenlet<T>` handle reads (plus, for the few greenlets that need one, a
+//! [`Cold`] part allocated at its first use). The hub holds tasks through
+//! [`TaskRef`] (in `task_ref.rs`), a thin, non-atomic, intrusively counted
+//! pointer to the header (like `Rc`, but one word wide and without the
+//! vtable look-ups an `Rc<dyn ..>` needs for every field access): the
+//! scheduler is not generic, `join` stays typed and allocation-free, and
+//! the ready queue holds single words.
 
-use std::alloc::Layout;
 use std::cell::{Cell, RefCell, UnsafeCell};
-use std::marker::PhantomData;
 use std::num::NonZeroU64;
 use std::panic::Location;
-use std::ptr::NonNull;
 use std::rc::Rc;
 
 use corosensei::{Coroutine, Yielder};
@@ -24,197 +22,18 @@ use corosensei::{Coroutine, Yielder};
 use crate::fiber::stack::PooledStack;
 use crate::hub::JoinError;
 use crate::hub::deadlock::WaitsFor;
-use crate::hub::task_slab;
 use crate::hub::timers::TimerKey;
 use crate::hub::wait_reason::{PackedReason, WaitReason};
+
+mod task_ref;
+
+#[cfg(test)]
+use task_ref::TaskCell;
+pub(crate) use task_ref::{TaskRef, TaskVtable, free_cell};
 
 /// The coroutine type every greenlet runs in: resumed with `()`, suspends
 /// with `()`, returns `()`. Why it was resumed lives in [`Header::wake`].
 pub(crate) type Fiber = Coroutine<(), (), (), PooledStack>;
-
-/// What is specific to a task's types: how to free its cell and how to
-/// launch it. One `static` per closure type (see [`TaskVtable::of`]), so
-/// the header holds one pointer for both.
-pub(crate) struct TaskVtable {
-    /// Frees the whole `TaskCell<S>`.
-    pub(crate) free: unsafe fn(NonNull<Header>),
-    /// See [`Header::take_launch`]; `None` for a thread's root.
-    pub(crate) launch: Option<Launch>,
-}
-
-impl TaskVtable {
-    /// The root's: nothing to launch, a `TaskCell<()>`.
-    pub(crate) const ROOT: &'static TaskVtable = &TaskVtable {
-        free: free_cell::<()>,
-        launch: None,
-    };
-}
-
-/// Frees a `TaskCell<S>` whose count reached zero.
-///
-/// # Safety
-/// `p` is the header of a fully initialized `TaskCell<S>` from
-/// [`TaskRef::new`] that nothing uses any more.
-pub(crate) unsafe fn free_cell<S>(p: NonNull<Header>) {
-    let cell = p.cast::<TaskCell<S>>();
-    // SAFETY: per the contract: the cell came from `task_slab::alloc` with
-    // this layout (the header is at offset 0).
-    unsafe {
-        std::ptr::drop_in_place(cell.as_ptr());
-        task_slab::free(cell.cast(), Layout::new::<TaskCell<S>>());
-    }
-}
-
-/// A counted pointer to a task's header.
-///
-/// # Invariant
-/// Points at the `hdr` field (offset 0) of a live, heap-allocated
-/// `TaskCell<S>` whose `refs` counts the live `TaskRef`s; the last one to
-/// drop frees the cell through `hdr.vtable.free`, which knows `S`. Not `Send`: the
-/// count is not atomic and tasks never leave their thread.
-pub(crate) struct TaskRef {
-    ptr: NonNull<Header>,
-    _not_send: PhantomData<*const Header>,
-}
-
-impl TaskRef {
-    /// Allocates a task cell and returns the first reference to it. The
-    /// header is built straight into the allocation (it is a few hundred
-    /// bytes: building it elsewhere and moving it costs a `memcpy` per
-    /// spawn).
-    ///
-    /// # Safety
-    /// `vtable.free` is `free_cell::<S>`, and `vtable.launch` (if any)
-    /// expects a `TaskCell<S>`.
-    #[inline]
-    pub(crate) unsafe fn new<S>(
-        id: u64,
-        name: Option<Box<str>>,
-        stack_size: usize,
-        site: Option<&'static Location<'static>>,
-        vtable: &'static TaskVtable,
-        slot: S,
-    ) -> TaskRef {
-        let p = task_slab::alloc(Layout::new::<TaskCell<S>>())
-            .cast::<TaskCell<S>>()
-            .as_ptr();
-        // SAFETY: `p` is a fresh, writable allocation with the layout of a
-        // `TaskCell<S>`; every field is written exactly once below.
-        unsafe {
-            Header::init(&raw mut (*p).hdr, id, name, stack_size, site, vtable);
-            (&raw mut (*p).slot).write(slot);
-        }
-        TaskRef {
-            // SAFETY: the slab never returns null; `hdr` is at offset 0 of
-            // a `#[repr(C)]` struct.
-            ptr: unsafe { NonNull::new_unchecked(p.cast::<Header>()) },
-            _not_send: PhantomData,
-        }
-    }
-
-    /// Live references to the task (tests only).
-    #[cfg(test)]
-    pub(crate) fn ref_count(&self) -> u32 {
-        self.refs.get()
-    }
-
-    /// A new reference to the task whose header is at `hdr`.
-    ///
-    /// # Safety
-    /// `hdr` must point at the header of a live task.
-    #[inline]
-    pub(crate) unsafe fn from_header(hdr: *const Header) -> TaskRef {
-        // SAFETY: guaranteed by the caller.
-        let h = unsafe { &*hdr };
-        // Like `Rc`: a count that would wrap aborts (it takes 4 billion
-        // live references to one task).
-        match h.refs.get().checked_add(1) {
-            Some(n) => h.refs.set(n),
-            None => crate::sys::abort(),
-        }
-        TaskRef {
-            // SAFETY: a live header is not null.
-            ptr: unsafe { NonNull::new_unchecked(hdr as *mut Header) },
-            _not_send: PhantomData,
-        }
-    }
-
-    /// Takes over one reference the task counts but no `TaskRef` holds:
-    /// the one its first run took for itself with [`TaskRef::leak`].
-    ///
-    /// # Safety
-    /// `hdr` is the header of a live task holding such a reference, and
-    /// each one is taken over once.
-    #[inline]
-    pub(crate) unsafe fn adopt(hdr: *const Header) -> TaskRef {
-        TaskRef {
-            // SAFETY: a live header is not null.
-            ptr: unsafe { NonNull::new_unchecked(hdr as *mut Header) },
-            _not_send: PhantomData,
-        }
-    }
-
-    /// Keeps the reference counted without a `TaskRef` holding it (see
-    /// [`TaskRef::adopt`]).
-    #[inline]
-    pub(crate) fn leak(self) {
-        std::mem::forget(self);
-    }
-
-    /// The typed result slot.
-    ///
-    /// # Safety
-    /// The task must have been created with `TaskRef::new::<S>`.
-    #[inline]
-    pub(crate) unsafe fn slot<S>(&self) -> &S {
-        // SAFETY: guaranteed by the caller; the cell lives while `self` does.
-        unsafe { &(*self.ptr.as_ptr().cast::<TaskCell<S>>()).slot }
-    }
-
-    #[inline]
-    pub(crate) fn as_ptr(&self) -> *const Header {
-        self.ptr.as_ptr()
-    }
-}
-
-impl Clone for TaskRef {
-    #[inline]
-    fn clone(&self) -> TaskRef {
-        // SAFETY: `self` keeps the task alive.
-        unsafe { TaskRef::from_header(self.ptr.as_ptr()) }
-    }
-}
-
-impl Drop for TaskRef {
-    #[inline]
-    fn drop(&mut self) {
-        let h: &Header = self;
-        let n = h.refs.get() - 1;
-        h.refs.set(n);
-        if n == 0 {
-            let free = h.vtable.free;
-            // SAFETY: this was the last reference (see the invariant).
-            unsafe { free(self.ptr) };
-        }
-    }
-}
-
-impl std::ops::Deref for TaskRef {
-    type Target = Header;
-
-    #[inline]
-    fn deref(&self) -> &Header {
-        // SAFETY: the invariant keeps the header alive while `self` lives.
-        unsafe { self.ptr.as_ref() }
-    }
-}
-
-/// A task: header plus typed result slot, in one allocation.
-#[repr(C)]
-pub(crate) struct TaskCell<S> {
-    pub(crate) hdr: Header,
-    pub(crate) slot: S,
-}
 
 /// Where the task is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -738,44 +557,4 @@ impl Header {
 }
 
 #[cfg(test)]
-mod tests {
-    /// The header every spawn writes stays within four cache lines, and a
-    /// switch's fields within the first (see [`super::Header`]).
-    #[test]
-    fn header_layout() {
-        use std::mem::{offset_of, size_of};
-        // The fiber is 40 bytes in normal builds (more under ASan, where
-        // corosensei keeps sanitizer state in it): the bounds are on the
-        // rest, so they hold in both.
-        let fiber = size_of::<Option<super::Fiber>>();
-        let header = size_of::<super::Header>();
-        assert!(header - fiber <= 184 - 40, "{header} bytes, fiber {fiber}");
-        // A `JoinError` is one word, and the whole cell of a greenlet
-        // returning `()` (header, result slot, closure) 200 bytes: a
-        // million spawned greenlets commit 200 MB for their cells.
-        assert_eq!(size_of::<crate::hub::JoinError>(), size_of::<usize>());
-        let f = || ();
-        fn cell_size<F>(_: &F) -> usize {
-            size_of::<super::TaskCell<crate::hub::Payload<F, ()>>>()
-        }
-        assert!(cell_size(&f) - fiber <= 200 - 40, "{} bytes", cell_size(&f));
-        // What every park and yield checks afterwards (a kill or an expired
-        // timeout pending) is in the first word, next to the state.
-        assert!(offset_of!(super::Header, kill) < 8);
-        assert!(offset_of!(super::Header, timeout_pending) < 8);
-        // The stores of every park stay within a cache line.
-        // (In normal builds: under ASan the fiber is larger.)
-        if fiber == 40 {
-            assert_eq!(offset_of!(super::Header, reason) % 16, 0);
-            assert_eq!(offset_of!(super::Header, since) % 8, 0);
-        }
-        assert!(std::mem::align_of::<super::Header>() <= 16);
-        // The state bytes and the yielder come first, then the fiber: with
-        // a 48-byte fiber a switch touches one cache line.
-        assert!(offset_of!(super::Header, fiber) <= 16);
-        // What resuming a task reads first (state, yielder, fiber, and the
-        // stack pointer to prefetch from) is in the header's first 64
-        // bytes: the loop prefetches them a task ahead.
-        assert!(offset_of!(super::Header, park_sp) + 8 <= 64 + fiber - 40);
-    }
-}
+mod tests;
