@@ -287,6 +287,7 @@ mod fiber;
 pub mod fs;
 mod greenlet;
 mod hub;
+mod hub_handle;
 pub mod io;
 mod local;
 pub mod monitor;
@@ -311,7 +312,7 @@ pub use crate::greenlet::{
     killall_nowait, killall_timeout, spawn, spawn_later, try_joinall,
 };
 pub use crate::hub::dump;
-pub use crate::hub::handle::{HubHandle, JoinHandle, hub_handle, run_until_stopped};
+pub use crate::hub_handle::{HubHandle, JoinHandle, hub_handle, run_until_stopped};
 pub use crate::local::Local;
 pub use crate::scope::{Scope, ScopedGreenlet, scope};
 pub use crate::time::{

@@ -54,11 +54,11 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use crate::hub::task::Header;
+use crate::hub::probe::{self, ENABLED, Probe, ROOT};
 
 /// Default threshold: a hub that has not switched for this long is reported.
 pub const DEFAULT_THRESHOLD: Duration = Duration::from_millis(100);
@@ -158,132 +158,13 @@ type Reporter = Box<dyn Fn(&Report) + Send + Sync>;
 struct Monitor {
     threshold: Duration,
     reporter: Reporter,
-    probes: Mutex<Vec<Weak<Probe>>>,
 }
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
 static MONITOR: OnceLock<Monitor> = OnceLock::new();
 
-/// What one hub shares with the watchdog.
-struct Probe {
-    thread: Option<String>,
-    switches: AtomicU64,
-    /// Id of the running greenlet; 0 when none runs (the hub loop runs or
-    /// sleeps); [`ROOT`] while root-context code runs.
-    running: AtomicU64,
-    /// The hub sleeps with only sync waits that could wake it.
-    idle_on_sync: AtomicBool,
-    /// The hub's remote queue, to take its dump on its own thread.
-    remote: Option<Weak<crate::hub::remote::Remote>>,
-    names: Mutex<HashMap<u64, String>>,
-}
-
-/// `Probe::running` while root-context code runs.
-const ROOT: u64 = u64::MAX;
-
-/// The hub's side of the monitor: costs one relaxed load per switch while
-/// the monitor is off.
-pub(crate) struct HubProbe {
-    probe: OnceLock<Arc<Probe>>,
-    switches: std::cell::Cell<u64>,
-}
-
-impl HubProbe {
-    pub(crate) fn new() -> HubProbe {
-        if std::env::var_os("GREENLET_MONITOR").is_some() && !ENABLED.load(Ordering::Relaxed) {
-            start_from_env();
-        }
-        HubProbe {
-            probe: OnceLock::new(),
-            switches: std::cell::Cell::new(0),
-        }
-    }
-
-    #[cold]
-    fn probe(&self) -> &Arc<Probe> {
-        self.probe.get_or_init(|| {
-            let p = Arc::new(Probe {
-                thread: std::thread::current().name().map(str::to_owned),
-                switches: AtomicU64::new(0),
-                running: AtomicU64::new(0),
-                idle_on_sync: AtomicBool::new(false),
-                remote: crate::hub::Hub::try_current().map(|h| Arc::downgrade(h.remote())),
-                names: Mutex::new(HashMap::new()),
-            });
-            if let Some(m) = MONITOR.get() {
-                m.probes.lock().unwrap().push(Arc::downgrade(&p));
-            }
-            p
-        })
-    }
-
-    /// A greenlet is being switched in.
-    #[inline]
-    pub(crate) fn switched(&self, hdr: &Header) {
-        if ENABLED.load(Ordering::Relaxed) {
-            self.switched_slow(hdr);
-        }
-    }
-
-    #[cold]
-    fn switched_slow(&self, hdr: &Header) {
-        let p = self.probe();
-        let n = self.switches.get() + 1;
-        self.switches.set(n);
-        p.switches.store(n, Ordering::Relaxed);
-        p.running.store(hdr.id, Ordering::Relaxed);
-    }
-
-    /// The running greenlet parked, yielded or finished.
-    #[inline]
-    pub(crate) fn left(&self) {
-        if ENABLED.load(Ordering::Relaxed) {
-            self.probe().running.store(0, Ordering::Relaxed);
-        }
-    }
-
-    /// The root left the hub loop: root-context code runs now.
-    #[inline]
-    pub(crate) fn root_running(&self) {
-        if ENABLED.load(Ordering::Relaxed) {
-            self.root_running_slow();
-        }
-    }
-
-    #[cold]
-    fn root_running_slow(&self) {
-        let p = self.probe();
-        let n = self.switches.get() + 1;
-        self.switches.set(n);
-        p.switches.store(n, Ordering::Relaxed);
-        p.running.store(ROOT, Ordering::Relaxed);
-    }
-
-    /// The hub is about to sleep with only sync waits that could wake it
-    /// (`true`), or woke up (`false`).
-    #[inline]
-    pub(crate) fn idle_on_sync(&self, on: bool) {
-        if ENABLED.load(Ordering::Relaxed) {
-            self.probe().idle_on_sync.store(on, Ordering::Relaxed);
-        }
-    }
-
-    /// A named greenlet was spawned.
-    pub(crate) fn spawned(&self, id: u64, name: Option<&str>) {
-        if let (true, Some(n)) = (ENABLED.load(Ordering::Relaxed), name) {
-            self.probe().names.lock().unwrap().insert(id, n.to_owned());
-        }
-    }
-
-    /// A greenlet finished.
-    pub(crate) fn finished(&self, hdr: &Header) {
-        if ENABLED.load(Ordering::Relaxed) && hdr.name().is_some() {
-            self.probe().names.lock().unwrap().remove(&hdr.id);
-        }
-    }
-}
-
-fn start_from_env() {
+/// Starts the monitor if `GREENLET_MONITOR` asks for it (called by the
+/// first hub, see `hub::probe`).
+pub(crate) fn start_from_env() {
     let threshold = std::env::var("GREENLET_MONITOR")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
@@ -310,7 +191,6 @@ pub fn start_with(threshold: Duration, reporter: impl Fn(&Report) + Send + Sync 
         Monitor {
             threshold: threshold.max(Duration::from_millis(1)),
             reporter: Box::new(reporter),
-            probes: Mutex::new(Vec::new()),
         }
     });
     if started {
@@ -339,11 +219,7 @@ fn watchdog() {
     loop {
         std::thread::sleep(tick);
         let now = Instant::now();
-        let probes: Vec<Arc<Probe>> = {
-            let mut list = m.probes.lock().unwrap();
-            list.retain(|w| w.strong_count() > 0);
-            list.iter().filter_map(Weak::upgrade).collect()
-        };
+        let probes = probe::live_probes();
         seen.retain(|k, _| probes.iter().any(|p| Arc::as_ptr(p) as usize == *k));
         idle.retain(|k, _| probes.iter().any(|p| Arc::as_ptr(p) as usize == *k));
         for p in &probes {

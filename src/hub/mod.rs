@@ -23,12 +23,12 @@
 pub(crate) mod deadlock;
 pub mod dump;
 mod dump_signal;
-pub(crate) mod handle;
 mod interrupt;
 mod join_error;
 mod local_map;
 pub(crate) mod oneshot;
 mod park;
+pub(crate) mod probe;
 pub(crate) mod process_deadlock;
 pub(crate) mod reactor;
 mod ready;
@@ -175,7 +175,7 @@ pub(crate) struct Hub {
     next_id: Cell<u64>,
     ticks: Cell<u32>,
     in_loop: Cell<bool>,
-    pub(crate) monitor: crate::monitor::HubProbe,
+    pub(crate) monitor: probe::HubProbe,
     altstack: Option<(*mut u8, usize)>,
     /// Declared last: dropped after every greenlet that borrowed a stack.
     pub(crate) stacks: StackPool,
@@ -240,7 +240,7 @@ impl Hub {
             next_id: Cell::new(1),
             ticks: Cell::new(0),
             in_loop: Cell::new(false),
-            monitor: crate::monitor::HubProbe::new(),
+            monitor: probe::HubProbe::new(),
             altstack,
             stacks: StackPool::new(),
         });
