@@ -22,6 +22,11 @@ step() {
 RUSTDOCFLAGS="-D warnings" step "docs (warnings are errors)" \
     cargo doc --no-deps --all-features --quiet
 
+# The internal docs too: their links name the items the code relies on.
+RUSTDOCFLAGS="-D warnings" CARGO_TARGET_DIR=target/private-docs \
+    step "docs of private items (warnings are errors)" \
+    cargo doc --no-deps --all-features --document-private-items --quiet
+
 step "tests, debug" cargo test --no-fail-fast --all-features
 
 step "tests, release" cargo test --no-fail-fast --release --all-features

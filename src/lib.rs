@@ -78,7 +78,7 @@
 //! | `g.link`, `link_value`, `link_exception` | [`Greenlet::link`], [`Greenlet::link_value`], [`Greenlet::link_exception`] |
 //! | `gevent.wait(objects, timeout, count)`, `iwait(objects)` | [`select::wait`], [`select::iwait`] over [`select::Waitable`] |
 //! | Go's `select` | [`select::Select`] |
-//! | `std::thread::scope` | [`scope`], [`Builder::spawn_scoped`] |
+//! | `std::thread::scope` | [`scope()`], [`Builder::spawn_scoped`] |
 //! | `gevent.sleep(s)` | [`sleep`] |
 //! | `gevent.sleep(0)` | [`yield_now`] |
 //! | `gevent.getcurrent()` | [`current`] |

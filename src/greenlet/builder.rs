@@ -130,7 +130,7 @@ impl Builder {
         self.spawn_inner(f, Some(crate::hub::UNSCHEDULED))
     }
 
-    /// Spawns the greenlet in a [`scope`](crate::scope), where it may borrow
+    /// Spawns the greenlet in a [`scope`](crate::scope()), where it may borrow
     /// from the scope's caller (std's `Builder::spawn_scoped`).
     ///
     /// # Errors

@@ -227,7 +227,8 @@ const TAG_SERVING: u64 = 10;
 const TAG_HOOK: u64 = 11;
 
 /// Every `SyncKind`, in declaration order (`kind as u8` indexes it).
-/// [`listed`] fails to compile when a kind is added: add it here too.
+/// `listed` (a test helper) fails to compile when a kind is added: add it
+/// here too.
 const SYNC_KINDS: [SyncKind; 14] = [
     SyncKind::Mutex,
     SyncKind::RLock,

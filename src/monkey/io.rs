@@ -7,7 +7,7 @@
 //! `recvmsg`/`sendmsg`, which behave identically on sockets), so the fd's
 //! own blocking mode never has to change. On pipes, FIFOs, ttys and other
 //! pollable fds, `read`/`readv`/`write`/`writev` go through
-//! [`pipe`](super::pipe) instead.
+//! [`pipe`] instead.
 
 use libc::{c_int, c_void, size_t, sockaddr, socklen_t, ssize_t};
 

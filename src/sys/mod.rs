@@ -1,4 +1,4 @@
-//! Every raw libc call the runtime makes lives here, behind [`syscall!`].
+//! Every raw libc call the runtime makes lives here, behind `syscall!`.
 //!
 //! Code above this module never calls `libc::` directly: it calls the small,
 //! typed wrappers below, each of which states what it needs from its caller.

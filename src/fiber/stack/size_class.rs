@@ -26,7 +26,7 @@ pub(super) struct SizeClass {
     /// Released stacks whose deep pages may still be resident (LIFO: hot).
     pub(super) dirty: Vec<usize>,
     /// Warm stacks: trimmed to their top [`KEEP_RESIDENT`] bytes, at most
-    /// [`WARM_STACKS`] (the hottest last).
+    /// [`WARM_STACKS`](super::WARM_STACKS) (the hottest last).
     pub(super) clean: Vec<usize>,
     /// Stacks with no resident page (given back whole, or never used) and
     /// their guard installed.

@@ -80,7 +80,7 @@ pub(crate) struct Collector {
     pub(crate) waiter: RefCell<Option<TaskRef>>,
 }
 
-/// See [`Header::launch`].
+/// See [`Header::take_launch`].
 ///
 /// Writes the fiber into [`Header::fiber`] itself and returns whether it
 /// did: returning the 48-byte `Option<Fiber>` through memory and moving it

@@ -10,7 +10,7 @@ use super::{Header, Launch};
 use crate::hub::task_slab;
 
 /// What is specific to a task's types: how to free its cell and how to
-/// launch it. One `static` per closure type (see [`TaskVtable::of`]), so
+/// launch it. One `static` per closure type (a `const` block in `Hub::spawn`), so
 /// the header holds one pointer for both.
 pub(crate) struct TaskVtable {
     /// Frees the whole `TaskCell<S>`.
