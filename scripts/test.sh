@@ -23,7 +23,7 @@ RUSTDOCFLAGS="-D warnings" step "docs (warnings are errors)" \
     cargo doc --no-deps --all-features --quiet
 
 # The internal docs too: their links name the items the code relies on.
-RUSTDOCFLAGS="-D warnings" CARGO_TARGET_DIR=target/private-docs \
+RUSTDOCFLAGS="-D warnings" \
     step "docs of private items (warnings are errors)" \
     cargo doc --no-deps --all-features --document-private-items --quiet
 
