@@ -279,6 +279,57 @@ fn timeout_in_one_greenlet_fires_while_another_is_parked_mid_unwind() {
     });
 }
 
+/// Yields `n` times in its destructor, counting the yields that returned.
+struct YieldingDrop(u32, Rc<Cell<u32>>);
+
+impl Drop for YieldingDrop {
+    fn drop(&mut self) {
+        for _ in 0..self.0 {
+            yield_now();
+            self.1.set(self.1.get() + 1);
+        }
+    }
+}
+
+#[test]
+fn a_kill_while_a_destructor_yields_mid_unwind_waits_for_the_unwind() {
+    // A yield made while unwinding ends its suspension's bookkeeping and
+    // then checks for an interrupt in one step (`resume_slow`): the kill
+    // must not be delivered there (a second unwind out of a destructor
+    // aborts the process), and the destructor must run to its end.
+    within(LIMIT, || {
+        let returned = Rc::new(Cell::new(0));
+        let r = returned.clone();
+        let a = spawn(move || {
+            let _d = YieldingDrop(3, r);
+            yield_now();
+            panic!("a unwinds");
+        });
+        yield_now(); // A yields once
+        yield_now(); // A panics and yields in its destructor
+        assert_eq!(returned.get(), 0, "A is suspended in its first yield");
+        a.kill();
+        let res = a.join();
+        assert_eq!(returned.get(), 3, "every yield of the destructor returned");
+        let e = res.expect_err("A panicked");
+        assert_eq!(e.panic_message(), Some("a unwinds"));
+        // A kill of a greenlet that is not unwinding is delivered at its
+        // yield, as before.
+        let n = Rc::new(Cell::new(0));
+        let n2 = n.clone();
+        let b = spawn(move || {
+            loop {
+                yield_now();
+                n2.set(n2.get() + 1);
+            }
+        });
+        yield_now();
+        b.kill();
+        assert_killed(b.join());
+        assert_eq!(n.get(), 0, "the kill was delivered at B's first yield");
+    });
+}
+
 #[test]
 fn kill_of_an_event_waiter_returns_while_another_greenlet_is_parked_mid_unwind() {
     within(LIMIT, || {

@@ -96,6 +96,17 @@ pub(super) fn note_resume(hdr: &Header) {
     }
 }
 
+/// After a yield's suspension, when [`Header::resume_needs_attention`]:
+/// [`note_resume`], then the pending interrupt's delivery, as a park does.
+#[cold]
+#[inline(never)]
+pub(super) fn resume_slow(hdr: &Header) {
+    note_resume(hdr);
+    if hdr.interrupt_pending() {
+        deliver_slow(hdr);
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn note_resume_counted(hdr: &Header) {

@@ -115,8 +115,9 @@ fn switch_out(hdr: &Header) {
 /// Suspends the running greenlet back into the loop.
 #[inline]
 fn suspend(hdr: &Header) {
-    let here = 0u8;
-    hdr.park_sp.set(&raw const here as usize);
+    // Only its address is used: left uninitialized, it costs no store.
+    let here = std::mem::MaybeUninit::<u8>::uninit();
+    hdr.park_sp.set(here.as_ptr() as usize);
     let y = hdr.yielder.get();
     // SAFETY: `yielder` was set by the fiber prologue and points into this
     // fiber's own stack, which is live: we are running on it.
@@ -158,9 +159,13 @@ pub(crate) fn yield_now() {
         // alive by `run_task`.
         let hdr = unsafe { &*cur };
         hdr.state.set(State::Ready);
-        switch_out(hdr);
-        if hdr.interrupt_pending() {
-            interrupt::deliver_slow(hdr);
+        // `switch_out` with its resume bookkeeping folded into the one
+        // check below (the same steps, in the same order, off the hot
+        // path).
+        interrupt::note_suspend(hdr);
+        suspend(hdr);
+        if hdr.resume_needs_attention() {
+            interrupt::resume_slow(hdr);
         }
     }
 }
