@@ -30,6 +30,7 @@ impl ReadyQueue {
 
     #[inline(always)]
     fn slot(&mut self, i: usize) -> &mut Option<TaskRef> {
+        debug_assert!(self.buf.len().is_power_of_two());
         let mask = self.buf.len() - 1;
         // SAFETY: `buf.len()` is a power of two, at least 1 (the type's
         // invariant, kept by `with_capacity` and `grow`), so `i & mask`
@@ -42,6 +43,7 @@ impl ReadyQueue {
         if i >= self.len {
             return None;
         }
+        debug_assert!(self.buf.len().is_power_of_two());
         let mask = self.buf.len() - 1;
         // SAFETY: as in `slot`.
         unsafe { self.buf.get_unchecked((self.head + i) & mask) }.as_ref()

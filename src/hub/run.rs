@@ -233,10 +233,15 @@ impl Hub {
     /// Whether a timer is armed, read between two task runs.
     #[inline(always)]
     fn timers_armed(&self) -> bool {
+        // Debug builds (every test run) check the claim below at each call.
+        debug_assert!(
+            self.timers.try_borrow().is_ok(),
+            "a timers borrow is live across a task switch"
+        );
         // SAFETY: called by the loop between two task runs, when no
-        // borrow of `timers` is live (every borrow in the hub and in the
-        // time module ends within its statement or function, and the
-        // loop is not inside any of them); reading `len` through the
+        // mutable borrow of `timers` is live (every borrow in the hub and
+        // in the time module ends within its statement or function, and
+        // the loop is not inside any of them); reading `len` through the
         // cell's pointer then races with nothing. It skips the borrow
         // flag's check and write-back on every switch.
         unsafe { !(*self.timers.as_ptr()).is_empty() }
