@@ -182,7 +182,8 @@ pub(crate) fn pending_interrupt() -> Option<bool> {
     let hdr = running();
     if hdr.kill.get() {
         Some(true)
-    } else if hdr.expired_timeout().is_some() {
+    } else if hdr.interrupt_pending() {
+        // Not a kill: the expired timeout's flag.
         Some(false)
     } else {
         None
@@ -199,7 +200,7 @@ pub(crate) fn mark_timeout_seen_in_hook() {
 /// Whether a kill or an expired `with_timeout` is pending for the running
 /// task.
 pub(crate) fn interrupt_pending() -> bool {
-    pending_interrupt().is_some()
+    running().interrupt_pending()
 }
 
 /// Unwinds the running task if a kill or an expired `with_timeout` is

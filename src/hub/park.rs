@@ -256,11 +256,11 @@ impl Drop for ClearTimed<'_> {
 }
 
 /// A timer that is removed when dropped (also when its waiter unwinds).
-pub(crate) struct TimerGuard(pub(crate) Option<TimerKey>);
+struct TimerGuard(Option<TimerKey>);
 
 impl TimerGuard {
     /// Whether the timer already fired (it is no longer armed).
-    pub(crate) fn fired(&self, hub: &Hub) -> bool {
+    fn fired(&self, hub: &Hub) -> bool {
         match self.0 {
             Some(k) => !hub.timers.borrow().contains(k),
             None => true,

@@ -1,8 +1,8 @@
 //! The hub's side of the [monitor](crate::monitor): what each hub shares
 //! with the watchdog thread (its switch count, what runs, whether it sleeps
 //! on sync waits only), kept here so the hub does not depend on the
-//! monitor. The hub pays one relaxed load per switch while the monitor is
-//! off.
+//! monitor. While the monitor is off, the hub pays one relaxed load as each
+//! greenlet is switched in and one as it leaves.
 //!
 //! The one call up is `HubProbe::new` starting the monitor when the
 //! `GREENLET_MONITOR` variable asks for it: the first hub is the earliest

@@ -1,10 +1,10 @@
 //! The hub's ready queue: a FIFO ring of tasks whose room is a power of
 //! two, so a push or a pop wraps its index with a mask.
 //!
-//! `VecDeque` would do, but it wraps with a compare and a conditional move
-//! and checks for a full buffer on every push; a yield ping-pong pushes
-//! and pops once per switch, and these few instructions are a measurable
-//! part of it (see the CHANGELOG).
+//! `VecDeque` would do, but it wraps with a compare and a conditional move;
+//! a yield ping-pong pushes and pops once per switch, and these few
+//! instructions count there (with the other loop changes made with it, see
+//! the CHANGELOG).
 
 use super::task::TaskRef;
 
@@ -28,25 +28,20 @@ impl ReadyQueue {
         }
     }
 
+    /// Wraps an index: `buf.len()` is a power of two.
+    #[inline(always)]
+    fn mask(&self) -> usize {
+        debug_assert!(self.buf.len().is_power_of_two());
+        self.buf.len() - 1
+    }
+
     #[inline(always)]
     fn slot(&mut self, i: usize) -> &mut Option<TaskRef> {
-        debug_assert!(self.buf.len().is_power_of_two());
-        let mask = self.buf.len() - 1;
+        let mask = self.mask();
         // SAFETY: `buf.len()` is a power of two, at least 1 (the type's
         // invariant, kept by `with_capacity` and `grow`), so `i & mask`
         // is less than it.
         unsafe { self.buf.get_unchecked_mut(i & mask) }
-    }
-
-    #[inline(always)]
-    fn peek(&self, i: usize) -> Option<&TaskRef> {
-        if i >= self.len {
-            return None;
-        }
-        debug_assert!(self.buf.len().is_power_of_two());
-        let mask = self.buf.len() - 1;
-        // SAFETY: as in `slot`.
-        unsafe { self.buf.get_unchecked((self.head + i) & mask) }.as_ref()
     }
 
     #[inline]
@@ -70,7 +65,7 @@ impl ReadyQueue {
         }
         let head = self.head;
         let task = self.slot(head).take();
-        self.head = (head + 1) & (self.buf.len() - 1);
+        self.head = (head + 1) & self.mask();
         self.len -= 1;
         task
     }
@@ -78,12 +73,17 @@ impl ReadyQueue {
     /// The task `i` places from the front.
     #[inline]
     pub(super) fn get(&self, i: usize) -> Option<&TaskRef> {
-        self.peek(i)
+        if i >= self.len {
+            return None;
+        }
+        let mask = self.mask();
+        // SAFETY: as in `slot`.
+        unsafe { self.buf.get_unchecked((self.head + i) & mask) }.as_ref()
     }
 
     #[inline]
     pub(super) fn front(&self) -> Option<&TaskRef> {
-        self.peek(0)
+        self.get(0)
     }
 
     #[inline]

@@ -206,9 +206,10 @@ impl Hub {
     fn run_pass(&self, min_runs: usize) -> bool {
         let root: &Header = &self.root;
         let snapshot = self.ready_len();
+        let limit = snapshot.max(min_runs);
         let mut runs = 0;
         let root_ready = loop {
-            if runs == snapshot.max(min_runs) {
+            if runs == limit {
                 break false;
             }
             if runs >= snapshot && self.timers_armed() {

@@ -13,7 +13,6 @@
 //! the ready queue holds single words.
 
 use std::cell::{Cell, RefCell, UnsafeCell};
-use std::num::NonZeroU64;
 use std::panic::Location;
 use std::rc::Rc;
 
@@ -86,36 +85,6 @@ pub(crate) struct Collector {
 /// did: returning the 48-byte `Option<Fiber>` through memory and moving it
 /// into the header cost a store-forwarding stall at every spawn.
 pub(crate) type Launch = unsafe fn(&TaskRef, Option<&crate::hub::Hub>) -> bool;
-
-/// An expired `with_timeout` scope of a task, `(nesting depth, timeout
-/// id)`, in two words: timeout ids come from `Hub::next_id`, which starts
-/// at 1, so the id's zero is free to mean "none".
-#[derive(Default)]
-pub(crate) struct ExpiredTimeout(Cell<Option<(u32, NonZeroU64)>>);
-
-impl ExpiredTimeout {
-    #[inline]
-    pub(crate) fn get(&self) -> Option<(u32, u64)> {
-        self.0.get().map(|(d, id)| (d, id.get()))
-    }
-
-    #[inline]
-    pub(crate) fn set(&self, v: Option<(u32, u64)>) {
-        self.0.set(v.map(|(d, id)| {
-            (
-                d,
-                NonZeroU64::new(id).expect("greenlet: timeout ids start at 1"),
-            )
-        }));
-    }
-
-    #[inline]
-    pub(crate) fn take(&self) -> Option<(u32, u64)> {
-        let v = self.get();
-        self.0.set(None);
-        v
-    }
-}
 
 /// The unit [`Header`] keeps the stack size in (sizes are whole pages, and
 /// pages are multiples of 4 KiB): 16 TiB at most.
@@ -228,11 +197,11 @@ pub(crate) struct Cold {
     pub(crate) links_running: Cell<u32>,
     /// Watchers after the first.
     watchers: RefCell<Vec<Watcher>>,
-    /// A `with_timeout` expired: (nesting depth, timeout id). The outermost
-    /// expired scope wins. Read and written only through the header (see
-    /// [`Header::expired_timeout`]), which keeps its `timeout_pending`
-    /// flag in step.
-    timeout: ExpiredTimeout,
+    /// The expired `with_timeout` scope, (nesting depth, timeout id), while
+    /// the header's `timeout_pending` is set (stale otherwise): read and
+    /// written only through the header (see [`Header::expired_timeout`]).
+    /// The outermost expired scope wins.
+    timeout: Cell<(u32, u64)>,
     /// A monkey-patching hook failed a call because of the pending expired
     /// timeout (it cannot unwind): the scope reports `Elapsed` at exit.
     pub(crate) timeout_seen_in_hook: Cell<bool>,
@@ -494,7 +463,7 @@ impl Header {
         match self.expired_timeout() {
             Some((d, _)) if d <= depth => {}
             _ => {
-                self.cold().timeout.set(Some((depth, id)));
+                self.cold().timeout.set((depth, id));
                 self.timeout_pending.set(true);
             }
         }
@@ -507,7 +476,8 @@ impl Header {
         if !self.timeout_pending.get() {
             return None;
         }
-        self.cold_if_any().and_then(|c| c.timeout.get())
+        // Set only by `set_timeout`, which made the cold part.
+        self.cold_if_any().map(|c| c.timeout.get())
     }
 
     /// Takes the pending expired timeout (it is being delivered or has
@@ -517,7 +487,7 @@ impl Header {
         if !self.timeout_pending.replace(false) {
             return None;
         }
-        self.cold_if_any().and_then(|c| c.timeout.take())
+        self.cold_if_any().map(|c| c.timeout.get())
     }
 
     /// Whether a kill or an expired timeout is pending: one cache line,
