@@ -178,6 +178,7 @@ pub(crate) fn unwind_with(hdr: &Header, payload: Box<dyn std::any::Any + Send>) 
 
 /// The running task's pending interrupt, without delivering it: `Some(true)`
 /// for a kill, `Some(false)` for an expired `with_timeout`.
+#[cfg(feature = "monkey")]
 pub(crate) fn pending_interrupt() -> Option<bool> {
     let hdr = running();
     if hdr.kill.get() {
