@@ -1,6 +1,6 @@
 //! Download benchmark: N HTTP/1.1 GETs (default 10,000), C at a time
 //! (default 1,000), a new connection each, bodies of S bytes (default
-//! 16 KiB), against one local server, by four clients in the same run:
+//! 16 KiB), against one local server, by each client in the same run:
 //!
 //! - `greenlet`: `greenlet::net::TcpStream`, C worker greenlets on one hub;
 //! - `patched`: plain `std::net::TcpStream` in C greenlets after
@@ -9,7 +9,12 @@
 //! - `may`: `may::config().set_workers(1)`, C coroutines, `may::net::TcpStream`;
 //! - `gevent` (when `python3` can import it, e.g. from `target/pydeps`):
 //!   `gevent_client.py`, C greenlets on plain `socket` after
-//!   `monkey.patch_all()`.
+//!   `monkey.patch_all()`;
+//! - `epoll_floor`: no runtime at all, one edge-triggered epoll and
+//!   greenlet's syscalls per request (see `floor.rs`): the floor under
+//!   every client above;
+//! - `stack_floor`: `epoll_floor` plus one write per event to a page of
+//!   the request slot's own, as a stackful runtime's resume makes.
 //!
 //! Every client runs the same hand-written GET (write the request, read to
 //! EOF, check the status, `Content-Length` and body size): `get_sync` for
@@ -32,12 +37,16 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PEERS: [&str; 8] = [
+mod floor;
+
+const PEERS: [&str; 10] = [
     "greenlet",
     "patched",
     "tokio",
     "may",
     "gevent",
+    "epoll_floor",
+    "stack_floor",
     "greenlet2",
     "tokio2",
     "may2",
@@ -359,6 +368,15 @@ fn client(peer: &str, addr: SocketAddr, n: usize, conc: usize, size: usize, core
                 (tallies, t0.elapsed(), cpu_time() - c0)
             })
         }
+        "epoll_floor" | "stack_floor" => {
+            let touch = peer == "stack_floor";
+            // One warm-up request, as every client makes.
+            let warm = floor::run(addr, &req, size, 1, |_| 1, touch);
+            assert_eq!(warm[0].0, 1, "warm-up: {:?}", warm[0].1);
+            let (t0, c0) = (Instant::now(), cpu_time());
+            let tallies = floor::run(addr, &req, size, conc.min(n), share, touch);
+            (tallies, t0.elapsed(), cpu_time() - c0)
+        }
         "may" | "may2" => {
             may::config().set_workers(if peer == "may" { 1 } else { 2 });
             let warm = {
@@ -660,6 +678,20 @@ fn parent(o: Opts) {
             r[2],
             if pass { "PASS" } else { "MISS" }
         );
+    }
+    // The floor: what no client with these syscalls can go below.
+    if let Some(f) = get("epoll_floor") {
+        for p in ["greenlet", "patched", "tokio", "may", "stack_floor"] {
+            if let Some(x) = get(p) {
+                println!(
+                    "{p} / epoll_floor = {:.2} (min {:.2}, CPU {:.2}): {:.1} us per request above the floor by median wall",
+                    x[0] / f[0],
+                    x[1] / f[1],
+                    x[2] / f[2],
+                    (x[0] - f[0]) * 1e6 / o.n as f64
+                );
+            }
+        }
     }
     print_scaling(get);
 }
