@@ -215,15 +215,22 @@ fn prefetch_top(top: usize) {
 
 /// A stack slot taken from the pool; it goes back to the pool on drop.
 ///
-/// Two words, so it moves in registers: the fiber is built around it at
-/// every first run, and a three-word copy went through memory with a load
-/// wider than the stores that wrote it (a store-forwarding stall).
+/// One word, so it moves in a register: the fiber is built around it at
+/// every first run (a three-word copy went through memory with a load
+/// wider than the stores that wrote it: a store-forwarding stall), and it
+/// is part of every task header, so each word here is 8 bytes more per
+/// greenlet. The pool's address is kept in the slot itself, in the
+/// [`POOL_WORD`] bytes just below `top`, which [`StackPool::take`] writes; the
+/// fiber's stack starts below it (see its
+/// [`base`](corosensei::stack::Stack::base)).
 ///
 /// # Invariant
 /// `top_class` is `top | class`: `top - size..top` is a slot (`top`
-/// page-aligned) of a live slab owned by the pool at `pool`, in its size
-/// class number `class` (< [`MAX_CLASSES`]) of `size` bytes; its lowest
-/// page is a guard page, and no other `PooledStack` refers to it.
+/// page-aligned) of a live slab owned by the pool at the address stored at
+/// `top - POOL_WORD`, in its size class number `class` (< [`MAX_CLASSES`])
+/// of `size` bytes; its lowest page is a guard page, and no other
+/// `PooledStack` refers to it. The fiber never writes at or above
+/// `top - POOL_WORD` (its base is below).
 ///
 /// The top, not the bottom: corosensei asks for the stack's
 /// [`base`](corosensei::stack::Stack::base) (its top) at every resume, and
@@ -232,8 +239,12 @@ fn prefetch_top(top: usize) {
 /// of a 7 ns yield).
 pub(crate) struct PooledStack {
     top_class: usize,
-    pool: *const StackPool,
 }
+
+/// Bytes at the top of every lent slot that hold its pool's address (one
+/// word, padded to the 16-byte stack alignment); the fiber's stack starts
+/// below them.
+const POOL_WORD: usize = 16;
 
 /// Size classes (distinct stack sizes) a pool has at most: a class number
 /// fits below a page-aligned address.
@@ -246,14 +257,23 @@ impl PooledStack {
         self.top_class & !(MAX_CLASSES - 1)
     }
 
+    /// The pool that lent this stack.
+    #[inline]
+    fn pool(&self) -> &StackPool {
+        // SAFETY: `take` wrote the pool's address at `top - POOL_WORD` (a
+        // word-aligned slot of our own, which the fiber never writes; see
+        // the invariant), and the pool outlives every stack it hands out
+        // (the hub drops all its greenlets before its pool; see `Hub`'s
+        // `Drop`).
+        unsafe { &*((self.top() - POOL_WORD) as *const *const StackPool).read() }
+    }
+
     /// Lowest address of the slot (the start of its guard page). Looks the
     /// class size up in the pool: where the size is known, `top() - size`
     /// is cheaper.
     #[inline]
     pub(crate) fn guard_lo(&self) -> usize {
-        // SAFETY: the pool outlives every stack it hands out (the hub drops
-        // all its greenlets before its pool; see `Hub`'s `Drop`).
-        self.top() - unsafe { &*self.pool }.class_size(self.class())
+        self.top() - self.pool().class_size(self.class())
     }
 
     #[inline]
@@ -263,14 +283,15 @@ impl PooledStack {
 }
 
 // SAFETY: `base` and `limit` describe a mapped, writable region of at least
-// MIN_STACK_SIZE - page bytes (>= corosensei's MIN_STACK_SIZE), with a guard
-// page directly below `limit`, so an overflow faults instead of corrupting
-// memory. Both are page-aligned, hence aligned to STACK_ALIGNMENT.
+// MIN_STACK_SIZE - page - POOL_WORD bytes (>= corosensei's MIN_STACK_SIZE),
+// with a guard page directly below `limit`, so an overflow faults instead of
+// corrupting memory. `base` is 16 bytes below the page-aligned top and
+// `limit` page-aligned, hence both aligned to STACK_ALIGNMENT (16).
 unsafe impl corosensei::stack::Stack for PooledStack {
     #[inline]
     fn base(&self) -> corosensei::stack::StackPointer {
-        // SAFETY (of unwrap): the top of a mapped slot is not null.
-        NonZeroUsize::new(self.top()).unwrap()
+        // SAFETY (of unwrap): the top of a mapped slot is far above 16.
+        NonZeroUsize::new(self.top() - POOL_WORD).unwrap()
     }
 
     #[inline]
@@ -281,8 +302,7 @@ unsafe impl corosensei::stack::Stack for PooledStack {
 
 impl Drop for PooledStack {
     fn drop(&mut self) {
-        // SAFETY: as in `guard_lo`.
-        unsafe { &*self.pool }.release(self.top(), self.class());
+        self.pool().release(self.top(), self.class());
     }
 }
 
@@ -398,9 +418,13 @@ impl StackPool {
                 prefetch_top(next + size);
             }
         }
+        let top = lo + size;
+        // SAFETY: the slot's top word, in a slot now lent to nobody else
+        // (its top page is committed or faults in here, as the fiber's first
+        // run would); `PooledStack::pool` reads it back.
+        unsafe { ((top - POOL_WORD) as *mut *const StackPool).write(self) };
         Ok(PooledStack {
-            top_class: (lo + size) | index,
-            pool: self,
+            top_class: top | index,
         })
     }
 

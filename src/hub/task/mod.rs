@@ -100,7 +100,7 @@ pub(crate) const STACK_UNIT: usize = 4096;
 /// timeout's details) lives in a [`Cold`] part behind one pointer,
 /// allocated at its first use; what depends on the task's types is one
 /// [`TaskVtable`] pointer; counts and the stack size are 32-bit. The
-/// header every spawn writes is 184 bytes (it was 376 with everything
+/// header every spawn writes is 168 bytes (it was 376 with everything
 /// inline; `header_layout` test).
 #[repr(C)]
 pub(crate) struct Header {
@@ -142,15 +142,16 @@ pub(crate) struct Header {
     /// the loop prefetches the stack lines there, and this line of the
     /// header, before it resumes the task (see `Hub::prefetch_next`).
     pub(crate) park_sp: Cell<usize>,
+    /// When the task last parked, by the hub's loop clock (coarse
+    /// nanoseconds, see `sys::coarse_now_ns`; 0: never). One word, in the
+    /// first line, which every park writes anyway (the state).
+    pub(crate) since: Cell<u64>,
     // `reason` is a 16-byte (two-word) store at every park: at a 16-byte
     // offset (cells are 16-byte aligned) it never straddles a cache line
-    // (`header_layout` test). `since`, stored next, is one word.
+    // (`header_layout` test).
     /// What the task waits for while parked: written at every park, read
     /// only by dumps and deadlock reports.
     reason: Cell<PackedReason>,
-    /// When the task last parked, by the hub's loop clock (coarse
-    /// nanoseconds, see `sys::coarse_now_ns`; 0: never).
-    pub(crate) since: Cell<u64>,
     /// How many `with_timeout` scopes are open in this task.
     pub(crate) timeout_depth: Cell<u32>,
     /// The task's index in its hub's task table (`u32::MAX`: none).
