@@ -219,53 +219,52 @@ fn prefetch_top(top: usize) {
 /// every first run (a three-word copy went through memory with a load
 /// wider than the stores that wrote it: a store-forwarding stall), and it
 /// is part of every task header, so each word here is 8 bytes more per
-/// greenlet. The pool's address is kept in the slot itself, in the
-/// [`POOL_WORD`] bytes just below `top`, which [`StackPool::take`] writes; the
-/// fiber's stack starts below it (see its
-/// [`base`](corosensei::stack::Stack::base)).
+/// greenlet. What else a stack needs to go back to its pool (the pool's
+/// address and the size class) is kept in the slot itself, in the
+/// [`POOL_WORD`] bytes just below its top, which [`StackPool::take`]
+/// writes. The fiber's stack starts below them: the one word held here is
+/// that start, the stack's [`base`](corosensei::stack::Stack::base),
+/// which corosensei asks for at every resume and so gets with no
+/// arithmetic (from the bottom it was a look-up of the class size through
+/// the pool, a `RefCell` borrow on every switch: ~1 ns of a 7 ns yield).
 ///
 /// # Invariant
-/// `top_class` is `top | class`: `top - size..top` is a slot (`top`
-/// page-aligned) of a live slab owned by the pool at the address stored at
-/// `top - POOL_WORD`, in its size class number `class` (< [`MAX_CLASSES`])
-/// of `size` bytes; its lowest page is a guard page, and no other
-/// `PooledStack` refers to it. The fiber never writes at or above
-/// `top - POOL_WORD` (its base is below).
-///
-/// The top, not the bottom: corosensei asks for the stack's
-/// [`base`](corosensei::stack::Stack::base) (its top) at every resume, and
-/// from the top it is a mask, where from the bottom it was a look-up of the
-/// class size through the pool (a `RefCell` borrow on every switch: ~1 ns
-/// of a 7 ns yield).
+/// `base + POOL_WORD` is the top of a slot (page-aligned) of a live slab
+/// owned by the pool whose address is stored at `base`, in the size class
+/// whose number is stored at `base + 8`; its lowest page is a guard page,
+/// and no other `PooledStack` refers to it. The fiber never writes at or
+/// above `base`.
 pub(crate) struct PooledStack {
-    top_class: usize,
+    base: NonZeroUsize,
 }
 
-/// Bytes at the top of every lent slot that hold its pool's address (one
-/// word, padded to the 16-byte stack alignment); the fiber's stack starts
-/// below them.
+/// Bytes at the top of every lent slot that hold its pool's address and
+/// its size class (two words, a multiple of the 16-byte stack alignment);
+/// the fiber's stack starts below them.
 const POOL_WORD: usize = 16;
 
-/// Size classes (distinct stack sizes) a pool has at most: a class number
-/// fits below a page-aligned address.
+/// Size classes (distinct stack sizes) a pool has at most: each keeps slabs
+/// of its own (64 MiB of address space each), so a program that asked for a
+/// new size at every spawn would reserve address space without end.
 const MAX_CLASSES: usize = 4096;
 
 impl PooledStack {
     /// Highest address of the slot (one past its last byte).
     #[inline]
     pub(crate) fn top(&self) -> usize {
-        self.top_class & !(MAX_CLASSES - 1)
+        self.base.get() + POOL_WORD
     }
 
-    /// The pool that lent this stack.
+    /// The two words `take` wrote at `base`: the pool and the class.
     #[inline]
-    fn pool(&self) -> &StackPool {
-        // SAFETY: `take` wrote the pool's address at `top - POOL_WORD` (a
-        // word-aligned slot of our own, which the fiber never writes; see
-        // the invariant), and the pool outlives every stack it hands out
-        // (the hub drops all its greenlets before its pool; see `Hub`'s
-        // `Drop`).
-        unsafe { &*((self.top() - POOL_WORD) as *const *const StackPool).read() }
+    fn home(&self) -> (&StackPool, usize) {
+        let at = self.base.get() as *const usize;
+        // SAFETY: `take` wrote the pool's address and the class number at
+        // `base` (two aligned words of the slot's own, which the fiber never
+        // writes; see the invariant), and the pool outlives every stack it
+        // hands out (the hub drops all its greenlets before its pool; see
+        // `Hub`'s `Drop`).
+        unsafe { (&*(at.read() as *const StackPool), at.add(1).read()) }
     }
 
     /// Lowest address of the slot (the start of its guard page). Looks the
@@ -273,12 +272,8 @@ impl PooledStack {
     /// is cheaper.
     #[inline]
     pub(crate) fn guard_lo(&self) -> usize {
-        self.top() - self.pool().class_size(self.class())
-    }
-
-    #[inline]
-    fn class(&self) -> usize {
-        self.top_class & (MAX_CLASSES - 1)
+        let (pool, class) = self.home();
+        self.top() - pool.class_size(class)
     }
 }
 
@@ -290,8 +285,7 @@ impl PooledStack {
 unsafe impl corosensei::stack::Stack for PooledStack {
     #[inline]
     fn base(&self) -> corosensei::stack::StackPointer {
-        // SAFETY (of unwrap): the top of a mapped slot is far above 16.
-        NonZeroUsize::new(self.top() - POOL_WORD).unwrap()
+        self.base
     }
 
     #[inline]
@@ -302,7 +296,8 @@ unsafe impl corosensei::stack::Stack for PooledStack {
 
 impl Drop for PooledStack {
     fn drop(&mut self) {
-        self.pool().release(self.top(), self.class());
+        let (pool, class) = self.home();
+        pool.release(self.top(), class);
     }
 }
 
@@ -333,7 +328,7 @@ impl StackPool {
     fn class_index(classes: &mut Vec<SizeClass>, size: usize) -> io::Result<usize> {
         match classes.iter().position(|c| c.size == size) {
             Some(i) => Ok(i),
-            None if classes.len() < MAX_CLASSES && size % MAX_CLASSES == 0 => {
+            None if classes.len() < MAX_CLASSES => {
                 classes.push(SizeClass::new(size));
                 Ok(classes.len() - 1)
             }
@@ -418,13 +413,18 @@ impl StackPool {
                 prefetch_top(next + size);
             }
         }
-        let top = lo + size;
-        // SAFETY: the slot's top word, in a slot now lent to nobody else
-        // (its top page is committed or faults in here, as the fiber's first
-        // run would); `PooledStack::pool` reads it back.
-        unsafe { ((top - POOL_WORD) as *mut *const StackPool).write(self) };
+        let base = lo + size - POOL_WORD;
+        // SAFETY: the slot's top two words, in a slot now lent to nobody
+        // else (its top page is committed, or faults in here as the
+        // fiber's first run would); `PooledStack::home` reads them back.
+        unsafe {
+            let at = base as *mut usize;
+            at.write(self as *const StackPool as usize);
+            at.add(1).write(index);
+        }
         Ok(PooledStack {
-            top_class: top | index,
+            // SAFETY (of unwrap): a mapped slot's top is far above 16.
+            base: NonZeroUsize::new(base).unwrap(),
         })
     }
 

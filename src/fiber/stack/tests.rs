@@ -208,11 +208,11 @@ fn the_provisioner_faults_in_cold_stacks_before_they_are_taken() {
     });
 }
 
-/// A `PooledStack` is one word and keeps its slot and size class apart:
-/// stacks of several sizes report their own slot and bounds, and go back
-/// to their own class (through the pool address kept in the slot).
+/// A `PooledStack` is one word (its base) and finds its pool and size
+/// class in its slot: stacks of several sizes report their own slot and
+/// bounds, and go back to their own class.
 #[test]
-fn pooled_stack_packs_slot_and_class() {
+fn pooled_stack_keeps_its_pool_and_class_in_its_slot() {
     use corosensei::stack::Stack;
     assert_eq!(
         std::mem::size_of::<PooledStack>(),
@@ -236,7 +236,7 @@ fn pooled_stack_packs_slot_and_class() {
                 assert_eq!(s.top(), s.guard_lo() + size);
                 assert_eq!(s.base().get(), s.top() - POOL_WORD);
                 assert_eq!(s.base().get() % 16, 0);
-                assert!(std::ptr::eq(s.pool(), &pool));
+                assert!(std::ptr::eq(s.home().0, &pool));
                 held.push((s.guard_lo(), size, s));
             }
         }
@@ -259,9 +259,9 @@ fn pooled_stack_packs_slot_and_class() {
     });
 }
 
-/// A thread's pool takes at most `MAX_CLASSES` distinct stack sizes (a
-/// class number must fit below a page-aligned address); one more is
-/// refused with an error, not mixed up with another class.
+/// A thread's pool takes at most `MAX_CLASSES` distinct stack sizes (each
+/// keeps slabs of its own); one more is refused with an error, not mixed
+/// up with another class.
 #[test]
 fn too_many_stack_sizes_is_an_error() {
     within(Duration::from_secs(30), || {
@@ -281,16 +281,17 @@ fn too_many_stack_sizes_is_an_error() {
     });
 }
 
-/// The word at the top of a lent slot (its pool's address) is outside the
-/// fiber's stack: a fiber that runs, suspends and finishes on the stack
-/// leaves it as `take` wrote it, and the stack goes back to its pool.
+/// The words at the top of a lent slot (its pool's address and class) are
+/// outside the fiber's stack: a fiber that runs, suspends and finishes on
+/// the stack leaves them as `take` wrote them, and the stack goes back to
+/// its pool.
 #[test]
-fn a_fiber_leaves_the_pool_word_alone() {
+fn a_fiber_leaves_the_pool_words_alone() {
     within(Duration::from_secs(30), || {
         let pool = StackPool::new();
         pool.reserve(MIN_STACK_SIZE).unwrap();
         let stack = pool.take(MIN_STACK_SIZE).unwrap();
-        let word = (stack.top() - POOL_WORD) as *const *const StackPool;
+        let words = (stack.top() - POOL_WORD) as *const usize;
         let mut fiber =
             corosensei::Coroutine::with_stack(stack, |y: &corosensei::Yielder<(), ()>, ()| {
                 // Frames right under the base, written through.
@@ -303,12 +304,14 @@ fn a_fiber_leaves_the_pool_word_alone() {
         while let corosensei::CoroutineResult::Yield(()) = fiber.resume(()) {
             yields += 1;
             // SAFETY: the slot is mapped and lent to `fiber`, which is
-            // suspended; reading its top word races with nothing.
-            assert!(std::ptr::eq(unsafe { word.read() }, &pool));
+            // suspended; reading its top words races with nothing.
+            let (p, class) = unsafe { (words.read(), words.add(1).read()) };
+            assert_eq!(p, &pool as *const StackPool as usize);
+            assert_eq!(class, 0);
         }
         assert_eq!(yields, 2);
         let stack = fiber.into_stack();
-        assert!(std::ptr::eq(stack.pool(), &pool));
+        assert!(std::ptr::eq(stack.home().0, &pool));
         drop(stack);
         assert_eq!(pool.stats().in_use, 0);
         assert_eq!(pool.stats().idle, 1);
