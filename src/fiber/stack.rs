@@ -39,11 +39,16 @@
 use std::cell::RefCell;
 use std::io;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::sys;
 
+mod guard;
+mod pooled;
 mod size_class;
+pub use guard::{GuardKind, guard_kind};
+use guard::{batch_guards, install_guard};
+use pooled::POOL_WORD;
+pub(crate) use pooled::PooledStack;
 use size_class::SizeClass;
 #[cfg(test)]
 mod tests;
@@ -83,98 +88,6 @@ const MAX_AHEAD: usize = 8192;
 /// `process_madvise` takes at most this many ranges per call (`UIO_MAXIOV`).
 const MAX_IOV: usize = 1024;
 
-/// How guard pages are installed on this machine.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GuardKind {
-    /// `madvise(MADV_GUARD_INSTALL)`: no extra mappings per stack.
-    MadviseGuard,
-    /// `mprotect(PROT_NONE)`: two mappings per stack, bounded by
-    /// `vm.max_map_count`.
-    Mprotect,
-}
-
-const GUARD_UNKNOWN: u8 = 0;
-const GUARD_MADVISE: u8 = 1;
-const GUARD_MPROTECT: u8 = 2;
-static GUARD: AtomicU8 = AtomicU8::new(GUARD_UNKNOWN);
-
-/// The guard-page mechanism this process uses (decided on first use: the
-/// fallback is taken when the kernel refuses `MADV_GUARD_INSTALL`, or when
-/// the crate was built with `GREENLET_FORCE_MPROTECT_GUARD=1`).
-pub fn guard_kind() -> GuardKind {
-    match GUARD.load(Ordering::Relaxed) {
-        GUARD_MPROTECT => GuardKind::Mprotect,
-        GUARD_MADVISE => GuardKind::MadviseGuard,
-        _ if cfg!(greenlet_force_mprotect) => GuardKind::Mprotect,
-        _ => GuardKind::MadviseGuard,
-    }
-}
-
-/// Installs the guard page at `lo`.
-///
-/// # Safety
-/// `lo..lo+page` must be inside a slab this module mapped and hold no data.
-unsafe fn install_guard(lo: *mut u8, page: usize) -> io::Result<()> {
-    if !cfg!(greenlet_force_mprotect) && GUARD.load(Ordering::Relaxed) != GUARD_MPROTECT {
-        // SAFETY: guaranteed by the caller.
-        match unsafe { sys::madvise_guard_install(lo, page) } {
-            Ok(()) => {
-                GUARD.store(GUARD_MADVISE, Ordering::Relaxed);
-                return Ok(());
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                GUARD.store(GUARD_MPROTECT, Ordering::Relaxed);
-            }
-            Err(e) => return Err(e),
-        }
-    } else {
-        GUARD.store(GUARD_MPROTECT, Ordering::Relaxed);
-    }
-    // SAFETY: guaranteed by the caller.
-    unsafe { sys::mprotect_none(lo, page) }.map_err(|e| {
-        if e.raw_os_error() == Some(libc::ENOMEM) {
-            let limit = sys::max_map_count()
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "?".into());
-            io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                format!(
-                    "cannot install a greenlet stack guard page: the process reached \
-                     vm.max_map_count ({limit}) memory mappings. This kernel lacks \
-                     MADV_GUARD_INSTALL (Linux 6.13+), so every stack costs two mappings; \
-                     raise vm.max_map_count or run fewer greenlets at once"
-                ),
-            )
-        } else {
-            e
-        }
-    })
-}
-
-/// Installs the guard pages of a whole fresh slab in as few syscalls as
-/// possible. Returns false (nothing lost: the caller then guards each slot
-/// as it carves it) when the kernel cannot, or when the `mprotect` fallback
-/// is in force.
-fn batch_guards(base: usize, slots: usize, size: usize) -> bool {
-    if cfg!(greenlet_force_mprotect) || GUARD.load(Ordering::Relaxed) == GUARD_MPROTECT {
-        return false;
-    }
-    let page = sys::page_size();
-    let guards: Vec<(usize, usize)> = (0..slots).map(|i| (base + i * size, page)).collect();
-    for chunk in guards.chunks(MAX_IOV) {
-        // SAFETY: each range is the lowest page of an unused slot of the slab
-        // the caller just mapped.
-        match unsafe { sys::process_madvise_self(chunk, sys::MADV_GUARD_INSTALL) } {
-            Ok(n) if n == chunk.len() * page => {}
-            // Partly done is fine: installing a guard twice is harmless, and
-            // the caller guards each slot itself from here on.
-            _ => return false,
-        }
-    }
-    GUARD.store(GUARD_MADVISE, Ordering::Relaxed);
-    true
-}
-
 /// Rounds a requested stack size to whole pages, at least [`MIN_STACK_SIZE`].
 ///
 /// # Errors
@@ -213,93 +126,10 @@ fn prefetch_top(top: usize) {
     let _ = top;
 }
 
-/// A stack slot taken from the pool; it goes back to the pool on drop.
-///
-/// One word, so it moves in a register: the fiber is built around it at
-/// every first run (a three-word copy went through memory with a load
-/// wider than the stores that wrote it: a store-forwarding stall), and it
-/// is part of every task header, so each word here is 8 bytes more per
-/// greenlet. What else a stack needs to go back to its pool (the pool's
-/// address and the size class) is kept in the slot itself, in the
-/// [`POOL_WORD`] bytes just below its top, which [`StackPool::take`]
-/// writes. The fiber's stack starts below them: the one word held here is
-/// that start, the stack's [`base`](corosensei::stack::Stack::base),
-/// which corosensei asks for at every resume and so gets with no
-/// arithmetic (from the bottom it was a look-up of the class size through
-/// the pool, a `RefCell` borrow on every switch: ~1 ns of a 7 ns yield).
-///
-/// # Invariant
-/// `base + POOL_WORD` is the top of a slot (page-aligned) of a live slab
-/// owned by the pool whose address is stored at `base`, in the size class
-/// whose number is stored at `base + 8`; its lowest page is a guard page,
-/// and no other `PooledStack` refers to it. The fiber never writes at or
-/// above `base`.
-pub(crate) struct PooledStack {
-    base: NonZeroUsize,
-}
-
-/// Bytes at the top of every lent slot that hold its pool's address and
-/// its size class (two words, a multiple of the 16-byte stack alignment);
-/// the fiber's stack starts below them.
-const POOL_WORD: usize = 16;
-
 /// Size classes (distinct stack sizes) a pool has at most: each keeps slabs
 /// of its own (64 MiB of address space each), so a program that asked for a
 /// new size at every spawn would reserve address space without end.
 const MAX_CLASSES: usize = 4096;
-
-impl PooledStack {
-    /// Highest address of the slot (one past its last byte).
-    #[inline]
-    pub(crate) fn top(&self) -> usize {
-        self.base.get() + POOL_WORD
-    }
-
-    /// The two words `take` wrote at `base`: the pool and the class.
-    #[inline]
-    fn home(&self) -> (&StackPool, usize) {
-        let at = self.base.get() as *const usize;
-        // SAFETY: `take` wrote the pool's address and the class number at
-        // `base` (two aligned words of the slot's own, which the fiber never
-        // writes; see the invariant), and the pool outlives every stack it
-        // hands out (the hub drops all its greenlets before its pool; see
-        // `Hub`'s `Drop`).
-        unsafe { (&*(at.read() as *const StackPool), at.add(1).read()) }
-    }
-
-    /// Lowest address of the slot (the start of its guard page). Looks the
-    /// class size up in the pool: where the size is known, `top() - size`
-    /// is cheaper.
-    #[inline]
-    pub(crate) fn guard_lo(&self) -> usize {
-        let (pool, class) = self.home();
-        self.top() - pool.class_size(class)
-    }
-}
-
-// SAFETY: `base` and `limit` describe a mapped, writable region of at least
-// MIN_STACK_SIZE - page - POOL_WORD bytes (>= corosensei's MIN_STACK_SIZE),
-// with a guard page directly below `limit`, so an overflow faults instead of
-// corrupting memory. `base` is 16 bytes below the page-aligned top and
-// `limit` page-aligned, hence both aligned to STACK_ALIGNMENT (16).
-unsafe impl corosensei::stack::Stack for PooledStack {
-    #[inline]
-    fn base(&self) -> corosensei::stack::StackPointer {
-        self.base
-    }
-
-    #[inline]
-    fn limit(&self) -> corosensei::stack::StackPointer {
-        NonZeroUsize::new(self.guard_lo() + sys::page_size()).unwrap()
-    }
-}
-
-impl Drop for PooledStack {
-    fn drop(&mut self) {
-        let (pool, class) = self.home();
-        pool.release(self.top(), class);
-    }
-}
 
 /// A per-thread pool of stacks, one free list per size.
 pub(crate) struct StackPool {
