@@ -159,6 +159,24 @@ struct Node<P> {
     remote: *const Remote,
 }
 
+impl<P> Node<P> {
+    /// A node for the running task (the root in root context) of `hub`,
+    /// waiting, in no list, holding `payload`.
+    #[inline(always)]
+    fn for_current(hub: &Hub, payload: Option<P>) -> Node<P> {
+        Node {
+            waiter: Waiter {
+                mark: AtomicU8::new(WAITING),
+                task: current_task_ptr(hub),
+            },
+            prev: ptr::null_mut(),
+            next: ptr::null_mut(),
+            payload: UnsafeCell::new(payload),
+            remote: Arc::as_ptr(hub.remote()),
+        }
+    }
+}
+
 /// How a [`wait`] ended.
 pub(crate) enum Waited<P> {
     /// A notifier picked this waiter; here is what it left in the node.
@@ -210,16 +228,7 @@ pub(crate) fn wait<S, P>(
         kind: site.kind,
         id: lock.id(),
     };
-    let mut node = Node {
-        waiter: Waiter {
-            mark: AtomicU8::new(WAITING),
-            task: current_task_ptr(hub),
-        },
-        prev: ptr::null_mut(),
-        next: ptr::null_mut(),
-        payload: UnsafeCell::new(payload),
-        remote: Arc::as_ptr(hub.remote()),
-    };
+    let mut node = Node::for_current(hub, payload);
     // From here on the node is reached only through this pointer (and the
     // list's copies of it), and it does not move: `node` is never named
     // again, and `reg` unlinks it before this frame can be left.

@@ -2,12 +2,10 @@
 //! cleanly however a wait ends (and cancels it at hub teardown), and
 //! [`Armed`], a registration made without parking, for `select`.
 
-use std::cell::{Cell, UnsafeCell};
-use std::ptr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering, fence};
+use std::cell::Cell;
+use std::sync::atomic::{Ordering, fence};
 
-use super::{NOTIFIED, Node, PENDING, Sole, WAITING, WaitList, Waiter, current_task_ptr};
+use super::{NOTIFIED, Node, PENDING, Sole, WAITING, WaitList};
 use crate::hub::sync_wait::SyncWaitLink;
 use crate::hub::{Hub, WaitReason};
 use crate::sync::lock::{Lock, LockGuard};
@@ -196,16 +194,7 @@ pub(crate) fn arm<'a, S, P>(
     sole: Option<&'a dyn Sole>,
 ) -> Armed<'a, S, P> {
     let hub = Hub::current();
-    let node = Box::into_raw(Box::new(Node {
-        waiter: Waiter {
-            mark: AtomicU8::new(WAITING),
-            task: current_task_ptr(hub),
-        },
-        prev: ptr::null_mut(),
-        next: ptr::null_mut(),
-        payload: UnsafeCell::new(payload),
-        remote: Arc::as_ptr(hub.remote()),
-    }));
+    let node = Box::into_raw(Box::new(Node::for_current(hub, payload)));
     // SAFETY: a fresh node on the heap; we hold the lock.
     unsafe { list(&mut guard).link(node) };
     // On the heap too: the registration refers to it, and `Armed` moves.
