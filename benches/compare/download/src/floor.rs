@@ -65,8 +65,8 @@ pub fn run(
             fd: -1,
             phase: Phase::Idle,
             left: share(w),
-            // Allocated at the slot's first request, inside the timed
-            // part, as every client's worker does.
+            // Allocated in the loop below, inside the timed part (all of
+            // `run` is timed), as every client's worker allocates its own.
             buf: Vec::new(),
             filled: 0,
             tally: (0, None),
