@@ -126,9 +126,10 @@ fn prefetch_top(top: usize) {
     let _ = top;
 }
 
-/// Size classes (distinct stack sizes) a pool has at most: each keeps slabs
-/// of its own (64 MiB of address space each), so a program that asked for a
-/// new size at every spawn would reserve address space without end.
+/// Size classes (distinct stack sizes) a pool has at most: each keeps
+/// slabs of its own (about 64 MiB of address space each), so a program
+/// that asked for a new size at every spawn would reserve address space
+/// without end.
 const MAX_CLASSES: usize = 4096;
 
 /// A per-thread pool of stacks, one free list per size.
