@@ -132,6 +132,14 @@ fn prefetch_top(top: usize) {
 /// without end.
 const MAX_CLASSES: usize = 4096;
 
+#[cfg(test)]
+thread_local! {
+    /// Makes this thread's next [`StackPool::take`] fail as if the kernel
+    /// had refused the stack (the failure `launch` reports), for tests of
+    /// that path.
+    pub(crate) static FAIL_NEXT_TAKE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// A per-thread pool of stacks, one free list per size.
 pub(crate) struct StackPool {
     classes: RefCell<Vec<SizeClass>>,
@@ -225,6 +233,13 @@ impl StackPool {
             .expect("greenlet: stack taken without a reservation");
         let class = &mut classes[index];
         class.reserved -= 1;
+        #[cfg(test)]
+        if FAIL_NEXT_TAKE.with(|f| f.replace(false)) {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "stack refused by a test (FAIL_NEXT_TAKE)",
+            ));
+        }
         let lo = match class.dirty.pop().or_else(|| class.clean.pop()) {
             Some(lo) => lo,
             None => match class.cold.pop() {

@@ -18,6 +18,9 @@ use super::{
     process_deadlock, task_slab,
 };
 
+#[cfg(test)]
+mod tests;
+
 impl Hub {
     #[inline]
     pub(super) fn push_ready(&self, task: TaskRef) {
@@ -93,10 +96,9 @@ impl Hub {
             return; // killed before it ran, or a stale entry
         }
         hdr.state.set(State::Running);
-        CURRENT.with(|c| c.set(hdr));
-        self.monitor.switched(hdr);
         // Keeps the loop consistent if anything below panics (it should
-        // not: the fiber catches every panic of user code).
+        // not: the fiber catches every panic of user code, but a failed
+        // launch drops the user's closure here).
         let guard = RunGuard {
             hub: self,
             task: &task,
@@ -105,17 +107,20 @@ impl Hub {
         // inside a greenlet, so this is the only live borrow of the fiber.
         let fiber = match unsafe { (*hdr.fiber.get()).as_mut() } {
             Some(f) => f,
+            // Still in root context: a launch that finds no stack drops the
+            // closure, and code in its drop must not take itself for a
+            // greenlet that has no fiber to suspend.
             None => match self.launch(&task) {
                 Some(f) => f,
                 None => {
                     // No stack: the task finished without running.
                     std::mem::forget(guard);
-                    CURRENT.with(|c| c.set(ptr::null()));
-                    self.monitor.left();
                     return self.finish(task);
                 }
             },
         };
+        CURRENT.with(|c| c.set(hdr));
+        self.monitor.switched(hdr);
         let result = fiber.resume(());
         std::mem::forget(guard);
         CURRENT.with(|c| c.set(ptr::null()));
