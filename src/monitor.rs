@@ -10,7 +10,9 @@
 //! switch counter; when a hub has been running the same greenlet, or its
 //! root, for longer than the threshold (default 100 ms), it reports that
 //! once per episode, naming the greenlet ([`ReportKind::Running`],
-//! [`ReportKind::Root`]).
+//! [`ReportKind::Root`]). A destructor the hub runs as a greenlet finishes
+//! (of a result nobody joins) counts as that greenlet's: it is reported by
+//! id, its name already gone.
 //!
 //! It also reports, once per episode and with the hub's
 //! [dump](crate::dump), a hub that has slept in epoll for longer than the

@@ -125,6 +125,41 @@ fn the_root_blocking_is_not_blamed_on_a_greenlet() {
     assert!(mine.is_empty(), "{mine:#?}");
 }
 
+#[test]
+fn a_result_whose_drop_blocks_the_hub_is_blamed_on_its_greenlet() {
+    reports();
+    /// Blocks the OS thread when dropped.
+    struct SlowDrop;
+    impl Drop for SlowDrop {
+        fn drop(&mut self) {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    // Nobody joins: the loop drops the result as the greenlet finishes,
+    // between two greenlet runs. The monitor reports that, not silence.
+    let g = greenlet::spawn(|| SlowDrop);
+    let id = g.id().as_u64();
+    drop(g);
+    let started = Instant::now();
+    greenlet::sleep(Duration::from_millis(1));
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "the result was not dropped by the loop"
+    );
+    std::thread::sleep(THRESHOLD);
+    // Ids are per hub: the test threads' hubs each have a greenlet #1.
+    let thread = std::thread::current().name().map(str::to_owned);
+    let mine: Vec<Report> = reports()
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.thread == thread && r.greenlet_id == id && r.kind == ReportKind::Running)
+        .cloned()
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    assert!(mine[0].blocked_for >= THRESHOLD, "{mine:#?}");
+}
+
 /// The reports about the hub of the thread called `thread`.
 fn reports_for_thread(thread: &str, kind: ReportKind) -> Vec<Report> {
     reports()

@@ -96,7 +96,9 @@ impl HubProbe {
         p.running.store(hdr.id, Ordering::Relaxed);
     }
 
-    /// The running greenlet parked, yielded or finished.
+    /// No greenlet runs: the loop ended a pass (between two runs of one
+    /// pass the last greenlet stays the running one: the loop only queues
+    /// or finishes it there), or a run ended abnormally.
     #[inline]
     pub(crate) fn left(&self) {
         if ENABLED.load(Ordering::Relaxed) {
