@@ -18,6 +18,7 @@
 mod util;
 
 use std::cell::{Cell, RefCell};
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -78,6 +79,38 @@ impl Drop for Tracked {
         assert_eq!(self.canary, CANARY, "a Tracked value dropped twice");
         self.canary = 0;
         self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What a [`Hostile`] value's destructor does besides being tracked.
+#[derive(Clone, Copy)]
+enum OnDrop {
+    Nothing,
+    /// Parks (a yield): legal wherever user code may block.
+    Yields,
+    /// Panics, unless already unwinding (that would abort).
+    Panics,
+}
+
+/// A tracked value whose destructor parks or panics: carried in greenlet
+/// closures, so it is dropped at the greenlet's start or by whoever kills
+/// it before it started.
+struct Hostile {
+    tracked: Tracked,
+    on_drop: OnDrop,
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        assert_eq!(self.tracked.canary, CANARY);
+        match self.on_drop {
+            OnDrop::Nothing => {}
+            OnDrop::Yields => greenlet::yield_now(),
+            OnDrop::Panics if !std::thread::panicking() => {
+                panic!("stress: planned panic in a drop")
+            }
+            OnDrop::Panics => {}
+        }
     }
 }
 
@@ -147,9 +180,16 @@ fn spawn_script(local: &Rc<Local>, rng: &mut Rng, depth: u32) {
     let child_rng = Rng::new(rng.next());
     // A value in the closure: dropped when it runs, or by a kill before it
     // started (in the killer), or at its start if killed meanwhile.
-    let carried = Tracked::new(&local.shared);
+    let carried = Hostile {
+        tracked: Tracked::new(&local.shared),
+        on_drop: match rng.below(16) {
+            0..=3 => OnDrop::Yields,
+            4 => OnDrop::Panics,
+            _ => OnDrop::Nothing,
+        },
+    };
     let body = move || {
-        assert_eq!(carried.canary, CANARY);
+        assert_eq!(carried.tracked.canary, CANARY);
         drop(carried);
         script(&l, child_rng, depth + 1)
     };
@@ -288,7 +328,12 @@ fn run_thread(
             break;
         }
         let refs: Vec<&Greenlet<u32>> = all.iter().map(|h| &**h).collect();
-        greenlet::killall(refs);
+        // Killing a greenlet that never started drops its closure here,
+        // and that drop may panic on purpose.
+        if let Err(p) = std::panic::catch_unwind(AssertUnwindSafe(|| greenlet::killall(refs))) {
+            let msg = util::payload_message(&*p);
+            assert!(expected_panic(&msg), "unexpected panic from killall: {msg}");
+        }
     }
     let handles: Vec<_> = local.handles.borrow_mut().drain(..).collect();
     let mut tally = Tally {
