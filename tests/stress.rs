@@ -161,6 +161,22 @@ fn check_join(r: &Result<&u32, &JoinError>) {
     }
 }
 
+fn hostile(shared: &Shared, rng: &mut Rng) -> Hostile {
+    Hostile {
+        tracked: Tracked::new(shared),
+        on_drop: match rng.below(16) {
+            0..=3 => OnDrop::Yields,
+            4 => OnDrop::Panics,
+            _ => OnDrop::Nothing,
+        },
+    }
+}
+
+greenlet::local! {
+    /// Values a greenlet keeps until it finishes: dropped in its epilogue.
+    static HELD: RefCell<Vec<Hostile>> = RefCell::new(Vec::new());
+}
+
 /// A random handle other than the calling greenlet's.
 fn pick_other(local: &Local, rng: &mut Rng) -> Option<Rc<Greenlet<u32>>> {
     let handles = local.handles.borrow();
@@ -180,14 +196,7 @@ fn spawn_script(local: &Rc<Local>, rng: &mut Rng, depth: u32) {
     let child_rng = Rng::new(rng.next());
     // A value in the closure: dropped when it runs, or by a kill before it
     // started (in the killer), or at its start if killed meanwhile.
-    let carried = Hostile {
-        tracked: Tracked::new(&local.shared),
-        on_drop: match rng.below(16) {
-            0..=3 => OnDrop::Yields,
-            4 => OnDrop::Panics,
-            _ => OnDrop::Nothing,
-        },
-    };
+    let carried = hostile(&local.shared, rng);
     let body = move || {
         assert_eq!(carried.tracked.canary, CANARY);
         drop(carried);
@@ -210,7 +219,7 @@ fn spawn_script(local: &Rc<Local>, rng: &mut Rng, depth: u32) {
 fn script(local: &Rc<Local>, mut rng: Rng, depth: u32) -> u32 {
     let s = &local.shared;
     for step in 0..STEPS {
-        match rng.below(20) {
+        match rng.below(21) {
             0 => greenlet::yield_now(),
             1 => greenlet::sleep(rng.micros(300)),
             2 => {
@@ -284,7 +293,8 @@ fn script(local: &Rc<Local>, mut rng: Rng, depth: u32) -> u32 {
                 greenlet::sleep(rng.micros(100));
                 assert_eq!(held.canary, CANARY);
             }
-            18 => {
+            18 => HELD.with_borrow_mut(|v| v.push(hostile(s, &mut rng))),
+            19 => {
                 if rng.below(8) == 0 {
                     panic!("stress: planned panic at step {step}");
                 }
