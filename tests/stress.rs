@@ -1,7 +1,9 @@
 //! Randomized runs of the runtime's vocabulary mixed together: greenlets
 //! that spawn, kill, join, sleep, time out, panic and link, around a
 //! shared `Queue`, `Event`, `Semaphore`, `Mutex` and `AsyncResult` that a
-//! second OS thread's greenlets use at the same time.
+//! second OS thread's greenlets use at the same time, with selects over
+//! them, a channel, greenlet-local values and blocking-pool jobs; values
+//! whose destructors park or panic ride along.
 //!
 //! Each run is one seed of a small deterministic generator, so a failure
 //! names the seed that reproduces it (`GREENLET_STRESS_SEED=N` runs only
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use greenlet::select::Select;
 use greenlet::sync::{AsyncResult, Event, Mutex, Queue, Semaphore};
 use greenlet::{Greenlet, JoinError};
 use util::within;
@@ -139,6 +142,8 @@ struct Tally {
 /// What one thread's greenlets share.
 struct Local {
     shared: Arc<Shared>,
+    tx: greenlet::channel::SyncSender<Tracked>,
+    rx: greenlet::channel::Receiver<Tracked>,
     handles: RefCell<Vec<Rc<Greenlet<u32>>>>,
     links_run: Cell<u32>,
     max_greenlets: usize,
@@ -219,7 +224,7 @@ fn spawn_script(local: &Rc<Local>, rng: &mut Rng, depth: u32) {
 fn script(local: &Rc<Local>, mut rng: Rng, depth: u32) -> u32 {
     let s = &local.shared;
     for step in 0..STEPS {
-        match rng.below(21) {
+        match rng.below(25) {
             0 => greenlet::yield_now(),
             1 => greenlet::sleep(rng.micros(300)),
             2 => {
@@ -294,6 +299,39 @@ fn script(local: &Rc<Local>, mut rng: Rng, depth: u32) -> u32 {
                 assert_eq!(held.canary, CANARY);
             }
             18 => HELD.with_borrow_mut(|v| v.push(hostile(s, &mut rng))),
+            20 => {
+                // The losing arms are cancelled: nothing they had is lost
+                // or dropped twice.
+                let timeout = rng.micros(400);
+                let _ = Select::new()
+                    .on(&s.queue, |r| r.map(drop).is_ok())
+                    .on(&s.event, |()| true)
+                    .on(&s.sem, |permit| {
+                        drop(permit);
+                        true
+                    })
+                    .on(&s.mutex, |mut g| {
+                        *g += 1;
+                        true
+                    })
+                    .on(&s.result, |_| true)
+                    .wait_timeout(timeout);
+            }
+            21 => {
+                let _ = local.tx.try_send(Tracked::new(s));
+            }
+            22 => drop(local.rx.recv_timeout(rng.micros(300))),
+            23 => {
+                // A value made on a pool thread, its greenlet possibly
+                // killed while it waits: the value is dropped once, wherever.
+                let t = Tracked::new(s);
+                let pause = rng.micros(200);
+                let back = greenlet::threadpool::spawn_blocking(move || {
+                    std::thread::sleep(pause);
+                    t
+                });
+                assert_eq!(back.canary, CANARY);
+            }
             19 => {
                 if rng.below(8) == 0 {
                     panic!("stress: planned panic at step {step}");
@@ -320,8 +358,11 @@ fn run_thread(
     max_greenlets: usize,
     budget: Duration,
 ) -> Tally {
+    let (tx, rx) = greenlet::channel::sync_channel(2);
     let local = Rc::new(Local {
         shared,
+        tx,
+        rx,
         handles: RefCell::new(Vec::new()),
         links_run: Cell::new(0),
         max_greenlets,
@@ -391,6 +432,12 @@ fn run_seed(seed: u64) -> Tally {
     let shared = Arc::into_inner(shared).expect("a greenlet still holds the shared state");
     tally.values = shared.made.load(Ordering::Relaxed);
     drop(shared);
+    // A pool job whose greenlet was killed while it waited drops its value
+    // on the pool thread when it ends: give those a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while live.load(Ordering::SeqCst) != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert_eq!(
         live.load(Ordering::SeqCst),
         0,
