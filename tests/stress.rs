@@ -2,7 +2,8 @@
 //! that spawn, kill, join, sleep, time out, panic and link, around a
 //! shared `Queue`, `Event`, `Semaphore`, `Mutex` and `AsyncResult` that a
 //! second OS thread's greenlets use at the same time, with selects over
-//! them, a channel, greenlet-local values and blocking-pool jobs; values
+//! them, a channel, greenlet-local values, blocking-pool jobs and a
+//! loopback echo server per hub whose handlers get killed mid-IO; values
 //! whose destructors park or panic ride along.
 //!
 //! Each run is one seed of a small deterministic generator, so a failure
@@ -20,12 +21,14 @@
 mod util;
 
 use std::cell::{Cell, RefCell};
+use std::io::{Read, Write};
 use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use greenlet::net::{TcpListener, TcpStream};
 use greenlet::select::Select;
 use greenlet::sync::{AsyncResult, Event, Mutex, Queue, Semaphore};
 use greenlet::{Greenlet, JoinError};
@@ -142,6 +145,7 @@ struct Tally {
 /// What one thread's greenlets share.
 struct Local {
     shared: Arc<Shared>,
+    addr: std::net::SocketAddr,
     tx: greenlet::channel::SyncSender<Tracked>,
     rx: greenlet::channel::Receiver<Tracked>,
     handles: RefCell<Vec<Rc<Greenlet<u32>>>>,
@@ -212,6 +216,11 @@ fn spawn_script(local: &Rc<Local>, rng: &mut Rng, depth: u32) {
     } else {
         greenlet::spawn(body)
     });
+    register(local, g);
+}
+
+/// Links `g` (counting its callback) and adds it to the thread's handles.
+fn register(local: &Rc<Local>, g: Rc<Greenlet<u32>>) {
     let l = local.clone();
     g.link(move |r| {
         check_join(&r);
@@ -220,11 +229,54 @@ fn spawn_script(local: &Rc<Local>, rng: &mut Rng, depth: u32) {
     local.handles.borrow_mut().push(g);
 }
 
+/// The thread's echo server: a greenlet per connection, each one a handle
+/// that scripts may kill in the middle of its IO.
+fn serve(local: &Rc<Local>, listener: TcpListener) -> u32 {
+    while let Ok((mut conn, _)) = listener.accept() {
+        let handler = greenlet::spawn(move || {
+            let mut buf = [0u8; 2048];
+            loop {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => return 0,
+                    Ok(n) => {
+                        if conn.write_all(&buf[..n]).is_err() {
+                            return 0;
+                        }
+                    }
+                }
+            }
+        });
+        register(local, Rc::new(handler));
+    }
+    0
+}
+
+/// One request to the thread's echo server; any error (a timeout, the
+/// server or its handler killed) is fine, wrong bytes are not.
+fn echo_once(local: &Local, rng: &mut Rng) {
+    let len = 1 + rng.below(4096) as usize;
+    let data: Vec<u8> = (0..len).map(|i| (i as u64 ^ rng.0) as u8).collect();
+    let Ok(mut conn) = TcpStream::connect_timeout(&local.addr, Duration::from_millis(20)) else {
+        return;
+    };
+    conn.set_read_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    conn.set_write_timeout(Some(Duration::from_millis(5)))
+        .unwrap();
+    if conn.write_all(&data).is_err() {
+        return;
+    }
+    let mut back = vec![0u8; len];
+    if conn.read_exact(&mut back).is_ok() {
+        assert!(back == data, "the echo came back different");
+    }
+}
+
 /// One greenlet's life: `STEPS` random operations.
 fn script(local: &Rc<Local>, mut rng: Rng, depth: u32) -> u32 {
     let s = &local.shared;
     for step in 0..STEPS {
-        match rng.below(25) {
+        match rng.below(27) {
             0 => greenlet::yield_now(),
             1 => greenlet::sleep(rng.micros(300)),
             2 => {
@@ -299,6 +351,7 @@ fn script(local: &Rc<Local>, mut rng: Rng, depth: u32) -> u32 {
                 assert_eq!(held.canary, CANARY);
             }
             18 => HELD.with_borrow_mut(|v| v.push(hostile(s, &mut rng))),
+            24 | 25 => echo_once(local, &mut rng),
             20 => {
                 // The losing arms are cancelled: nothing they had is lost
                 // or dropped twice.
@@ -359,14 +412,21 @@ fn run_thread(
     budget: Duration,
 ) -> Tally {
     let (tx, rx) = greenlet::channel::sync_channel(2);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let local = Rc::new(Local {
         shared,
         tx,
         rx,
+        addr: listener.local_addr().unwrap(),
         handles: RefCell::new(Vec::new()),
         links_run: Cell::new(0),
         max_greenlets,
     });
+    let l = local.clone();
+    register(
+        &local,
+        Rc::new(greenlet::spawn(move || serve(&l, listener))),
+    );
     let mut rng = Rng::new(seed);
     for _ in 0..roots {
         spawn_script(&local, &mut rng, 0);
