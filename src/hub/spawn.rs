@@ -213,9 +213,11 @@ where
             // Greenlet-local values die with the greenlet, on its own
             // stack (their destructors may still park). A panicking
             // destructor was reported by the panic hook; it does not
-            // change the result.
+            // change the result, and it ends only its own round of
+            // `clear`: values made meanwhile are dropped here too, not
+            // later wherever the task's last reference goes.
             if let Some(cold) = (*hdr).cold_if_any() {
-                let _ = catch_unwind(AssertUnwindSafe(|| cold.locals.clear()));
+                while catch_unwind(AssertUnwindSafe(|| cold.locals.clear())).is_err() {}
             }
             *(*slot).get() = Some(result);
         }
