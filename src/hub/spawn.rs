@@ -199,17 +199,22 @@ where
             Hub::current().current_task().leak();
             let f = (*(*fcell).get()).take().expect("launched twice");
             let mut result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
-            if result.is_ok() && (*hdr).kill.get() {
-                // Killed, and the kill was caught (`catch_unwind`) or met
-                // only calls that cannot unwind (the monkey hooks fail
-                // instead): it still dies as killed.
-                result = Err(JoinError::killed());
-            }
+            // Killed, and the kill was caught (`catch_unwind`) or met only
+            // calls that cannot unwind (the monkey hooks fail instead): it
+            // still dies as killed.
+            let killed = result.is_ok() && (*hdr).kill.get();
             // The greenlet is done: interrupts aimed at its body no
             // longer apply to the destructors below.
             (*hdr).kill.set(false);
             (*hdr).take_expired_timeout();
             (*hdr).unwinding.set(false);
+            if killed {
+                // Its value is dropped here, on its stack, like its locals
+                // below: the destructor may park, and nothing it does (a
+                // panic reported by the hook) leaves this closure.
+                let value = std::mem::replace(&mut result, Err(JoinError::killed()));
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
+            }
             // Greenlet-local values die with the greenlet, on its own
             // stack (their destructors may still park). A panicking
             // destructor was reported by the panic hook; it does not
