@@ -323,8 +323,10 @@ fn abandon_scope() -> ! {
 
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not borrowed while the caller's sink runs: it may spawn here.
+        let members = self.members.borrow().len();
         f.debug_struct("Scope")
-            .field("members", &self.members.borrow().len())
+            .field("members", &members)
             .finish_non_exhaustive()
     }
 }

@@ -427,3 +427,26 @@ fn a_kill_delivered_in_an_unstarted_members_drop_does_not_end_the_scope_early() 
         assert!(member.is_some() && member < exit, "{log:?}");
     });
 }
+
+/// `Debug` of a scope does not keep its member list borrowed while the
+/// caller's sink runs: a sink that spawns in the scope works.
+#[test]
+fn debug_output_may_go_to_a_sink_that_spawns_in_the_scope() {
+    within(ms(5000), || {
+        struct Spawns<'scope, 'env>(&'scope greenlet::Scope<'scope, 'env>, String);
+        impl std::fmt::Write for Spawns<'_, '_> {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                drop(self.0.spawn(|| ()));
+                self.1.push_str(s);
+                Ok(())
+            }
+        }
+        let out = greenlet::scope(|s| {
+            use std::fmt::Write;
+            let mut sink = Spawns(s, String::new());
+            write!(sink, "{s:?}").unwrap();
+            sink.1
+        });
+        assert!(out.contains("members: 0"), "{out}");
+    });
+}
