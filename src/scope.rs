@@ -17,8 +17,11 @@
 //! stays pending (kills are level-triggered) and takes effect at the owner's
 //! next park after the scope. If the body unwinds (a panic, a kill, an
 //! expired `with_timeout`), the members are killed and joined first, and
-//! the unwind then continues. Nothing the user can forget or leak ends the
-//! wait early: the scope owns its member list.
+//! the unwind then continues. Killing an unstarted member drops its closure
+//! on the owner's stack, which runs user code that may unwind (a panic in a
+//! destructor, or a kill of the owner delivered at a park in one): that
+//! unwind is caught, and raised once the members are dead. Nothing the user
+//! can forget or leak ends the wait early: the scope owns its member list.
 //!
 //! In root context the raw park runs the hub loop, which may report that
 //! nothing can ever end the wait ("would block forever"). The members are
@@ -240,11 +243,15 @@ impl<'scope, 'env> Scope<'scope, 'env> {
     /// set or the caller gets a kill or an expired timeout. Never unwinds
     /// before they are all finished (see the module docs). Returns the
     /// loop's report if the root's wait could never have ended (after the
-    /// members were killed), to be raised once they are dead.
+    /// members were killed), or else the first unwind out of an unstarted
+    /// member's closure dropped by a kill here, to be raised once they are
+    /// dead.
     fn wait_all(&self, mut kill: bool) -> Option<Box<dyn std::any::Any + Send>> {
         let hub = Hub::current();
         let me = hub.current_task();
         let mut loop_panic = None;
+        // The first unwind out of an unstarted member's dropped closure.
+        let mut drop_unwind = None;
         loop {
             if !kill && hub::interrupt_pending() {
                 kill = true;
@@ -258,12 +265,20 @@ impl<'scope, 'env> Scope<'scope, 'env> {
                 .filter(|t| !t.is_finished())
                 .collect();
             let Some(first) = pending.first() else {
-                return loop_panic;
+                return loop_panic.or(drop_unwind);
             };
             if kill {
                 for t in &pending {
                     if !t.kill.get() {
-                        kill_task_nowait(t);
+                        // An unstarted member's closure is dropped right
+                        // here, on this stack: its destructor may panic, or
+                        // park and have a kill or timeout of the owner
+                        // delivered. The unwind waits until the members are
+                        // dead (the member is finished either way).
+                        let r = catch_unwind(AssertUnwindSafe(|| kill_task_nowait(t)));
+                        if let Err(p) = r {
+                            drop_unwind.get_or_insert(p);
+                        }
                     }
                 }
                 if first.is_finished() {
@@ -308,8 +323,10 @@ fn abandon_scope() -> ! {
 
 impl fmt::Debug for Scope<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not borrowed while the caller's sink runs: it may spawn here.
+        let members = self.members.borrow().len();
         f.debug_struct("Scope")
-            .field("members", &self.members.borrow().len())
+            .field("members", &members)
             .finish_non_exhaustive()
     }
 }

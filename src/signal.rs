@@ -363,9 +363,16 @@ impl Handler {
 
 impl Drop for Handler {
     fn drop(&mut self) {
-        if let Some(g) = self.listener.take() {
-            if crate::hub::Hub::try_current().is_some() && !std::thread::panicking() {
+        if let Some(g) = self.listener.take()
+            && let Some(hub) = crate::hub::Hub::try_current()
+        {
+            // Waiting for the listener to die is a blocking call: not from
+            // code the hub loop runs (the value of a detached greenlet,
+            // say), nor while unwinding. There it dies at its next run.
+            if hub.may_block() && !std::thread::panicking() {
                 g.kill();
+            } else {
+                g.kill_nowait();
             }
         }
     }

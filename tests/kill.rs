@@ -316,3 +316,41 @@ fn the_hub_keeps_working_after_many_kills() {
     assert!(t.elapsed() >= ms(10));
     assert_eq!(greenlet::spawn(|| 3).join().unwrap(), 3);
 }
+
+/// Parks, then logs, when dropped (a value with a graceful close).
+struct ParksInDrop(Log<&'static str>);
+
+impl std::fmt::Debug for ParksInDrop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ParksInDrop")
+    }
+}
+
+impl Drop for ParksInDrop {
+    fn drop(&mut self) {
+        greenlet::sleep(ms(1));
+        self.0.push("value dropped");
+    }
+}
+
+/// A greenlet that catches its kill and returns a value still dies as
+/// killed; its value is dropped on its own stack, and that destructor may
+/// park like any other (the kill no longer applies to it) instead of
+/// unwinding out of the greenlet into whoever runs the hub.
+#[test]
+fn the_value_of_a_greenlet_that_caught_its_kill_drops_on_its_stack_and_may_park() {
+    util::within(ms(5000), || {
+        let log = Log::new();
+        let l = log.clone();
+        let g = greenlet::spawn(move || {
+            let r = std::panic::catch_unwind(|| greenlet::sleep(FOREVER));
+            assert!(r.is_err());
+            ParksInDrop(l)
+        });
+        greenlet::yield_now(); // it parks
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.kill()));
+        assert!(r.is_ok(), "the kill unwound the killer");
+        assert_killed(g.join());
+        assert_eq!(log.snapshot(), ["value dropped"]);
+    });
+}

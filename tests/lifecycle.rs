@@ -319,3 +319,35 @@ fn a_parked_greenlet_without_a_handle_lives_until_it_finishes_and_no_longer() {
         assert!(result_dropped.get(), "its cell was freed with the result");
     });
 }
+
+/// Panics when dropped.
+struct PanicsInDrop;
+
+impl Drop for PanicsInDrop {
+    fn drop(&mut self) {
+        panic!("closure's capture panicked in drop");
+    }
+}
+
+/// Killing an unstarted greenlet drops its closure in the killer; a panic
+/// out of that drop reaches the killer, but the greenlet is finished all
+/// the same: its link callbacks run and its waiters wake.
+#[test]
+fn a_panic_in_an_unstarted_closures_drop_still_wakes_its_waiters() {
+    within(ms(5000), || {
+        let bomb = PanicsInDrop;
+        let g = Rc::new(Greenlet::new(move || drop(bomb)));
+        let linked = Rc::new(Cell::new(false));
+        let l = linked.clone();
+        g.link(move |r| l.set(r.is_err_and(|e| e.is_killed())));
+        let g2 = g.clone();
+        let waiter = greenlet::spawn(move || g2.join_timeout(FOREVER).is_ok());
+        greenlet::yield_now(); // the waiter parks
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| g.kill()));
+        let msg = util::payload_message(&*r.unwrap_err());
+        assert_eq!(msg, "closure's capture panicked in drop");
+        assert!(g.is_finished());
+        assert!(linked.get(), "the link callback did not run");
+        assert!(waiter.join().unwrap(), "the waiter was not woken");
+    });
+}

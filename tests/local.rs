@@ -111,3 +111,39 @@ fn local_new_in_a_static() {
     assert_eq!(HITS.get(), 2);
     assert_eq!(greenlet::spawn(|| HITS.get()).join().unwrap(), 1);
 }
+
+/// Records whether it was dropped inside a greenlet.
+struct RecordsWhereDropped(Rc<Cell<Option<bool>>>);
+
+impl Drop for RecordsWhereDropped {
+    fn drop(&mut self) {
+        self.0.set(Some(greenlet::current().is_some()));
+    }
+}
+
+/// Makes another greenlet-local value, then panics, when dropped.
+struct PanicsAfterMakingALocal(Rc<Cell<Option<bool>>>);
+
+impl Drop for PanicsAfterMakingALocal {
+    fn drop(&mut self) {
+        MADE_IN_DROP.set(Some(RecordsWhereDropped(self.0.clone())));
+        panic!("a local's destructor panicked");
+    }
+}
+
+greenlet::local! {
+    static PANICS_IN_DROP: RefCell<Option<PanicsAfterMakingALocal>> = RefCell::new(None);
+    static MADE_IN_DROP: RefCell<Option<RecordsWhereDropped>> = RefCell::new(None);
+}
+
+/// A panic in one local's destructor does not leave the locals made
+/// meanwhile to be dropped later, outside the greenlet (where the docs'
+/// "its destructor may still park" would no longer hold).
+#[test]
+fn locals_made_by_a_panicking_local_destructor_still_drop_in_the_greenlet() {
+    let seen = Rc::new(Cell::new(None));
+    let s = seen.clone();
+    let g = greenlet::spawn(move || PANICS_IN_DROP.set(Some(PanicsAfterMakingALocal(s))));
+    g.join().unwrap();
+    assert_eq!(seen.get(), Some(true));
+}

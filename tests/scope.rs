@@ -352,3 +352,101 @@ fn a_scope_that_can_never_end_aborts_instead_of_returning() {
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("scope returned"));
 }
+
+/// Panics when dropped.
+struct PanicsInDrop;
+
+impl Drop for PanicsInDrop {
+    fn drop(&mut self) {
+        panic!("closure's capture panicked in drop");
+    }
+}
+
+/// When the scope kills its members, an unstarted member's closure is
+/// dropped on the owner's stack; a panic out of that drop must not end the
+/// scope while another member is still alive (it borrows the caller's
+/// stack).
+#[test]
+fn a_panic_in_an_unstarted_members_drop_does_not_end_the_scope_early() {
+    within(ms(5000), || {
+        let log: Log<String> = Log::new();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            greenlet::scope(|s| {
+                let l = log.clone();
+                s.spawn(move || {
+                    let _d = slow(&l, "started member", 20);
+                    greenlet::sleep(FOREVER);
+                });
+                greenlet::yield_now(); // it starts and parks
+                let bomb = PanicsInDrop;
+                s.spawn(move || drop(bomb)); // never starts
+                panic!("body failed");
+            })
+        }));
+        log.push("scope returned".into());
+        let msg = util::payload_message(&*r.unwrap_err());
+        assert_eq!(msg, "body failed");
+        assert_eq!(log.snapshot(), ["started member dropped", "scope returned"]);
+    });
+}
+
+/// The same, for a kill of the owner delivered while an unstarted
+/// member's closure parks in its drop: the owner goes on waiting for the
+/// members and unwinds only once they are dead.
+#[test]
+fn a_kill_delivered_in_an_unstarted_members_drop_does_not_end_the_scope_early() {
+    within(ms(5000), || {
+        let log: Log<String> = Log::new();
+        let l = log.clone();
+        let owner = greenlet::spawn(move || {
+            struct Exit(Log<String>);
+            impl Drop for Exit {
+                fn drop(&mut self) {
+                    self.0.push("scope exited".into());
+                }
+            }
+            let _exit = Exit(l.clone());
+            greenlet::scope(|s| {
+                let l2 = l.clone();
+                s.spawn(move || {
+                    let _d = slow(&l2, "started member", 30);
+                    greenlet::sleep(FOREVER);
+                });
+                greenlet::yield_now(); // it starts and parks
+                let late = slow(&l, "unstarted closure", 30);
+                s.spawn(move || drop(late)); // never starts
+                panic!("body failed"); // the scope kills its members
+            });
+        });
+        greenlet::sleep(ms(10)); // the owner parks in the closure's drop
+        owner.kill(); // and is killed there
+        assert!(owner.join().is_err());
+        let log = log.snapshot();
+        let member = log.iter().position(|e| e == "started member dropped");
+        let exit = log.iter().position(|e| e == "scope exited");
+        assert!(member.is_some() && member < exit, "{log:?}");
+    });
+}
+
+/// `Debug` of a scope does not keep its member list borrowed while the
+/// caller's sink runs: a sink that spawns in the scope works.
+#[test]
+fn debug_output_may_go_to_a_sink_that_spawns_in_the_scope() {
+    within(ms(5000), || {
+        struct Spawns<'scope, 'env>(&'scope greenlet::Scope<'scope, 'env>, String);
+        impl std::fmt::Write for Spawns<'_, '_> {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                drop(self.0.spawn(|| ()));
+                self.1.push_str(s);
+                Ok(())
+            }
+        }
+        let out = greenlet::scope(|s| {
+            use std::fmt::Write;
+            let mut sink = Spawns(s, String::new());
+            write!(sink, "{s:?}").unwrap();
+            sink.1
+        });
+        assert!(out.contains("members: 0"), "{out}");
+    });
+}

@@ -119,3 +119,40 @@ fn wait_and_block_reject_numbers_that_are_not_signals() {
     assert!(Signals::new(&[-1]).is_err());
     assert!(signal::wait(&[0, 1000]).is_err());
 }
+
+/// A `Handler` the hub loop drops (the value of a detached greenlet) stops
+/// without blocking: dropping it there must not make the loop's caller
+/// panic with "a blocking call was made from inside the hub loop".
+#[test]
+fn a_handler_dropped_by_the_hub_loop_stops_without_blocking() {
+    deadline(10, || {
+        let handler = signal::handler(SIGUSR1, || panic!("the handler still runs")).unwrap();
+        greenlet::yield_now(); // its listener parks
+        drop(greenlet::spawn(move || handler)); // detached: the loop drops it
+        let r = std::panic::catch_unwind(|| greenlet::sleep(Duration::from_millis(10)));
+        assert!(r.is_ok(), "the loop's caller was unwound");
+        // Stopped: an arrival stays pending, nobody runs.
+        raise(SIGUSR1);
+        greenlet::sleep(Duration::from_millis(10));
+        let pending = Signals::new(&[SIGUSR1]).unwrap();
+        assert_eq!(pending.try_wait().unwrap(), Some(SIGUSR1));
+    });
+}
+
+/// A `Handler` dropped while its owner unwinds stops too (without waiting).
+#[test]
+fn a_handler_dropped_while_unwinding_stops() {
+    deadline(10, || {
+        let handler = signal::handler(SIGUSR1, || panic!("the handler still runs")).unwrap();
+        greenlet::yield_now(); // its listener parks
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _handler = handler;
+            panic!("the owner fails");
+        }));
+        assert!(r.is_err());
+        raise(SIGUSR1);
+        greenlet::sleep(Duration::from_millis(10));
+        let pending = Signals::new(&[SIGUSR1]).unwrap();
+        assert_eq!(pending.try_wait().unwrap(), Some(SIGUSR1));
+    });
+}

@@ -658,3 +658,29 @@ fn item_of_a_killed_getter_reaches_a_getter_woken_by_close() {
     assert_eq!(second.join().unwrap(), Ok("only"));
     assert_eq!(q.try_get(), Err(TryGetError::Closed));
 }
+
+/// A formatter sink that asks the queue being formatted for its length.
+struct AsksTheQueue<'a>(&'a Queue<u8>, String);
+
+impl std::fmt::Write for AsksTheQueue<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let _ = self.0.len();
+        self.1.push_str(s);
+        Ok(())
+    }
+}
+
+/// `Debug` does not hold the queue's lock while the caller's sink runs:
+/// a sink that uses the queue (a log writer that reports on it, say)
+/// would otherwise spin on that lock forever.
+#[test]
+fn debug_output_may_go_to_a_sink_that_uses_the_queue() {
+    util::within(Duration::from_secs(5), || {
+        use std::fmt::Write;
+        let q = Queue::new();
+        q.put(1).unwrap();
+        let mut sink = AsksTheQueue(&q, String::new());
+        write!(sink, "{q:?}").unwrap();
+        assert!(sink.1.contains("len: 1"), "{}", sink.1);
+    });
+}

@@ -271,6 +271,13 @@ impl Hub {
         current_header().is_null()
     }
 
+    /// Whether the caller may make a blocking call: false for code the hub
+    /// loop runs itself (destructors and callbacks it runs in root context),
+    /// where a park panics (see `LoopGuard`).
+    pub(crate) fn may_block(&self) -> bool {
+        !(self.in_root() && self.in_loop.get())
+    }
+
     pub(crate) fn next_id(&self) -> u64 {
         let id = self.next_id.get();
         self.next_id.set(id + 1);

@@ -95,7 +95,6 @@ impl Hub {
         if hdr.state.get() != State::Ready {
             return; // killed before it ran, or a stale entry
         }
-        hdr.state.set(State::Running);
         // Keeps the loop consistent if anything below panics (it should
         // not: the fiber catches every panic of user code, but a failed
         // launch drops the user's closure here).
@@ -107,9 +106,11 @@ impl Hub {
         // inside a greenlet, so this is the only live borrow of the fiber.
         let fiber = match unsafe { (*hdr.fiber.get()).as_mut() } {
             Some(f) => f,
-            // Still in root context: a launch that finds no stack drops the
-            // closure, and code in its drop must not take itself for a
-            // greenlet that has no fiber to suspend.
+            // Still in root context, and the task still `Ready`: a launch
+            // that finds no stack drops the closure, and code in its drop
+            // must not take itself for a greenlet that has no fiber to
+            // suspend, nor the task for the running one (a kill of it would
+            // be a self-kill, unwinding the loop's caller).
             None => match self.launch(&task) {
                 Some(f) => f,
                 None => {
@@ -119,6 +120,7 @@ impl Hub {
                 }
             },
         };
+        hdr.state.set(State::Running);
         CURRENT.with(|c| c.set(hdr));
         self.monitor.switched(hdr);
         let result = fiber.resume(());

@@ -10,7 +10,7 @@ use corosensei::Yielder;
 
 use super::task::{self, Fiber, Header, ResultSlot, State, TaskRef};
 use super::timers::TimerAction;
-use super::{Hub, JoinError, UNSCHEDULED, deadline_after};
+use super::{Hub, JoinError, UNSCHEDULED, deadline_after, resume_unwind_marked};
 
 impl Hub {
     /// Spawns a task running `f` on a stack of `stack_size` bytes; it becomes
@@ -106,12 +106,22 @@ impl Hub {
         hdr.state.set(State::Finished);
         let entry = self.tasks.borrow_mut().remove(hdr);
         drop(entry);
-        if let Some(launch) = hdr.take_launch() {
+        // The closure's destructor is user code, run here on the caller's
+        // stack: it may panic, or park and have a kill or timeout of the
+        // caller delivered. The task is finished either way, and whoever
+        // waits for it is told so before that unwind goes on (a joiner
+        // would otherwise wait forever, and a `scope` owner would be unwound
+        // past its wait).
+        let dropped = match hdr.take_launch() {
             // SAFETY: `launch` was set by `spawn` for this task's payload
             // type; `None` asks it to discard.
-            unsafe { launch(task, None) };
-        }
+            Some(launch) => catch_unwind(AssertUnwindSafe(|| unsafe { launch(task, None) })),
+            None => Ok(false),
+        };
         hdr.notify_watchers(self);
+        if let Err(payload) = dropped {
+            resume_unwind_marked(payload);
+        }
     }
 
     /// Whether a task has begun running.
@@ -143,10 +153,12 @@ where
     let Some(hub) = hub else {
         // SAFETY: only `launch` and the fiber prologue touch the closure
         // cell, and the task never ran.
-        drop(unsafe { (*payload.f.get()).take() });
+        let f = unsafe { (*payload.f.get()).take() };
         if let Some(h) = Hub::try_current() {
             h.stacks.unreserve(task.stack_size());
         }
+        // Last: the closure's destructor may unwind.
+        drop(f);
         return false;
     };
     // SAFETY: as above; the fiber prologue has not run.
@@ -187,23 +199,30 @@ where
             Hub::current().current_task().leak();
             let f = (*(*fcell).get()).take().expect("launched twice");
             let mut result = catch_unwind(AssertUnwindSafe(f)).map_err(JoinError::from_payload);
-            if result.is_ok() && (*hdr).kill.get() {
-                // Killed, and the kill was caught (`catch_unwind`) or met
-                // only calls that cannot unwind (the monkey hooks fail
-                // instead): it still dies as killed.
-                result = Err(JoinError::killed());
-            }
+            // Killed, and the kill was caught (`catch_unwind`) or met only
+            // calls that cannot unwind (the monkey hooks fail instead): it
+            // still dies as killed.
+            let killed = result.is_ok() && (*hdr).kill.get();
             // The greenlet is done: interrupts aimed at its body no
             // longer apply to the destructors below.
             (*hdr).kill.set(false);
             (*hdr).take_expired_timeout();
             (*hdr).unwinding.set(false);
+            if killed {
+                // Its value is dropped here, on its stack, like its locals
+                // below: the destructor may park, and nothing it does (a
+                // panic reported by the hook) leaves this closure.
+                let value = std::mem::replace(&mut result, Err(JoinError::killed()));
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(value)));
+            }
             // Greenlet-local values die with the greenlet, on its own
             // stack (their destructors may still park). A panicking
             // destructor was reported by the panic hook; it does not
-            // change the result.
+            // change the result, and it ends only its own round of
+            // `clear`: values made meanwhile are dropped here too, not
+            // later wherever the task's last reference goes.
             if let Some(cold) = (*hdr).cold_if_any() {
-                let _ = catch_unwind(AssertUnwindSafe(|| cold.locals.clear()));
+                while catch_unwind(AssertUnwindSafe(|| cold.locals.clear())).is_err() {}
             }
             *(*slot).get() = Some(result);
         }

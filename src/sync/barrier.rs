@@ -135,10 +135,11 @@ impl Barrier {
 
 impl fmt::Debug for Barrier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.state.lock();
+        // Read under the lock, written after (see `Queue`'s `Debug`).
+        let arrived = self.state.lock().arrived;
         f.debug_struct("Barrier")
             .field("n", &self.n)
-            .field("arrived", &s.arrived)
+            .field("arrived", &arrived)
             .finish()
     }
 }

@@ -240,10 +240,14 @@ impl Semaphore {
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.state.lock();
+        // Read under the lock, written after (see `Queue`'s `Debug`).
+        let (permits, waiters) = {
+            let s = self.state.lock();
+            (s.permits, s.waiters.len())
+        };
         f.debug_struct("Semaphore")
-            .field("permits", &s.permits)
-            .field("waiters", &s.waiters.len())
+            .field("permits", &permits)
+            .field("waiters", &waiters)
             .finish()
     }
 }

@@ -66,3 +66,31 @@ fn a_blocking_call_in_a_failed_launch_s_drop_is_refused_and_the_hub_survives() {
         assert_eq!(other.join().unwrap(), 8);
     });
 }
+
+/// The task is not taken for the running greenlet while its closure is
+/// dropped by a failed launch either: a kill of it from that drop (say, a
+/// guard that stops its own greenlet) is a kill of a greenlet that is not
+/// running, not a self-kill that unwinds the loop's caller.
+#[test]
+fn a_kill_of_the_task_from_a_failed_launch_s_drop_does_not_unwind_the_loop() {
+    within(Duration::from_secs(20), || {
+        let handle: Rc<std::cell::RefCell<Option<crate::Greenlet<()>>>> = Rc::default();
+        let h = handle.clone();
+        let guard = OnDrop(move || {
+            if let Some(g) = h.borrow().as_ref() {
+                g.kill_nowait();
+            }
+        });
+        FAIL_NEXT_TAKE.with(|f| f.set(true));
+        *handle.borrow_mut() = Some(crate::spawn(move || drop(guard)));
+        let r = catch_unwind(AssertUnwindSafe(crate::yield_now));
+        assert!(r.is_ok(), "the loop's caller was unwound");
+        let g = handle.borrow_mut().take().unwrap();
+        let err = g.join().unwrap_err();
+        assert!(
+            err.to_string().contains("could not get a stack"),
+            "join error: {err}"
+        );
+        assert_eq!(crate::spawn(|| 7).join().unwrap(), 7);
+    });
+}

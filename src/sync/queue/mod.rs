@@ -376,11 +376,16 @@ impl<T> Default for Queue<T> {
 
 impl<T> fmt::Debug for Queue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.inner.lock();
+        // Read under the lock, written after: the formatter's sink is the
+        // caller's code, which may use this queue.
+        let (len, cap, closed) = {
+            let s = self.inner.lock();
+            (s.items.len(), s.cap, s.closed)
+        };
         f.debug_struct("Queue")
-            .field("len", &s.items.len())
-            .field("capacity", &(s.cap != usize::MAX).then_some(s.cap))
-            .field("closed", &s.closed)
+            .field("len", &len)
+            .field("capacity", &(cap != usize::MAX).then_some(cap))
+            .field("closed", &closed)
             .finish()
     }
 }
