@@ -204,3 +204,61 @@ fn getaddrinfo_finishing_after_its_thread_exited_writes_into_mapped_memory() {
     );
     assert_child_passed(&out);
 }
+
+/// A patched `poll` for `events` on `fd`, from a greenlet, with a 5 s
+/// timeout: returns its result, `revents` and how long it took.
+fn green_poll_one(
+    fd: i32,
+    events: libc::c_short,
+) -> greenlet::Greenlet<(i32, libc::c_short, Duration)> {
+    spawn(move || {
+        let mut p = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let t = Instant::now();
+        // SAFETY (test): one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, 5_000) };
+        (n, p.revents, t.elapsed())
+    })
+}
+
+#[test]
+fn poll_for_events_other_than_in_and_out_wakes_when_they_come() {
+    patch();
+    within(LIMIT, || {
+        // POLLPRI: TCP urgent data arrives while the greenlet waits.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let poller = green_poll_one(server.as_raw_fd(), libc::POLLPRI);
+        sleep(Duration::from_millis(30));
+        util::send_urgent(client.as_raw_fd(), b'!');
+        let (n, revents, took) = poller.join().unwrap();
+        assert_eq!(n, 1, "POLLPRI poll timed out after {took:?}");
+        assert!(
+            took < Duration::from_secs(3),
+            "POLLPRI woke only at the timeout"
+        );
+        assert!(revents & libc::POLLPRI != 0, "revents {revents:#x}");
+        // POLLRDHUP, and no event at all (hang-ups are always reported):
+        // the peer closes while the greenlet waits.
+        for events in [libc::POLLRDHUP, 0] {
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let poller = green_poll_one(a.as_raw_fd(), events);
+            sleep(Duration::from_millis(30));
+            drop(b);
+            let (n, revents, took) = poller.join().unwrap();
+            assert_eq!(n, 1, "poll for {events:#x} timed out after {took:?}");
+            assert!(
+                took < Duration::from_secs(3),
+                "poll for {events:#x} woke only at the timeout"
+            );
+            assert!(
+                revents & (libc::POLLRDHUP | libc::POLLHUP) != 0,
+                "revents {revents:#x}"
+            );
+        }
+    });
+}

@@ -222,13 +222,7 @@ fn wait_any(hook: &Hook, fds: &[libc::pollfd], deadline: Option<Instant>) -> Opt
             ok = false;
             break;
         };
-        for (bit, dir) in [
-            (libc::POLLIN, Direction::Read),
-            (libc::POLLOUT, Direction::Write),
-        ] {
-            if p.events & bit == 0 {
-                continue;
-            }
+        for dir in poll_directions(p.events) {
             let Some(reg) = fdtable::registration(p.fd, info) else {
                 ok = false;
                 continue;
@@ -262,6 +256,21 @@ fn wait_any(hook: &Hook, fds: &[libc::pollfd], deadline: Option<Instant>) -> Opt
         reg.remove_waiter(dir, &me);
     }
     wake
+}
+
+/// The directions to wait in for a pollfd's `events`. Read covers more
+/// than `POLLIN`: urgent data (`POLLPRI`, epoll's `EPOLLPRI`) and the
+/// peer's hang-up (`POLLRDHUP`) end a read wait too; and `poll` reports
+/// hang-ups and errors even for `events == 0`, which end a wait in either
+/// direction. So an fd asked for anything but writability alone is
+/// waited for in the read direction.
+fn poll_directions(events: libc::c_short) -> impl Iterator<Item = Direction> {
+    const WRITE: libc::c_short = libc::POLLOUT | libc::POLLWRNORM | libc::POLLWRBAND;
+    let write = events & WRITE != 0;
+    let read = events & !WRITE != 0 || !write;
+    [(read, Direction::Read), (write, Direction::Write)]
+        .into_iter()
+        .filter_map(|(on, dir)| on.then_some(dir))
 }
 
 fn ms_timeout(ms: c_int) -> Option<Duration> {
