@@ -262,3 +262,41 @@ fn poll_for_events_other_than_in_and_out_wakes_when_they_come() {
         }
     });
 }
+
+#[test]
+fn patched_poll_on_a_green_socket_lets_the_hub_run() {
+    patch();
+    within(LIMIT, || {
+        use greenlet::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        // A read that waits registers the green socket's fd with the hub.
+        let reader = spawn(move || {
+            let mut one = [0u8; 1];
+            (&server).read_exact(&mut one).unwrap();
+            server
+        });
+        sleep(Duration::from_millis(20));
+        client.write_all(b"a").unwrap();
+        let server = reader.join().unwrap();
+        // A C library handed the socket's fd (libssh2, say) polls it: the
+        // poll must park, so the writer below runs on the same hub.
+        let fd = server.as_raw_fd();
+        let writer = spawn(move || {
+            sleep(Duration::from_millis(30));
+            client.write_all(b"b").unwrap();
+            client
+        });
+        let poller = green_poll_one(fd, libc::POLLIN);
+        let (n, revents, took) = poller.join().unwrap();
+        let _client = writer.join().unwrap();
+        assert_eq!(n, 1, "poll timed out after {took:?}");
+        assert!(revents & libc::POLLIN != 0, "revents {revents:#x}");
+        assert!(took < Duration::from_secs(3), "the poll blocked the hub");
+        // The green socket still waits through its own registration.
+        let mut one = [0u8; 1];
+        (&server).read_exact(&mut one).unwrap();
+        assert_eq!(&one, b"b");
+    });
+}

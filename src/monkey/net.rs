@@ -2,12 +2,11 @@
 //! `accept`, `accept4`, `setsockopt` (timeouts), `poll`, `ppoll`, `select`
 //! and the fortified `__poll_chk`/`__ppoll_chk`.
 
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use libc::{c_int, c_void, sockaddr, socklen_t};
 
-use crate::hub::reactor::{Direction, Registration};
+use crate::hub::reactor::Direction;
 use crate::hub::task::Wake;
 use crate::monkey::real::{errno, set_errno};
 use crate::monkey::{Hook, fdtable, interrupt_errno, is_socket, real, wait_fd};
@@ -214,7 +213,7 @@ fn wait_any(hook: &Hook, fds: &[libc::pollfd], deadline: Option<Instant>) -> Opt
     // The registrations themselves, not fd numbers: an fd closed during
     // the wait must still have its waiter removed (or the hub would count
     // a waiter that no event can ever wake).
-    let mut added: Vec<(Rc<Registration>, Direction)> = Vec::with_capacity(fds.len() * 2);
+    let mut added: Vec<(fdtable::HookRegistration, Direction)> = Vec::with_capacity(fds.len() * 2);
     let mut ok = true;
     let mut ready_now = false;
     for p in fds.iter().filter(|p| p.fd >= 0) {
