@@ -300,3 +300,42 @@ fn patched_poll_on_a_green_socket_lets_the_hub_run() {
         assert_eq!(&one, b"b");
     });
 }
+
+#[test]
+fn std_unix_datagram_send_to_a_full_receiver_sleeps_until_it_drains() {
+    use std::os::unix::net::UnixDatagram;
+    patch();
+    util::within(Duration::from_secs(20), || {
+        let dir = util::temp_dir("monkey-dgram-full");
+        let path = dir.join("full.sock");
+        let receiver = UnixDatagram::bind(&path).unwrap();
+        // Another socket fills the receiver's queue.
+        let filler = UnixDatagram::unbound().unwrap();
+        filler.set_nonblocking(true).unwrap();
+        let mut queued = 0;
+        while filler.send_to(b"x", &path).is_ok() {
+            queued += 1;
+            assert!(queued < 100_000, "the receive queue never filled");
+        }
+        let p = path.clone();
+        let blocked = greenlet::spawn(move || {
+            let sender = UnixDatagram::unbound().unwrap();
+            sender.send_to(b"y", &p)
+        });
+        let cpu = util::thread_cpu_time();
+        greenlet::sleep(Duration::from_millis(300));
+        let cpu = util::thread_cpu_time() - cpu;
+        assert!(!blocked.is_finished(), "the send did not wait");
+        assert!(
+            cpu < Duration::from_millis(60),
+            "the hub spun while the send waited: {cpu:?} of CPU in 300 ms"
+        );
+        let mut buf = [0; 8];
+        for _ in 0..queued {
+            receiver.recv(&mut buf).unwrap();
+        }
+        assert_eq!(blocked.join().unwrap().unwrap(), 1);
+        assert_eq!(receiver.recv(&mut buf).unwrap(), 1);
+        assert_eq!(buf[0], b'y');
+    });
+}
