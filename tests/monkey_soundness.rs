@@ -339,3 +339,43 @@ fn std_unix_datagram_send_to_a_full_receiver_sleeps_until_it_drains() {
         assert_eq!(buf[0], b'y');
     });
 }
+
+#[test]
+fn select_with_a_timeval_of_more_than_a_second_of_microseconds_waits_it() {
+    if child_mode().as_deref() == Some("select_usec") {
+        patch();
+        // The kernel carries microseconds past a second into seconds:
+        // 4.3 s here (4,300,000,000 ns overflows a u32).
+        let g = spawn(|| {
+            let mut tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 4_300_000,
+            };
+            greenlet::with_timeout(Duration::from_millis(300), || {
+                // SAFETY (test): no fd sets, a valid timeval.
+                unsafe {
+                    libc::select(
+                        0,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                        &mut tv,
+                    )
+                }
+            })
+        });
+        let r = g.join().unwrap();
+        assert!(
+            r.is_err(),
+            "select returned {r:?} before 300 ms of its 4.3 s"
+        );
+        return;
+    }
+    let out = run_child_within(
+        "select_with_a_timeval_of_more_than_a_second_of_microseconds_waits_it",
+        "select_usec",
+        &[],
+        LIMIT,
+    );
+    assert_child_passed(&out);
+}

@@ -386,10 +386,14 @@ pub unsafe extern "C" fn select(
     } else {
         // SAFETY: a non-null timeval from the caller.
         let t = unsafe { *tv };
-        Some(Duration::new(
-            t.tv_sec.max(0) as u64,
-            (t.tv_usec.max(0) as u32) * 1000,
-        ))
+        // Negative: zero, so the real call reports EINVAL. Microseconds
+        // past a second carry into seconds, as in the kernel.
+        Some(if t.tv_sec < 0 || t.tv_usec < 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(t.tv_sec as u64)
+                .saturating_add(Duration::from_micros(t.tv_usec as u64))
+        })
     };
     let Some(h) = Hook::enter().filter(|_| timeout != Some(Duration::ZERO)) else {
         // SAFETY: forwarding the caller's arguments.
