@@ -204,3 +204,178 @@ fn getaddrinfo_finishing_after_its_thread_exited_writes_into_mapped_memory() {
     );
     assert_child_passed(&out);
 }
+
+/// A patched `poll` for `events` on `fd`, from a greenlet, with a 5 s
+/// timeout: returns its result, `revents` and how long it took.
+fn green_poll_one(
+    fd: i32,
+    events: libc::c_short,
+) -> greenlet::Greenlet<(i32, libc::c_short, Duration)> {
+    spawn(move || {
+        let mut p = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
+        let t = Instant::now();
+        // SAFETY (test): one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, 5_000) };
+        (n, p.revents, t.elapsed())
+    })
+}
+
+#[test]
+fn poll_for_events_other_than_in_and_out_wakes_when_they_come() {
+    patch();
+    within(LIMIT, || {
+        // POLLPRI: TCP urgent data arrives while the greenlet waits.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let poller = green_poll_one(server.as_raw_fd(), libc::POLLPRI);
+        sleep(Duration::from_millis(30));
+        util::send_urgent(client.as_raw_fd(), b'!');
+        let (n, revents, took) = poller.join().unwrap();
+        assert_eq!(n, 1, "POLLPRI poll timed out after {took:?}");
+        assert!(
+            took < Duration::from_secs(3),
+            "POLLPRI woke only at the timeout"
+        );
+        assert!(revents & libc::POLLPRI != 0, "revents {revents:#x}");
+        // POLLRDHUP, and no event at all (hang-ups are always reported):
+        // the peer closes while the greenlet waits.
+        for events in [libc::POLLRDHUP, 0] {
+            let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let poller = green_poll_one(a.as_raw_fd(), events);
+            sleep(Duration::from_millis(30));
+            drop(b);
+            let (n, revents, took) = poller.join().unwrap();
+            assert_eq!(n, 1, "poll for {events:#x} timed out after {took:?}");
+            assert!(
+                took < Duration::from_secs(3),
+                "poll for {events:#x} woke only at the timeout"
+            );
+            assert!(
+                revents & (libc::POLLRDHUP | libc::POLLHUP) != 0,
+                "revents {revents:#x}"
+            );
+        }
+    });
+}
+
+#[test]
+fn patched_poll_on_a_green_socket_lets_the_hub_run() {
+    patch();
+    within(LIMIT, || {
+        use greenlet::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        // A read that waits registers the green socket's fd with the hub.
+        let reader = spawn(move || {
+            let mut one = [0u8; 1];
+            (&server).read_exact(&mut one).unwrap();
+            server
+        });
+        sleep(Duration::from_millis(20));
+        client.write_all(b"a").unwrap();
+        let server = reader.join().unwrap();
+        // A C library handed the socket's fd (libssh2, say) polls it: the
+        // poll must park, so the writer below runs on the same hub.
+        let fd = server.as_raw_fd();
+        let writer = spawn(move || {
+            sleep(Duration::from_millis(30));
+            client.write_all(b"b").unwrap();
+            client
+        });
+        let poller = green_poll_one(fd, libc::POLLIN);
+        let (n, revents, took) = poller.join().unwrap();
+        let _client = writer.join().unwrap();
+        assert_eq!(n, 1, "poll timed out after {took:?}");
+        assert!(revents & libc::POLLIN != 0, "revents {revents:#x}");
+        assert!(took < Duration::from_secs(3), "the poll blocked the hub");
+        // The green socket still waits through its own registration.
+        let mut one = [0u8; 1];
+        (&server).read_exact(&mut one).unwrap();
+        assert_eq!(&one, b"b");
+    });
+}
+
+#[test]
+fn std_unix_datagram_send_to_a_full_receiver_sleeps_until_it_drains() {
+    use std::os::unix::net::UnixDatagram;
+    patch();
+    util::within(Duration::from_secs(20), || {
+        let dir = util::temp_dir("monkey-dgram-full");
+        let path = dir.join("full.sock");
+        let receiver = UnixDatagram::bind(&path).unwrap();
+        // Another socket fills the receiver's queue.
+        let filler = UnixDatagram::unbound().unwrap();
+        filler.set_nonblocking(true).unwrap();
+        let mut queued = 0;
+        while filler.send_to(b"x", &path).is_ok() {
+            queued += 1;
+            assert!(queued < 100_000, "the receive queue never filled");
+        }
+        let p = path.clone();
+        let blocked = greenlet::spawn(move || {
+            let sender = UnixDatagram::unbound().unwrap();
+            sender.send_to(b"y", &p)
+        });
+        let cpu = util::thread_cpu_time();
+        greenlet::sleep(Duration::from_millis(300));
+        let cpu = util::thread_cpu_time() - cpu;
+        assert!(!blocked.is_finished(), "the send did not wait");
+        assert!(
+            cpu < Duration::from_millis(60),
+            "the hub spun while the send waited: {cpu:?} of CPU in 300 ms"
+        );
+        let mut buf = [0; 8];
+        for _ in 0..queued {
+            receiver.recv(&mut buf).unwrap();
+        }
+        assert_eq!(blocked.join().unwrap().unwrap(), 1);
+        assert_eq!(receiver.recv(&mut buf).unwrap(), 1);
+        assert_eq!(buf[0], b'y');
+    });
+}
+
+#[test]
+fn select_with_a_timeval_of_more_than_a_second_of_microseconds_waits_it() {
+    if child_mode().as_deref() == Some("select_usec") {
+        patch();
+        // The kernel carries microseconds past a second into seconds:
+        // 4.3 s here (4,300,000,000 ns overflows a u32).
+        let g = spawn(|| {
+            let mut tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 4_300_000,
+            };
+            greenlet::with_timeout(Duration::from_millis(300), || {
+                // SAFETY (test): no fd sets, a valid timeval.
+                unsafe {
+                    libc::select(
+                        0,
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                        &mut tv,
+                    )
+                }
+            })
+        });
+        let r = g.join().unwrap();
+        assert!(
+            r.is_err(),
+            "select returned {r:?} before 300 ms of its 4.3 s"
+        );
+        return;
+    }
+    let out = run_child_within(
+        "select_with_a_timeval_of_more_than_a_second_of_microseconds_waits_it",
+        "select_usec",
+        &[],
+        LIMIT,
+    );
+    assert_child_passed(&out);
+}

@@ -191,3 +191,76 @@ fn datagram_pair_unbound_timeouts_and_closed_peer() {
     assert!(u.local_addr().unwrap().is_unnamed());
     assert!(u.peer_addr().is_err());
 }
+
+/// Fills `to`'s receive queue with datagrams from `from` (non-blocking
+/// sends until `WouldBlock`), leaving `from` blocking again; returns how
+/// many went.
+fn fill_queue(from: &UnixDatagram, send: impl Fn(&UnixDatagram) -> io::Result<usize>) -> usize {
+    from.set_nonblocking(true).unwrap();
+    let mut sent = 0;
+    loop {
+        match send(from) {
+            Ok(_) => sent += 1,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("filling the queue: {e}"),
+        }
+        assert!(sent < 100_000, "the receive queue never filled");
+    }
+    from.set_nonblocking(false).unwrap();
+    sent
+}
+
+#[test]
+fn datagram_send_to_a_full_receiver_waits_until_it_drains() {
+    util::within(Duration::from_secs(20), || {
+        let dir = temp_dir("unix-dgram-full");
+        let path = dir.join("full.sock");
+        let receiver = UnixDatagram::bind(&path).unwrap();
+        // Unconnected (`send_to`) and connected (`send`) senders, the
+        // queue filled by another socket: the room the receiver makes
+        // frees none of the sender's own buffers.
+        for connected in [false, true] {
+            let filler = UnixDatagram::unbound().unwrap();
+            let p = path.clone();
+            let queued = fill_queue(&filler, move |s| s.send_to(b"x", &p));
+            let sender = UnixDatagram::unbound().unwrap();
+            if connected {
+                sender.connect(&path).unwrap();
+            }
+            let p = path.clone();
+            let send = move |s: &UnixDatagram| {
+                if connected {
+                    s.send(b"x")
+                } else {
+                    s.send_to(b"x", &p)
+                }
+            };
+            // A blocking send parks until the receiver makes room.
+            let blocked = greenlet::spawn(move || {
+                greenlet::with_timeout(Duration::from_secs(5), || send(&sender))
+            });
+            let cpu = util::thread_cpu_time();
+            greenlet::sleep(Duration::from_millis(300));
+            let cpu = util::thread_cpu_time() - cpu;
+            assert!(
+                !blocked.is_finished(),
+                "the send did not wait (connected: {connected})"
+            );
+            // It sleeps while it waits: the hub does not spin retrying.
+            assert!(
+                cpu < Duration::from_millis(60),
+                "the hub spun while the send waited (connected: {connected}): {cpu:?} of CPU in 300 ms"
+            );
+            let mut buf = [0; 8];
+            for _ in 0..queued {
+                receiver.recv(&mut buf).unwrap();
+            }
+            let sent = blocked.join().unwrap();
+            assert!(
+                matches!(sent, Ok(Ok(1))),
+                "the send did not finish once there was room (connected: {connected}): {sent:?}"
+            );
+            assert_eq!(receiver.recv(&mut buf).unwrap(), 1);
+        }
+    });
+}

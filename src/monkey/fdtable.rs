@@ -11,6 +11,7 @@
 //! registration of the old fd.
 
 use std::cell::RefCell;
+use std::os::fd::BorrowedFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use mio::unix::SourceFd;
 
 use crate::hub::reactor::Registration;
+use crate::io::Watched;
 use crate::monkey::real;
 
 const CHUNK: usize = 4096;
@@ -179,30 +181,76 @@ pub(crate) fn with_registration<R>(
     registration(fd, info).map(|reg| f(&reg))
 }
 
+/// What a hook waits on for an fd: this thread's cached registration of
+/// it, or, for an fd the hub already watches under another owner, a
+/// registered dup of it made for this wait alone.
+pub(crate) enum HookRegistration {
+    Cached(Rc<Registration>),
+    /// Dropping it takes the dup out of epoll and closes it.
+    Dup(Rc<Watched>),
+}
+
+impl Clone for HookRegistration {
+    fn clone(&self) -> HookRegistration {
+        match self {
+            HookRegistration::Cached(r) => HookRegistration::Cached(r.clone()),
+            HookRegistration::Dup(w) => HookRegistration::Dup(w.clone()),
+        }
+    }
+}
+
+impl std::ops::Deref for HookRegistration {
+    type Target = Registration;
+
+    fn deref(&self) -> &Registration {
+        match self {
+            HookRegistration::Cached(r) => r,
+            HookRegistration::Dup(w) => w.registration(),
+        }
+    }
+}
+
 /// This thread's registration of `fd` (see [`with_registration`]), as a
 /// handle that stays valid after the fd is closed: a waiter that must undo
 /// its registration later (`poll`'s) undoes it on the registration it made,
 /// never on whatever a reused fd number maps to by then.
-pub(crate) fn registration(fd: libc::c_int, info: &FdInfo) -> Option<Rc<Registration>> {
+///
+/// An fd this thread's hub already watches (a `greenlet::net` socket's,
+/// whose fd a C library polls) cannot be registered again (`EEXIST`):
+/// it is waited on through a dup of it, registered for this wait only, so
+/// the dup never keeps the socket open past the wait.
+pub(crate) fn registration(fd: libc::c_int, info: &FdInfo) -> Option<HookRegistration> {
     let generation = info.generation();
     let idx = fd as usize;
-    REGS.with(|regs| {
+    let cached: std::io::Result<Rc<Registration>> = REGS.with(|regs| {
         let mut regs = regs.borrow_mut();
         if regs.len() <= idx {
             regs.resize_with(idx + 1, || None);
         }
         match &regs[idx] {
-            Some((g, reg)) if *g == generation => Some(reg.clone()),
+            Some((g, reg)) if *g == generation => Ok(reg.clone()),
             _ => {
                 // A stale entry's fd is gone; its epoll entry went with it
                 // (or belongs to a dup we must not disturb).
                 regs[idx] = None;
-                let reg = Rc::new(Registration::new(fd).ok()?);
+                let reg = Rc::new(Registration::new(fd)?);
                 regs[idx] = Some((generation, reg.clone()));
-                Some(reg)
+                Ok(reg)
             }
         }
-    })
+    });
+    match cached {
+        Ok(reg) => Some(HookRegistration::Cached(reg)),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            // SAFETY: epoll just found `fd` registered, so it is open; the
+            // borrow lasts only for the `dup` below, within the hooked
+            // call that was handed `fd`.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+            let watched = Watched::new(borrowed).ok()??;
+            Some(HookRegistration::Dup(Rc::new(watched)))
+        }
+        Err(_) => None,
+    }
 }
 
 /// Removes this thread's registration of `fd` (before it closes), waking

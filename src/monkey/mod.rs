@@ -325,7 +325,25 @@ pub(crate) fn cooperate(
         return -1;
     }
     let mut deadline: Option<Option<Instant>> = None;
+    let mut failures = 0u32;
+    let mut pause = SEND_RETRY_MIN;
     loop {
+        if dir == Direction::Write && failures >= 2 {
+            // A send that failed again right after its wake-up: a Unix
+            // datagram to a receiver whose queue is full, whose failed
+            // attempt made the socket writable again at once (the kernel
+            // gives an unconnected sender no other wake-up). Pause before
+            // the next attempt (whose failure wakes the wait after it), or
+            // the retries spin the hub until the receiver drains.
+            let left = deadline.flatten().map_or(pause, |d| {
+                pause.min(d.saturating_duration_since(Instant::now()))
+            });
+            if time::green_sleep(hook, left, call).is_err() {
+                set_errno(interrupt_errno().unwrap_or(libc::EINTR));
+                return -1;
+            }
+            pause = (pause * 2).min(SEND_RETRY_MAX);
+        }
         let r = op();
         if r >= 0 {
             return r;
@@ -343,12 +361,18 @@ pub(crate) fn cooperate(
                 .and_then(|i| i.timeout(dir == Direction::Read))
                 .map(crate::hub::deadline_after)
         });
+        failures += 1;
         if let Some(e) = wait_fd(hook, call, fd, dir, deadline).failure(libc::EAGAIN) {
             set_errno(e);
             return -1;
         }
     }
 }
+
+/// The first pause of a send that keeps failing right after its wake-ups
+/// (see [`cooperate`]), doubled after each, up to [`SEND_RETRY_MAX`].
+const SEND_RETRY_MIN: std::time::Duration = std::time::Duration::from_millis(1);
+const SEND_RETRY_MAX: std::time::Duration = std::time::Duration::from_millis(64);
 
 /// Whether `fd` is a socket (cached per fd).
 pub(crate) fn is_socket(fd: c_int) -> bool {

@@ -2,12 +2,11 @@
 //! `accept`, `accept4`, `setsockopt` (timeouts), `poll`, `ppoll`, `select`
 //! and the fortified `__poll_chk`/`__ppoll_chk`.
 
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use libc::{c_int, c_void, sockaddr, socklen_t};
 
-use crate::hub::reactor::{Direction, Registration};
+use crate::hub::reactor::Direction;
 use crate::hub::task::Wake;
 use crate::monkey::real::{errno, set_errno};
 use crate::monkey::{Hook, fdtable, interrupt_errno, is_socket, real, wait_fd};
@@ -214,7 +213,7 @@ fn wait_any(hook: &Hook, fds: &[libc::pollfd], deadline: Option<Instant>) -> Opt
     // The registrations themselves, not fd numbers: an fd closed during
     // the wait must still have its waiter removed (or the hub would count
     // a waiter that no event can ever wake).
-    let mut added: Vec<(Rc<Registration>, Direction)> = Vec::with_capacity(fds.len() * 2);
+    let mut added: Vec<(fdtable::HookRegistration, Direction)> = Vec::with_capacity(fds.len() * 2);
     let mut ok = true;
     let mut ready_now = false;
     for p in fds.iter().filter(|p| p.fd >= 0) {
@@ -222,13 +221,7 @@ fn wait_any(hook: &Hook, fds: &[libc::pollfd], deadline: Option<Instant>) -> Opt
             ok = false;
             break;
         };
-        for (bit, dir) in [
-            (libc::POLLIN, Direction::Read),
-            (libc::POLLOUT, Direction::Write),
-        ] {
-            if p.events & bit == 0 {
-                continue;
-            }
+        for dir in poll_directions(p.events) {
             let Some(reg) = fdtable::registration(p.fd, info) else {
                 ok = false;
                 continue;
@@ -262,6 +255,21 @@ fn wait_any(hook: &Hook, fds: &[libc::pollfd], deadline: Option<Instant>) -> Opt
         reg.remove_waiter(dir, &me);
     }
     wake
+}
+
+/// The directions to wait in for a pollfd's `events`. Read covers more
+/// than `POLLIN`: urgent data (`POLLPRI`, epoll's `EPOLLPRI`) and the
+/// peer's hang-up (`POLLRDHUP`) end a read wait too; and `poll` reports
+/// hang-ups and errors even for `events == 0`, which end a wait in either
+/// direction. So an fd asked for anything but writability alone is
+/// waited for in the read direction.
+fn poll_directions(events: libc::c_short) -> impl Iterator<Item = Direction> {
+    const WRITE: libc::c_short = libc::POLLOUT | libc::POLLWRNORM | libc::POLLWRBAND;
+    let write = events & WRITE != 0;
+    let read = events & !WRITE != 0 || !write;
+    [(read, Direction::Read), (write, Direction::Write)]
+        .into_iter()
+        .filter_map(|(on, dir)| on.then_some(dir))
 }
 
 fn ms_timeout(ms: c_int) -> Option<Duration> {
@@ -378,10 +386,14 @@ pub unsafe extern "C" fn select(
     } else {
         // SAFETY: a non-null timeval from the caller.
         let t = unsafe { *tv };
-        Some(Duration::new(
-            t.tv_sec.max(0) as u64,
-            (t.tv_usec.max(0) as u32) * 1000,
-        ))
+        // Negative: zero, so the real call reports EINVAL. Microseconds
+        // past a second carry into seconds, as in the kernel.
+        Some(if t.tv_sec < 0 || t.tv_usec < 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(t.tv_sec as u64)
+                .saturating_add(Duration::from_micros(t.tv_usec as u64))
+        })
     };
     let Some(h) = Hook::enter().filter(|_| timeout != Some(Duration::ZERO)) else {
         // SAFETY: forwarding the caller's arguments.

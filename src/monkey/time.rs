@@ -13,7 +13,7 @@ use crate::monkey::{Hook, interrupt_errno, real};
 
 /// Parks for `d`; `Err(())` if interrupted. `call` is the hooked libc
 /// function's name, as dumps show it.
-fn green_sleep(hook: &Hook, d: Duration, call: &'static str) -> Result<(), ()> {
+pub(crate) fn green_sleep(hook: &Hook, d: Duration, call: &'static str) -> Result<(), ()> {
     if interrupt_errno().is_some() {
         return Err(());
     }

@@ -12,6 +12,12 @@ use crate::hub::reactor::Direction;
 use crate::net::socket::Socket;
 use crate::net::socket::fd_conversions;
 
+/// The first pause of a send to an address that keeps finding its
+/// receiver full (see [`UnixDatagram::send_unconnected`]), doubled after
+/// each, up to [`SEND_RETRY_MAX`].
+const SEND_RETRY_MIN: Duration = Duration::from_millis(1);
+const SEND_RETRY_MAX: Duration = Duration::from_millis(64);
+
 /// A Unix datagram socket: [`std::os::unix::net::UnixDatagram`]'s API,
 /// but a receive (or a send into a full buffer) parks the calling greenlet.
 ///
@@ -280,7 +286,13 @@ impl UnixDatagram {
         self.sock.io(Direction::Read, |s| s.recv(buf))
     }
 
-    /// Sends one datagram to the socket at `path`.
+    /// Sends one datagram to the socket at `path`. While the receiver's
+    /// queue is full it waits, as a blocking std send does; the kernel
+    /// signals no readiness for another socket's queue, so it retries after
+    /// pauses growing to 64 ms (a `connect`ed socket's [`send`] is woken as
+    /// soon as there is room).
+    ///
+    /// [`send`]: UnixDatagram::send
     ///
     /// # Errors
     ///
@@ -303,10 +315,11 @@ impl UnixDatagram {
     /// ```
     pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
         let path = path.as_ref();
-        self.sock.io(Direction::Write, |s| s.send_to(buf, path))
+        self.send_unconnected(|s| s.send_to(buf, path))
     }
 
-    /// Sends one datagram to `addr`.
+    /// Sends one datagram to `addr`, waiting while the receiver is full as
+    /// [`send_to`](UnixDatagram::send_to) does.
     ///
     /// # Errors
     ///
@@ -328,8 +341,35 @@ impl UnixDatagram {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn send_to_addr(&self, buf: &[u8], addr: &SocketAddr) -> io::Result<usize> {
-        self.sock
-            .io(Direction::Write, |s| s.send_to_addr(buf, addr))
+        self.send_unconnected(|s| s.send_to_addr(buf, addr))
+    }
+
+    /// A send to an address (`send_to`, `send_to_addr`), waiting while the
+    /// socket or the receiver is full.
+    ///
+    /// A receiver whose queue is full gives the sender no readiness edge
+    /// when it drains (the kernel links a sender to its receiver's queue
+    /// only through `connect`); what wakes the sender instead is its own
+    /// failed attempt, whose buffer, freed, makes it "writable" again at
+    /// once. Retrying on that alone spun the hub for as long as the
+    /// receiver stayed full, so from the second failure in a row each
+    /// retry first sleeps, 1 ms doubling to [`SEND_RETRY_MAX`]. A sender
+    /// whose own buffer was full is woken by a true edge and succeeds at
+    /// its first retry, without a sleep.
+    fn send_unconnected(
+        &self,
+        mut send: impl FnMut(&std_unix::UnixDatagram) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let mut calls = 0u32;
+        let mut pause = SEND_RETRY_MIN;
+        self.sock.io(Direction::Write, |s| {
+            calls += 1;
+            if calls > 2 {
+                crate::sleep(pause);
+                pause = (pause * 2).min(SEND_RETRY_MAX);
+            }
+            send(s)
+        })
     }
 
     /// Sends one datagram to the connected peer (never raising `SIGPIPE`).
