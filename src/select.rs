@@ -47,10 +47,29 @@ enum Slot<'a, T> {
 }
 
 /// The engine of [`Select`], [`wait`] and [`iwait`]: starts every object,
-/// parks once, polls after every wake-up. Dropping it withdraws the
-/// objects still pending.
+/// registers the ones still pending, parks once, polls after every
+/// wake-up.
+///
+/// The registrations last only as long as one call of [`Multi::next`]: a
+/// guard in its frame withdraws them however the call ends. A `Multi` kept
+/// between calls (by an [`IwaitAny`] its caller owns, and may leak) holds
+/// only unregistered operations, which borrow their primitives and nothing
+/// more, so leaking it leaves no waiter behind in a primitive.
 struct Multi<'s, T> {
     slots: Vec<Slot<'s, T>>,
+}
+
+/// Withdraws every registered operation when dropped (see [`Multi`]).
+struct Disarm<'m, 's, T: 's>(&'m mut [Slot<'s, T>]);
+
+impl<'s, T: 's> Drop for Disarm<'_, 's, T> {
+    fn drop(&mut self) {
+        for s in self.0.iter_mut() {
+            if let Slot::Pending(p) = s {
+                p.disarm();
+            }
+        }
+    }
 }
 
 impl<'s, T: 's> Multi<'s, T> {
@@ -67,24 +86,25 @@ impl<'s, T: 's> Multi<'s, T> {
         start: &dyn Fn(usize) -> Attempt<'s, T>,
         deadline: Option<Instant>,
     ) -> Option<(usize, T)> {
+        let slots = Disarm(&mut self.slots);
         loop {
             let mut waiting = false;
-            for i in 0..self.slots.len() {
-                match &mut self.slots[i] {
+            for i in 0..slots.0.len() {
+                match &mut slots.0[i] {
                     Slot::Done => {}
                     Slot::Unstarted => match start(i) {
                         Attempt::Ready(v) => {
-                            self.slots[i] = Slot::Done;
+                            slots.0[i] = Slot::Done;
                             return Some((i, v));
                         }
                         Attempt::Pending(p) => {
-                            self.slots[i] = Slot::Pending(p);
+                            slots.0[i] = Slot::Pending(p);
                             waiting = true;
                         }
                     },
                     Slot::Pending(p) => {
                         if let Some(v) = p.poll() {
-                            self.slots[i] = Slot::Done;
+                            slots.0[i] = Slot::Done;
                             return Some((i, v));
                         }
                         waiting = true;
@@ -99,26 +119,38 @@ impl<'s, T: 's> Multi<'s, T> {
             {
                 return None;
             }
+            // Register what is still pending (withdrawn by `slots` when
+            // this call ends); one that can complete now is polled again
+            // instead.
+            let mut now = false;
+            for s in slots.0.iter_mut() {
+                if let Slot::Pending(p) = s {
+                    now |= p.arm();
+                }
+            }
+            if now {
+                continue;
+            }
             // A timed-out park still looks once more: an operation that
             // completed as the time ran out is taken, not withdrawn.
             if hub::park_until(deadline, hub::WaitReason::Select) == Wake::TimedOut {
-                return self.poll_started();
+                return poll_started(&mut *slots.0);
             }
         }
     }
+}
 
-    /// One last look at the registered operations.
-    fn poll_started(&mut self) -> Option<(usize, T)> {
-        for (i, s) in self.slots.iter_mut().enumerate() {
-            if let Slot::Pending(p) = s
-                && let Some(v) = p.poll()
-            {
-                *s = Slot::Done;
-                return Some((i, v));
-            }
+/// One last look at the registered operations.
+fn poll_started<'s, T: 's>(slots: &mut [Slot<'s, T>]) -> Option<(usize, T)> {
+    for (i, s) in slots.iter_mut().enumerate() {
+        if let Slot::Pending(p) = s
+            && let Some(v) = p.poll()
+        {
+            *s = Slot::Done;
+            return Some((i, v));
         }
-        None
     }
+    None
 }
 
 /// Runs exactly one of several operations: whichever completes first
@@ -364,8 +396,10 @@ pub fn wait<'w, T>(
 
 /// Yields (index, output) for each of `objects` as it completes (gevent's
 /// `iwait` over any waitables; [`crate::iwait`] is the greenlets-only
-/// form). Dropping the iterator withdraws the objects that have not
-/// completed.
+/// form). The objects are registered with their primitives only while a
+/// `next` call parks: between calls nothing is registered (an item put
+/// meanwhile waits in its queue for the next call), so dropping or leaking
+/// the iterator leaves nothing behind.
 ///
 /// # Examples
 ///

@@ -114,7 +114,14 @@ impl Pool {
                         }
                     }
                     let _done = Done;
-                    job();
+                    // A job that unwinds (the result of an abandoned wait
+                    // whose `Drop` panics, an uninterruptible job's panic)
+                    // must not end this thread: it is counted in `threads`
+                    // until it leaves this loop. The panic was reported by
+                    // the hook; its payload's own `Drop` may panic too.
+                    if let Err(payload) = catch_unwind(AssertUnwindSafe(job)) {
+                        drop_payload(payload);
+                    }
                 }
                 st = self.lock();
                 continue;
@@ -134,6 +141,15 @@ impl Pool {
             }
         }
         st.threads -= 1;
+    }
+}
+
+/// Drops a panic payload caught on a pool thread; one whose `Drop` panics
+/// in turn is leaked.
+#[cold]
+fn drop_payload(payload: Box<dyn std::any::Any + Send>) {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(|| drop(payload))) {
+        std::mem::forget(again);
     }
 }
 

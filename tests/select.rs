@@ -457,3 +457,53 @@ fn a_losing_arm_that_was_handed_an_item_gives_it_back_in_order() {
         assert_eq!(s2.available_permits(), 1); // given back
     });
 }
+
+/// Leaking what `Waitable::start` or `iwait` returned (`mem::forget` is
+/// safe) leaves no waiter behind: before, the leaked registration named a
+/// greenlet that then finished and was freed, and the next put handed its
+/// item to it and woke freed memory (a crash from safe code). In a child:
+/// that crash would take the test binary down.
+#[test]
+fn a_leaked_pending_operation_leaves_no_waiter_behind() {
+    if util::child_mode().as_deref() == Some("leak") {
+        let (q, r) = (Queue::<u32>::new(), Queue::<u32>::new());
+        // Enough greenlets that the leaking one's memory is in a chunk the
+        // hub gives back to the kernel once they are all gone.
+        let many: Vec<_> = (0..5000).map(|i| greenlet::spawn(move || i)).collect();
+        let leaker = greenlet::spawn({
+            let (q, r) = (q.clone(), r.clone());
+            move || {
+                std::mem::forget(q.start());
+                // An iwait left after one result, its other object pending.
+                let s = Queue::<u32>::new();
+                let putter = greenlet::spawn({
+                    let s = s.clone();
+                    move || s.put(1).unwrap()
+                });
+                let objects: [&dyn Waitable<Output = _>; 2] = [&r, &s];
+                let mut it = iwait(&objects);
+                assert_eq!(it.next().map(|(i, v)| (i, v.unwrap())), Some((1, 1)));
+                std::mem::forget(it);
+                putter.join().unwrap();
+            }
+        });
+        for g in many {
+            g.join().unwrap();
+        }
+        leaker.join().unwrap();
+        greenlet::sleep(Duration::from_millis(20)); // idle: memory trimmed
+        q.put(7).unwrap();
+        r.put(8).unwrap();
+        // Nothing was handed to a leaked operation.
+        assert_eq!(q.try_get().ok(), Some(7));
+        assert_eq!(r.try_get().ok(), Some(8));
+        return;
+    }
+    let out = util::run_child_within(
+        "a_leaked_pending_operation_leaves_no_waiter_behind",
+        "leak",
+        &[],
+        Duration::from_secs(20),
+    );
+    util::assert_child_passed(&out);
+}

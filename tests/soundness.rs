@@ -195,6 +195,83 @@ fn mutex_released_after_a_waiters_thread_exited_can_be_locked() {
     });
 }
 
+/// Blocks of every small size, allocated (zeroed) by [`Refill`] right after
+/// a thread-local queue was freed, and checked by [`CheckBlocks`] after the
+/// hub's teardown: any byte no longer zero was written through the freed
+/// queue.
+static BLOCKS: StdMutex<Vec<Vec<u8>>> = StdMutex::new(Vec::new());
+static BLOCKS_WRITTEN: AtomicBool = AtomicBool::new(false);
+
+struct Refill;
+
+impl Drop for Refill {
+    fn drop(&mut self) {
+        let mut blocks = BLOCKS.lock().unwrap();
+        for n in (16..=512).step_by(8) {
+            // `with_capacity` + `resize`, not `vec![0; n]` (`calloc`): a
+            // plain `malloc`, which reuses the chunk just freed.
+            #[allow(clippy::slow_vector_initialization)]
+            let mut v = Vec::with_capacity(n);
+            v.resize(n, 0u8);
+            blocks.push(v);
+        }
+    }
+}
+
+struct CheckBlocks;
+
+impl Drop for CheckBlocks {
+    fn drop(&mut self) {
+        let blocks = BLOCKS.lock().unwrap();
+        if blocks.iter().any(|b| b.iter().any(|&x| x != 0)) {
+            BLOCKS_WRITTEN.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+thread_local! {
+    static CHECK_BLOCKS: std::cell::RefCell<Option<CheckBlocks>> =
+        const { std::cell::RefCell::new(None) };
+    static REFILL: std::cell::RefCell<Option<Refill>> = const { std::cell::RefCell::new(None) };
+    static LOCAL_QUEUE: Queue<u32> = Queue::new();
+}
+
+#[test]
+fn a_wait_on_a_thread_local_queue_destroyed_before_the_hub_is_not_cancelled_through_it() {
+    // A greenlet parks inside `LOCAL_QUEUE.with`; the thread exits. Its
+    // thread-locals are destroyed in reverse order of first use: the queue
+    // (used after the hub was made) first, then `REFILL`, which takes the
+    // freed memory, then the hub, whose teardown cancelled the wait through
+    // the freed queue (unlinking it there: a write into `REFILL`'s blocks,
+    // and an overflow of the freed list's length), then `CHECK_BLOCKS`. In a
+    // child: the overflow aborts the process in a debug build.
+    if child_mode().as_deref() == Some("tls_queue") {
+        BLOCKS.lock().unwrap().reserve(128);
+        std::thread::spawn(|| {
+            CHECK_BLOCKS.with(|c| *c.borrow_mut() = Some(CheckBlocks));
+            yield_now(); // this thread's hub
+            REFILL.with(|r| *r.borrow_mut() = Some(Refill));
+            LOCAL_QUEUE.with(|_| {});
+            let _parked = spawn(|| LOCAL_QUEUE.with(|q| q.get().unwrap()));
+            yield_now(); // the greenlet parks in `get`; the thread exits
+        })
+        .join()
+        .expect("the thread must exit cleanly");
+        assert!(
+            !BLOCKS_WRITTEN.load(Ordering::SeqCst),
+            "the hub's teardown wrote into the freed thread-local queue"
+        );
+        return;
+    }
+    let out = run_child_within(
+        "a_wait_on_a_thread_local_queue_destroyed_before_the_hub_is_not_cancelled_through_it",
+        "tls_queue",
+        &[],
+        LIMIT,
+    );
+    assert_child_passed(&out);
+}
+
 // ---- 4. unwinding is tracked per greenlet ----
 
 /// Kills its helper greenlet when dropped.

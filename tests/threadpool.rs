@@ -118,3 +118,44 @@ fn with_timeout_interrupts_a_long_job_wait() {
     });
     assert!(r.is_err());
 }
+
+/// A job value whose destructor panics.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("PanicOnDrop dropped");
+    }
+}
+
+#[test]
+fn a_panicking_drop_of_an_abandoned_result_does_not_lose_a_pool_thread() {
+    // The waiter is killed, so the job's value is dropped on its pool
+    // thread; that drop panics. The pool must still run later jobs (it
+    // counted the dead thread as alive, so with one thread allowed no job
+    // ever ran again). In a child: the pool's size is process-wide.
+    if util::child_mode().as_deref() == Some("drop_panics") {
+        greenlet::threadpool::set_max_threads(1);
+        for _ in 0..3 {
+            let g = greenlet::spawn(|| {
+                spawn_blocking(|| {
+                    std::thread::sleep(Duration::from_millis(30));
+                    PanicOnDrop
+                })
+            });
+            greenlet::sleep(Duration::from_millis(5));
+            g.kill();
+            // Let the job finish and drop its value.
+            greenlet::sleep(Duration::from_millis(60));
+        }
+        assert_eq!(spawn_blocking(|| 7), 7);
+        return;
+    }
+    let out = util::run_child_within(
+        "a_panicking_drop_of_an_abandoned_result_does_not_lose_a_pool_thread",
+        "drop_panics",
+        &[],
+        Duration::from_secs(20),
+    );
+    util::assert_child_passed(&out);
+}

@@ -188,30 +188,67 @@ impl<T> crate::sync::waitable::Waitable for Receiver<T> {
 
     fn start(&self) -> crate::sync::waitable::Attempt<'_, Result<T, RecvError>> {
         use crate::sync::waitable::{Attempt, Pending};
-        let chan: &Chan<T> = &self.chan;
-        let mut s = chan.state.lock();
-        if let Some(item) = s.take() {
-            return Attempt::Ready(Ok(item));
+        let op = RecvOp {
+            chan: &self.chan,
+            armed: None,
+        };
+        match op.try_now() {
+            Some(r) => Attempt::Ready(r),
+            None => Attempt::Pending(Pending::new(op)),
         }
-        if s.senders == 0 {
-            return Attempt::Ready(Err(RecvError));
-        }
-        let armed = crate::sync::wait_queue::arm(&chan.state, s, receivers, None, pass_on, None);
-        Attempt::Pending(Pending::new(RecvOp { armed, chan }))
     }
 }
 
-/// A registered select `recv`.
+/// A select `recv`: tried again when polled, registered only while a
+/// select parks (see [`PendingOp`](crate::select::PendingOp)).
 struct RecvOp<'r, T> {
-    armed: crate::sync::wait_queue::Armed<'r, State<T>, T>,
     chan: &'r Chan<T>,
+    armed: Option<crate::sync::wait_queue::Armed<'r, State<T>, T>>,
+}
+
+impl<T> RecvOp<'_, T> {
+    /// A `try_recv` whose only error is a disconnection.
+    fn try_now(&self) -> Option<Result<T, RecvError>> {
+        let mut s = self.chan.state.lock();
+        match s.take() {
+            Some(item) => Some(Ok(item)),
+            None if s.senders == 0 => Some(Err(RecvError)),
+            None => None,
+        }
+    }
 }
 
 impl<T> crate::sync::waitable::PendingOp<Result<T, RecvError>> for RecvOp<'_, T> {
     fn poll(&mut self) -> Option<Result<T, RecvError>> {
-        Some(match self.armed.poll()? {
+        let Some(armed) = &mut self.armed else {
+            return self.try_now();
+        };
+        Some(match armed.poll()? {
             Some(item) => Ok(item),
             None => self.chan.state.lock().take().ok_or(RecvError),
         })
+    }
+
+    fn arm(&mut self, _: crate::sync::waitable::ArmToken) -> bool {
+        if self.armed.is_some() {
+            return false;
+        }
+        let s = self.chan.state.lock();
+        if !s.items.is_empty() || !s.blocked.is_empty() || s.senders == 0 {
+            return true;
+        }
+        self.armed = Some(crate::sync::wait_queue::arm(
+            &self.chan.state,
+            s,
+            receivers,
+            None,
+            pass_on,
+            None,
+        ));
+        false
+    }
+
+    fn disarm(&mut self, _: crate::sync::waitable::ArmToken) {
+        self.armed = None;
     }
 }

@@ -361,6 +361,13 @@ impl Hub {
         self.sync_waits.unlink(link);
     }
 
+    /// Unlinks, without cancelling them, the sync waits for which `on`
+    /// holds (their primitive is being dropped; see `crate::sync::lock`).
+    #[inline]
+    pub(crate) fn forget_sync_waits(&self, on: impl Fn(*const SyncWaitLink) -> bool) {
+        self.sync_waits.forget_where(on);
+    }
+
     /// A `Send` handle to this hub's remote queue.
     pub(crate) fn remote(&self) -> &Arc<Remote> {
         &self.remote

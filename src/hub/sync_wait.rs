@@ -10,6 +10,12 @@
 //! a wait still queued is unlinked; a hand-off already made to it (an item, a
 //! permit, the lock) is passed on to the next waiter or given back, exactly
 //! as when a waiter dies by unwinding.
+//!
+//! One primitive may not outlive the hub: a thread-local one that a
+//! greenlet waits on from inside `LocalKey::with`, destroyed at thread exit
+//! before the hub. Its drop has the hub forget the waits on it
+//! ([`SyncWaits::forget_where`]) so that the teardown does not reach into
+//! freed memory.
 
 use std::cell::Cell;
 use std::ptr;
@@ -19,8 +25,8 @@ use std::ptr;
 /// # Invariant
 /// While linked, the link does not move and stays valid: it is the first
 /// field of a `#[repr(C)]` registration in the waiting task's frame, and
-/// that frame unlinks it before it is left (or the hub cancels it and the
-/// frame is never resumed). `cancel` may be called with the link's address
+/// that frame unlinks it before it is left (or the hub cancels or forgets
+/// it and the frame is never resumed). `cancel` may be called with the link's address
 /// once, after it was unlinked.
 pub(crate) struct SyncWaitLink {
     prev: Cell<*const SyncWaitLink>,
@@ -116,6 +122,32 @@ impl SyncWaits {
             p = link.next.get();
         }
         false
+    }
+
+    /// Unlinks, without cancelling them, the waits for which `on` holds:
+    /// their primitive is being dropped, which only happens to a wait whose
+    /// task is never resumed (it borrows the primitive), so nothing is left
+    /// to cancel and the teardown must not reach into the freed primitive.
+    #[inline]
+    pub(crate) fn forget_where(&self, on: impl Fn(*const SyncWaitLink) -> bool) {
+        if self.count.get() == 0 {
+            return;
+        }
+        self.forget_where_slow(&on);
+    }
+
+    #[cold]
+    fn forget_where_slow(&self, on: &dyn Fn(*const SyncWaitLink) -> bool) {
+        let mut p = self.head.get();
+        while !p.is_null() {
+            // SAFETY: a linked link is valid (the invariant).
+            let link = unsafe { &*p };
+            let next = link.next.get();
+            if on(p) {
+                self.unlink(link);
+            }
+            p = next;
+        }
     }
 
     /// Hub teardown: unlinks and cancels every wait. The caller guarantees

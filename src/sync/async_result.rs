@@ -280,22 +280,13 @@ impl<T> super::waitable::Waitable for AsyncResult<T> {
 
     fn start(&self) -> super::waitable::Attempt<'_, ()> {
         use super::waitable::{Attempt, Pending};
-        if self.inner.value.get().is_some() {
+        if self.is_ready() {
             return Attempt::Ready(());
         }
-        let waiters = self.inner.waiters.lock();
-        if self.inner.value.get().is_some() {
-            return Attempt::Ready(());
-        }
-        let armed = super::wait_queue::arm(
-            &self.inner.waiters,
-            waiters,
-            list,
-            None,
-            drop_payload,
-            Some(self),
-        );
-        Attempt::Pending(Pending::new(ReadyOp { armed }))
+        Attempt::Pending(Pending::new(ReadyOp {
+            result: self,
+            armed: None,
+        }))
     }
 }
 
@@ -307,13 +298,43 @@ impl<T> super::wait_queue::Sole for AsyncResult<T> {
     }
 }
 
-/// A registered select wait for an [`AsyncResult`].
-struct ReadyOp<'r> {
-    armed: super::wait_queue::Armed<'r, WaitList<()>, ()>,
+/// A select wait for an [`AsyncResult`]: checked again when polled,
+/// registered only while a select parks (see
+/// [`PendingOp`](super::waitable::PendingOp)).
+struct ReadyOp<'r, T> {
+    result: &'r AsyncResult<T>,
+    armed: Option<super::wait_queue::Armed<'r, WaitList<()>, ()>>,
 }
 
-impl super::waitable::PendingOp<()> for ReadyOp<'_> {
+impl<T> super::waitable::PendingOp<()> for ReadyOp<'_, T> {
     fn poll(&mut self) -> Option<()> {
-        self.armed.poll().map(|_| ())
+        match &mut self.armed {
+            Some(armed) => armed.poll().map(|_| ()),
+            None => self.result.is_ready().then_some(()),
+        }
+    }
+
+    fn arm(&mut self, _: super::waitable::ArmToken) -> bool {
+        if self.armed.is_some() {
+            return false;
+        }
+        let inner = &self.result.inner;
+        let waiters = inner.waiters.lock();
+        if inner.value.get().is_some() {
+            return true;
+        }
+        self.armed = Some(super::wait_queue::arm(
+            &inner.waiters,
+            waiters,
+            list,
+            None,
+            drop_payload,
+            Some(self.result),
+        ));
+        false
+    }
+
+    fn disarm(&mut self, _: super::waitable::ArmToken) {
+        self.armed = None;
     }
 }

@@ -266,13 +266,10 @@ impl super::waitable::Waitable for Event {
         if self.is_set() {
             return Attempt::Ready(());
         }
-        let inner: &Inner = &self.inner;
-        let s = inner.state.lock();
-        if self.is_set() {
-            return Attempt::Ready(());
-        }
-        let armed = super::wait_queue::arm(&inner.state, s, list, None, uncount, Some(self));
-        Attempt::Pending(Pending::new(EventOp { armed, inner }))
+        Attempt::Pending(Pending::new(EventOp {
+            event: self,
+            armed: None,
+        }))
     }
 }
 
@@ -284,18 +281,48 @@ impl super::wait_queue::Sole for Event {
     }
 }
 
-/// A registered select wait for an [`Event`].
+/// A select wait for an [`Event`]: checked again when polled, registered
+/// only while a select parks (see
+/// [`PendingOp`](super::waitable::PendingOp)).
 struct EventOp<'e> {
-    armed: super::wait_queue::Armed<'e, State, ()>,
-    inner: &'e Inner,
+    event: &'e Event,
+    armed: Option<super::wait_queue::Armed<'e, State, ()>>,
 }
 
 impl super::waitable::PendingOp<()> for EventOp<'_> {
     fn poll(&mut self) -> Option<()> {
-        self.armed.poll()?;
-        let mut s = self.inner.state.lock();
+        let Some(armed) = &mut self.armed else {
+            return self.event.is_set().then_some(());
+        };
+        armed.poll()?;
+        let inner: &Inner = &self.event.inner;
+        let mut s = inner.state.lock();
         s.woken -= 1;
-        self.inner.woken_hint.store(s.woken, Ordering::Release);
+        inner.woken_hint.store(s.woken, Ordering::Release);
         Some(())
+    }
+
+    fn arm(&mut self, _: super::waitable::ArmToken) -> bool {
+        if self.armed.is_some() {
+            return false;
+        }
+        let inner: &Inner = &self.event.inner;
+        let s = inner.state.lock();
+        if self.event.is_set() {
+            return true;
+        }
+        self.armed = Some(super::wait_queue::arm(
+            &inner.state,
+            s,
+            list,
+            None,
+            uncount,
+            Some(self.event),
+        ));
+        false
+    }
+
+    fn disarm(&mut self, _: super::waitable::ArmToken) {
+        self.armed = None;
     }
 }

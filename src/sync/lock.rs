@@ -22,7 +22,11 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 const SPINS: u32 = 100;
 
 /// A spin lock around `S`.
+///
+/// `#[repr(C)]` with `gone` first, so that `gone`'s address is the lock's.
+#[repr(C)]
 pub(crate) struct Lock<S> {
+    gone: LockGone,
     locked: AtomicBool,
     /// The primitive's id for dumps and reports; 0 until first asked.
     id: AtomicU32,
@@ -37,6 +41,7 @@ unsafe impl<S: Send> Sync for Lock<S> {}
 impl<S> Lock<S> {
     pub(crate) const fn new(state: S) -> Lock<S> {
         Lock {
+            gone: LockGone,
             locked: AtomicBool::new(false),
             id: AtomicU32::new(0),
             state: UnsafeCell::new(state),
@@ -115,6 +120,27 @@ impl<S> Lock<S> {
                 return;
             }
         }
+    }
+}
+
+/// Dropped with its lock (whose address is its own): has this thread's
+/// hub forget the waits still registered on the lock.
+///
+/// A wait borrows its primitive, so it normally ends before the primitive
+/// can be dropped. But a greenlet parked inside `LocalKey::with` of a
+/// thread-local primitive stays parked while the thread exits, and that
+/// thread-local may be destroyed before the hub (thread-locals are torn
+/// down in reverse order of first use). The hub's teardown then must not
+/// cancel the wait through the freed primitive (see
+/// `crate::hub::sync_wait`); the greenlet is never resumed either way.
+/// Not generic, so `Lock<S>` needs no `Drop` of its own (which would make
+/// the borrow checker require the primitives' `T` to outlive them).
+struct LockGone;
+
+impl Drop for LockGone {
+    #[inline]
+    fn drop(&mut self) {
+        super::wait_queue::lock_gone((self as *const LockGone).cast());
     }
 }
 

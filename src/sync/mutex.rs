@@ -439,16 +439,10 @@ impl<'m, T> super::waitable::Waitable for &'m Mutex<T> {
     fn start(&self) -> super::waitable::Attempt<'_, MutexGuard<'m, T>> {
         use super::waitable::{Attempt, Pending};
         let m: &'m Mutex<T> = self;
-        let me = TaskKey::current();
-        let mut s = m.state.lock();
-        if !s.locked {
-            s.locked = true;
-            s.owner = Some(me);
-            return Attempt::Ready(m.guard());
+        match m.try_lock() {
+            Some(g) => Attempt::Ready(g),
+            None => Attempt::Pending(Pending::new(LockOp { m, armed: None })),
         }
-        let me = Hub::current().current_key();
-        let armed = super::wait_queue::arm(&m.state, s, waiters, Some(me), pass_on, Some(m));
-        Attempt::Pending(Pending::new(LockOp { armed, m }))
     }
 }
 
@@ -458,14 +452,42 @@ impl<T: ?Sized> Sole for Mutex<T> {
     }
 }
 
-/// A registered select `lock`.
+/// A select `lock`: tried again when polled, registered only while a
+/// select parks (see [`PendingOp`](super::waitable::PendingOp)).
 struct LockOp<'m, T> {
-    armed: super::wait_queue::Armed<'m, State, TaskKey>,
     m: &'m Mutex<T>,
+    armed: Option<super::wait_queue::Armed<'m, State, TaskKey>>,
 }
 
 impl<'m, T> super::waitable::PendingOp<MutexGuard<'m, T>> for LockOp<'m, T> {
     fn poll(&mut self) -> Option<MutexGuard<'m, T>> {
-        self.armed.poll().map(|_| self.m.guard())
+        match &mut self.armed {
+            Some(armed) => armed.poll().map(|_| self.m.guard()),
+            None => self.m.try_lock(),
+        }
+    }
+
+    fn arm(&mut self, _: super::waitable::ArmToken) -> bool {
+        if self.armed.is_some() {
+            return false;
+        }
+        let s = self.m.state.lock();
+        if !s.locked {
+            return true;
+        }
+        let me = Hub::current().current_key();
+        self.armed = Some(super::wait_queue::arm(
+            &self.m.state,
+            s,
+            waiters,
+            Some(me),
+            pass_on,
+            Some(self.m),
+        ));
+        false
+    }
+
+    fn disarm(&mut self, _: super::waitable::ArmToken) {
+        self.armed = None;
     }
 }

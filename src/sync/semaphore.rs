@@ -488,24 +488,48 @@ impl<'s> super::waitable::Waitable for &'s Semaphore {
     fn start(&self) -> super::waitable::Attempt<'_, SemaphorePermit<'s>> {
         use super::waitable::{Attempt, Pending};
         let sem: &'s Semaphore = self;
-        let mut s = sem.state.lock();
-        if s.permits > 0 && s.waiters.is_empty() {
-            s.permits -= 1;
-            return Attempt::Ready(sem.permit());
+        match sem.try_acquire() {
+            Some(p) => Attempt::Ready(p),
+            None => Attempt::Pending(Pending::new(AcquireOp { sem, armed: None })),
         }
-        let armed = super::wait_queue::arm(&sem.state, s, waiters, None, pass_on, None);
-        Attempt::Pending(Pending::new(AcquireOp { armed, sem }))
     }
 }
 
-/// A registered select `acquire`.
+/// A select `acquire`: tried again when polled, registered only while a
+/// select parks (see [`PendingOp`](super::waitable::PendingOp)).
 struct AcquireOp<'s> {
-    armed: super::wait_queue::Armed<'s, State, ()>,
     sem: &'s Semaphore,
+    armed: Option<super::wait_queue::Armed<'s, State, ()>>,
 }
 
 impl<'s> super::waitable::PendingOp<SemaphorePermit<'s>> for AcquireOp<'s> {
     fn poll(&mut self) -> Option<SemaphorePermit<'s>> {
-        self.armed.poll().map(|_| self.sem.permit())
+        match &mut self.armed {
+            Some(armed) => armed.poll().map(|_| self.sem.permit()),
+            None => self.sem.try_acquire(),
+        }
+    }
+
+    fn arm(&mut self, _: super::waitable::ArmToken) -> bool {
+        if self.armed.is_some() {
+            return false;
+        }
+        let s = self.sem.state.lock();
+        if s.permits > 0 && s.waiters.is_empty() {
+            return true;
+        }
+        self.armed = Some(super::wait_queue::arm(
+            &self.sem.state,
+            s,
+            waiters,
+            None,
+            pass_on,
+            None,
+        ));
+        false
+    }
+
+    fn disarm(&mut self, _: super::waitable::ArmToken) {
+        self.armed = None;
     }
 }

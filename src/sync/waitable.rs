@@ -80,14 +80,44 @@ impl<'a, T: 'a> Attempt<'a, T> {
     }
 }
 
-/// An operation registered by [`Waitable::start`] that has not completed.
+/// An operation [`Waitable::start`] could not complete at once.
+///
+/// It is not registered with its primitive: [`poll`](PendingOp::poll)
+/// tries it again. The select machinery ([`Select`](crate::select::Select),
+/// [`wait`](crate::select::wait), [`iwait`](crate::select::iwait)) also
+/// registers the built-in operations for the time it parks, and withdraws
+/// them before it returns or unwinds, so a `Pending` kept, dropped or
+/// leaked (`mem::forget`) by its caller leaves nothing behind in the
+/// primitive. Wrap a built-in operation with [`Pending::map`] (or
+/// [`Attempt::map`]): an operation of your own is polled after every
+/// wake-up of the select it is part of, but nothing registers it to wake
+/// that select.
 pub trait PendingOp<T> {
-    /// The output, if the operation completed since it was registered (or
-    /// last polled). Called after every wake-up of the waiting greenlet;
-    /// returns `Some` at most once. Dropping an operation that did not
-    /// complete withdraws it and gives back anything it was handed.
+    /// The output, if the operation can complete now (or completed while
+    /// the select waited). Called after every wake-up of the waiting
+    /// greenlet; returns `Some` at most once.
     fn poll(&mut self) -> Option<T>;
+
+    /// For the select machinery only (the token cannot be made outside
+    /// this crate): registers the operation to wake the running task, or
+    /// returns `true`, registering nothing, if it can complete at once.
+    #[doc(hidden)]
+    fn arm(&mut self, _: ArmToken) -> bool {
+        false
+    }
+
+    /// For the select machinery only: withdraws a registration made by
+    /// [`arm`](PendingOp::arm), giving back anything it was handed.
+    #[doc(hidden)]
+    fn disarm(&mut self, _: ArmToken) {}
 }
+
+/// The proof that the caller of [`PendingOp::arm`] is the select
+/// machinery, which withdraws the registration before its frame is left.
+/// Not constructible outside this crate.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct ArmToken(());
 
 /// A boxed [`PendingOp`].
 pub struct Pending<'a, T> {
@@ -135,6 +165,12 @@ impl<'a, T: 'a> Pending<'a, T> {
                 let v = self.inner.poll()?;
                 Some((self.f.take().expect("polled after completion"))(v))
             }
+            fn arm(&mut self, token: ArmToken) -> bool {
+                self.inner.op.arm(token)
+            }
+            fn disarm(&mut self, token: ArmToken) {
+                self.inner.op.disarm(token);
+            }
         }
         Pending::new(Map {
             inner: self,
@@ -156,6 +192,21 @@ impl<'a, T: 'a> Pending<'a, T> {
     /// ```
     pub fn poll(&mut self) -> Option<T> {
         self.op.poll()
+    }
+
+    /// Registers the operation for the running task until
+    /// [`disarm`](Pending::disarm); `true` (nothing registered) if it can
+    /// complete at once. The caller must disarm before the frame that
+    /// holds this `Pending` can be left, unwinding included: a registration
+    /// borrows the primitive and names the task, so it must not outlive
+    /// that frame (see `crate::select`'s `Multi`).
+    pub(crate) fn arm(&mut self) -> bool {
+        self.op.arm(ArmToken(()))
+    }
+
+    /// Withdraws the registration made by [`arm`](Pending::arm), if any.
+    pub(crate) fn disarm(&mut self) {
+        self.op.disarm(ArmToken(()));
     }
 }
 

@@ -412,16 +412,14 @@ impl<T> super::waitable::Waitable for Queue<T> {
 
     fn start(&self) -> super::waitable::Attempt<'_, Result<T, GetError>> {
         use super::waitable::{Attempt, Pending};
-        let inner: &Lock<State<T>> = &self.inner;
-        let mut s = inner.lock();
-        if let Some(item) = s.try_get() {
-            return Attempt::Ready(Ok(item));
+        let op = GetOp {
+            q: self,
+            armed: None,
+        };
+        match op.try_now() {
+            Some(r) => Attempt::Ready(r),
+            None => Attempt::Pending(Pending::new(op)),
         }
-        if s.closed {
-            return Attempt::Ready(Err(GetError));
-        }
-        let armed = super::wait_queue::arm(inner, s, getters, None, pass_on, Some(self));
-        Attempt::Pending(Pending::new(GetOp { armed, inner }))
     }
 }
 
@@ -433,18 +431,58 @@ impl<T> super::wait_queue::Sole for Queue<T> {
     }
 }
 
-/// A registered select `get`.
+/// A select `get`: tried again when polled, registered only while a
+/// select parks (see [`PendingOp`](super::waitable::PendingOp)).
 struct GetOp<'q, T> {
-    armed: super::wait_queue::Armed<'q, State<T>, T>,
-    inner: &'q Lock<State<T>>,
+    q: &'q Queue<T>,
+    armed: Option<super::wait_queue::Armed<'q, State<T>, T>>,
+}
+
+impl<T> GetOp<'_, T> {
+    /// A `try_get` that also reports a closed queue.
+    fn try_now(&self) -> Option<Result<T, GetError>> {
+        let mut s = self.q.inner.lock();
+        match s.try_get() {
+            Some(item) => Some(Ok(item)),
+            None if s.closed => Some(Err(GetError)),
+            None => None,
+        }
+    }
 }
 
 impl<T> super::waitable::PendingOp<Result<T, GetError>> for GetOp<'_, T> {
     fn poll(&mut self) -> Option<Result<T, GetError>> {
-        Some(match self.armed.poll()? {
+        let Some(armed) = &mut self.armed else {
+            return self.try_now();
+        };
+        Some(match armed.poll()? {
             Some(item) => Ok(item),
             // Closed; an item a dying getter passed back may be there.
-            None => self.inner.lock().try_get().ok_or(GetError),
+            None => self.q.inner.lock().try_get().ok_or(GetError),
         })
+    }
+
+    fn arm(&mut self, _: super::waitable::ArmToken) -> bool {
+        if self.armed.is_some() {
+            return false;
+        }
+        let inner: &Lock<State<T>> = &self.q.inner;
+        let s = inner.lock();
+        if !s.items.is_empty() || !s.putters.is_empty() || s.closed {
+            return true;
+        }
+        self.armed = Some(super::wait_queue::arm(
+            inner,
+            s,
+            getters,
+            None,
+            pass_on,
+            Some(self.q),
+        ));
+        false
+    }
+
+    fn disarm(&mut self, _: super::waitable::ArmToken) {
+        self.armed = None;
     }
 }

@@ -68,7 +68,7 @@ mod registration;
 
 pub(crate) use list::WaitList;
 use registration::Registration;
-pub(crate) use registration::{Armed, arm, drop_payload};
+pub(crate) use registration::{Armed, arm, drop_payload, lock_gone};
 
 /// The proof behind "would block forever" for one wait: asked by the hub,
 /// on the waiter's thread, while the waiter is parked and the hub has

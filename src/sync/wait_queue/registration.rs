@@ -3,6 +3,7 @@
 //! [`Armed`], a registration made without parking, for `select`.
 
 use std::cell::Cell;
+use std::ptr;
 use std::sync::atomic::{Ordering, fence};
 
 use super::{NOTIFIED, Node, PENDING, Sole, WAITING, WaitList};
@@ -31,6 +32,39 @@ pub(super) struct Registration<'a, S, P> {
     /// See [`WaitSite::sole`].
     pub(super) sole: &'a Option<&'a dyn Sole>,
     pub(super) reason: WaitReason,
+}
+
+/// The first fields of every [`Registration`], whatever its `S` and `P`:
+/// what [`lock_gone`] reads through a hub's list of waits.
+#[repr(C)]
+struct RegistrationHead {
+    link: SyncWaitLink,
+    hub: &'static Hub,
+    lock: *const (),
+}
+
+// The prefix is the same for every `S` and `P` (`#[repr(C)]`, thin
+// references); checked for one of them.
+const _: () = assert!(
+    std::mem::offset_of!(Registration<'static, (), ()>, lock)
+        == std::mem::offset_of!(RegistrationHead, lock)
+);
+
+/// The lock at `lock` is being dropped: this thread's hub forgets (unlinks
+/// without cancelling) its waits registered on it, whose tasks can never
+/// legitimately run again (see `LockGone` in `crate::sync::lock`). Waits
+/// of other threads' hubs cannot be reached from here.
+#[inline]
+pub(crate) fn lock_gone(lock: *const ()) {
+    if let Some(hub) = Hub::try_current() {
+        hub.forget_sync_waits(|link| {
+            // SAFETY: every link in a hub's list is the first field of a
+            // live `#[repr(C)]` `Registration` (the only kind linked, see
+            // `wait` and `arm`), whose prefix is `RegistrationHead`.
+            let reg = unsafe { &*link.cast::<RegistrationHead>() };
+            ptr::eq(reg.lock, lock)
+        });
+    }
 }
 
 impl<S, P> Registration<'_, S, P> {
