@@ -78,25 +78,34 @@ impl Pool {
         process_deadlock::pool_job_queued();
         let mut st = self.lock();
         st.queue.push_back(job);
-        // Each idle thread will take one queued job; start a thread for
-        // the rest while under the limit.
-        if st.queue.len() > st.idle && st.threads < self.max.load(Ordering::Relaxed) {
-            st.threads += 1;
-            let spawned = thread::Builder::new()
-                .name("greenlet-blocking".into())
-                .spawn(move || self.worker());
-            if let Err(e) = spawned {
-                st.threads -= 1;
-                if st.threads == 0 {
-                    st.queue.pop_back();
-                    process_deadlock::pool_job_done();
-                    drop(st);
-                    panic!("greenlet: cannot start a blocking-pool thread: {e}");
-                }
-            }
+        if let Err(e) = self.start_threads(&mut st)
+            && st.threads == 0
+        {
+            st.queue.pop_back();
+            process_deadlock::pool_job_done();
+            drop(st);
+            panic!("greenlet: cannot start a blocking-pool thread: {e}");
         }
         drop(st);
         self.work.notify_one();
+    }
+
+    /// Starts threads for the queued jobs no idle thread will take, while
+    /// under the limit. A thread that cannot be started is reported; the
+    /// ones started before it stay.
+    fn start_threads(&'static self, st: &mut State) -> std::io::Result<()> {
+        let max = self.max.load(Ordering::Relaxed);
+        // Each idle thread (and each one started here) will take one
+        // queued job.
+        let mut takers = st.idle;
+        while st.queue.len() > takers && st.threads < max {
+            thread::Builder::new()
+                .name("greenlet-blocking".into())
+                .spawn(move || self.worker())?;
+            st.threads += 1;
+            takers += 1;
+        }
+        Ok(())
     }
 
     fn worker(&self) {
@@ -221,7 +230,8 @@ where
         .expect("a pool job always sends its result")
 }
 
-/// Sets the largest number of pool threads. Lowering it lets surplus
+/// Sets the largest number of pool threads. Raising it starts threads for
+/// the jobs already queued, up to the new limit; lowering it lets surplus
 /// threads exit once they finish their current job.
 ///
 /// # Panics
@@ -240,7 +250,12 @@ pub fn set_max_threads(n: usize) {
         "greenlet::threadpool::set_max_threads: the pool needs at least one thread"
     );
     let p = pool();
+    let mut st = p.lock();
     p.max.store(n, Ordering::Relaxed);
+    // Jobs queued while the pool was full get threads now. If none can be
+    // started, the running threads still take them in turn.
+    let _ = p.start_threads(&mut st);
+    drop(st);
     p.work.notify_all();
 }
 

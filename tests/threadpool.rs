@@ -159,3 +159,43 @@ fn a_panicking_drop_of_an_abandoned_result_does_not_lose_a_pool_thread() {
     );
     util::assert_child_passed(&out);
 }
+
+#[test]
+fn raising_the_limit_starts_threads_for_queued_jobs() {
+    // One thread allowed: job A holds it until job B has run, and B is
+    // queued behind it. Raising the limit must start a thread for B at
+    // once; before, B waited for A (which gave up after 5 s) or for the
+    // next `spawn_blocking`. In a child: the pool's size is process-wide.
+    if util::child_mode().as_deref() == Some("raise_limit") {
+        greenlet::threadpool::set_max_threads(1);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let a = greenlet::spawn(move || {
+            spawn_blocking(move || rx.recv_timeout(Duration::from_secs(5)).is_ok())
+        });
+        // A is running on the only thread before B is queued.
+        greenlet::sleep(Duration::from_millis(50));
+        let b = greenlet::spawn(move || spawn_blocking(move || tx.send(()).is_ok()));
+        greenlet::sleep(Duration::from_millis(50));
+        let start = Instant::now();
+        greenlet::threadpool::set_max_threads(2);
+        // B's send fails if A gave up (and dropped its receiver) first.
+        assert!(
+            b.join().unwrap(),
+            "B ran only after A gave up waiting for it"
+        );
+        assert!(a.join().unwrap());
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        return;
+    }
+    let out = util::run_child_within(
+        "raising_the_limit_starts_threads_for_queued_jobs",
+        "raise_limit",
+        &[],
+        Duration::from_secs(30),
+    );
+    util::assert_child_passed(&out);
+}
