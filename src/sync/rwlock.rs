@@ -68,7 +68,17 @@ struct State {
     holders: usize,
     mixed: bool,
     /// Each node says what its waiter wants, and its thread.
-    waiters: WaitList<(Kind, usize)>,
+    waiters: WaitList<Want>,
+}
+
+/// A waiter's node payload.
+#[derive(Clone, Copy)]
+struct Want {
+    kind: Kind,
+    /// The waiter's thread (a `thread_tag`).
+    tag: usize,
+    /// Let in by [`State::admit`]: it holds the lock now.
+    admitted: bool,
 }
 
 impl State {
@@ -90,17 +100,21 @@ impl State {
     /// Admits waiters from the front while they can enter.
     fn admit(&mut self) {
         while let Some(k) = self.waiters.first() {
-            match *self.waiters.payload_mut(k) {
-                Some((Kind::Read, tag)) if !self.writer => {
-                    self.enter(Kind::Read, tag);
-                    self.waiters.notify(k);
-                }
-                Some((Kind::Write, tag)) if !self.writer && self.readers == 0 => {
-                    self.enter(Kind::Write, tag);
-                    self.waiters.notify(k);
-                    return;
-                }
+            let Some(want) = self.waiters.payload_mut(k) else {
+                return;
+            };
+            let kind = want.kind;
+            match kind {
+                Kind::Read if !self.writer => {}
+                Kind::Write if !self.writer && self.readers == 0 => {}
                 _ => return,
+            }
+            want.admitted = true;
+            let tag = want.tag;
+            self.enter(kind, tag);
+            self.waiters.notify(k);
+            if kind == Kind::Write {
+                return;
             }
         }
     }
@@ -112,7 +126,7 @@ impl State {
         (self.readers > 0 || self.writer)
             && !self.mixed
             && self.holders == tag
-            && self.waiters.all(|&(_, t)| t == tag)
+            && self.waiters.all(|w| w.tag == tag)
     }
 
     fn release(&mut self, kind: Kind) {
@@ -135,13 +149,19 @@ impl Drop for Readmit<'_> {
     }
 }
 
-fn waiters(s: &mut State) -> &mut WaitList<(Kind, usize)> {
+fn waiters(s: &mut State) -> &mut WaitList<Want> {
     &mut s.waiters
 }
 
-/// The `abandon` hook: a waiter admitted but dead releases again.
-fn pass_on(s: &mut State, (kind, _): (Kind, usize)) -> Option<(Kind, usize)> {
-    s.release(kind);
+/// The `abandon` hook: a waiter admitted but dead releases again; one
+/// still queued when its hub cancelled the wait (the list passes withdrawn
+/// waiters on) lets in those it kept out, as [`Readmit`] does.
+fn pass_on(s: &mut State, want: Want) -> Option<Want> {
+    if want.admitted {
+        s.release(want.kind);
+    } else {
+        s.admit();
+    }
     None
 }
 
@@ -168,7 +188,7 @@ impl<T> RwLock<T> {
                 writer: false,
                 holders: 0,
                 mixed: false,
-                waiters: WaitList::new(),
+                waiters: WaitList::passing_on_withdrawn(),
             }),
             data: UnsafeCell::new(value),
         }
@@ -336,7 +356,11 @@ impl<T: ?Sized> RwLock<T> {
             &self.state,
             s,
             waiters,
-            Some((kind, me)),
+            Some(Want {
+                kind,
+                tag: me,
+                admitted: false,
+            }),
             deadline,
             pass_on,
             WaitSite::sole(SyncKind::RwLock, &sole),

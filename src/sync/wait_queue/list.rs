@@ -28,6 +28,8 @@ pub(crate) struct WaitList<P> {
     head: *mut Node<P>,
     tail: *mut Node<P>,
     len: usize,
+    /// See [`WaitList::passing_on_withdrawn`].
+    pass_on_withdrawn: bool,
 }
 
 // SAFETY: the list only holds pointers to nodes that are reached under the
@@ -42,7 +44,27 @@ impl<P> WaitList<P> {
             head: ptr::null_mut(),
             tail: ptr::null_mut(),
             len: 0,
+            pass_on_withdrawn: false,
         }
+    }
+
+    /// An empty list whose waiters, when their hub cancels a wait still
+    /// queued (the thread exits with it parked), give their own payload to
+    /// the primitive's `abandon` hook too, as a notified one does: for a
+    /// primitive where a queued waiter can keep those behind it out (an
+    /// `RwLock` writer), so that leaving lets them in. Elsewhere a queued
+    /// waiter's payload is its own (a putter's item) and stays with it.
+    pub(crate) const fn passing_on_withdrawn() -> WaitList<P> {
+        WaitList {
+            pass_on_withdrawn: true,
+            ..WaitList::new()
+        }
+    }
+
+    /// Whether this list was made by
+    /// [`passing_on_withdrawn`](WaitList::passing_on_withdrawn).
+    pub(super) fn passes_on_withdrawn(&self) -> bool {
+        self.pass_on_withdrawn
     }
 
     /// Whether no waiter is linked (notified ones no longer count).

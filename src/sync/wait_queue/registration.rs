@@ -120,7 +120,9 @@ impl<S, P> Registration<'_, S, P> {
     /// Hub teardown (the thread exits while this wait is parked; the task
     /// never runs again): unlinks the node if it still waits, and passes on
     /// a hand-off already made to it, so no item, permit or lock is lost
-    /// to a dead waiter. A `PENDING` hand-off counts as made: its wake-up
+    /// to a dead waiter. A waiter still queued on a list made by
+    /// [`WaitList::passing_on_withdrawn`] passes its own payload on too, so
+    /// the waiters it kept out are let in. A `PENDING` hand-off counts as made: its wake-up
     /// message went (or will go) to the closed remote queue, which drops it
     /// unrun. The waiter's own leftover payload (a putter's item) stays
     /// with its leaked stack: no user destructor runs at thread teardown.
@@ -135,15 +137,18 @@ impl<S, P> Registration<'_, S, P> {
         let this = unsafe { &*link.cast::<Registration<'_, S, P>>() };
         let mut guard = this.lock.lock();
         let mark = this.mark();
+        let mut withdrawn = false;
         if mark == WAITING {
+            let list = (this.list)(&mut guard);
             // SAFETY: waiting means linked, and we hold the lock.
-            unsafe { (this.list)(&mut guard).unlink(this.node) };
+            unsafe { list.unlink(this.node) };
+            withdrawn = list.passes_on_withdrawn();
         }
         // SAFETY: unlinked; a pending wake-up will never run (see above),
         // and the lock keeps notifiers out.
         let payload = unsafe { this.take_payload() };
         let leftover = match payload {
-            Some(p) if mark != WAITING => (this.abandon)(&mut guard, p),
+            Some(p) if mark != WAITING || withdrawn => (this.abandon)(&mut guard, p),
             other => other,
         };
         drop(guard);
