@@ -516,3 +516,85 @@ fn connection_timeout_cuts_off_slow_clients() {
         handle.wait();
     });
 }
+
+/// With `workers(n)`, the greenlets that send `Overflow::Reply` to refused
+/// clients end with the server: their sockets are closed when
+/// `serve_forever` returns. Before, one still waiting for its client (up to
+/// a second) was left parked on a worker thread that exited, its socket
+/// never closed.
+#[test]
+fn overflow_replies_still_running_at_the_stop_are_ended_and_closed() {
+    within(Duration::from_secs(30), || {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let serving = std::thread::spawn(move || {
+            let server = StreamServer::bind("127.0.0.1:0", |mut s: TcpStream, _| {
+                let _ = writeln!(s, "{:?}", std::thread::current().id());
+                let mut sink = [0; 64];
+                while let Ok(1..) = s.read(&mut sink) {}
+            })
+            .unwrap()
+            .max_connections(1)
+            .overflow(Overflow::Reply(b"busy\n"))
+            .workers(2);
+            tx.send((server.local_addr().unwrap(), server.handle()))
+                .unwrap();
+            server.serve_forever()
+        });
+        let (addr, handle) = rx.recv().unwrap();
+        let connect = || {
+            let s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s
+        };
+        fn first_line(s: &mut std::net::TcpStream) -> String {
+            let mut line = Vec::new();
+            let mut b = [0; 1];
+            while s.read(&mut b).unwrap() == 1 && b[0] != b'\n' {
+                line.push(b[0]);
+            }
+            String::from_utf8(line).unwrap()
+        }
+        // Fill both workers' one slot: handlers answer with their thread.
+        let mut held = Vec::new();
+        let mut threads = HashSet::new();
+        while threads.len() < 2 {
+            assert!(held.len() < 200, "connections reached one worker only");
+            let mut s = connect();
+            let line = first_line(&mut s);
+            if line != "busy" {
+                threads.insert(line);
+            }
+            held.push(s);
+        }
+        // Both full: every further client is refused, by either worker
+        // (connections are spread by a hash of the client port), and its
+        // reply greenlet waits for the client to close, which it does not.
+        let mut refused: Vec<_> = (0..16)
+            .map(|_| {
+                let mut s = connect();
+                assert_eq!(first_line(&mut s), "busy");
+                s
+            })
+            .collect();
+        handle.stop_with_timeout(Duration::from_millis(50));
+        serving.join().unwrap().unwrap();
+        // A socket closed at the server's end answers more data with a
+        // reset; one still open takes it (and reads end at its FIN).
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !refused.is_empty() && Instant::now() < deadline {
+            refused.retain_mut(|s| {
+                if s.write(b"x").is_err() {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+                !matches!(s.read(&mut [0; 8]), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+            });
+        }
+        assert!(
+            refused.is_empty(),
+            "{} refused connections still open at the server after the stop",
+            refused.len()
+        );
+        drop(held);
+    });
+}

@@ -46,7 +46,8 @@ pub enum Overflow {
     /// Accept the connection, send these bytes (a protocol's "busy"
     /// answer, such as an HTTP `503`), shut down the writing half and close
     /// once the client has closed, or after one second. The reply runs in
-    /// a greenlet of its own, outside the limit.
+    /// a greenlet of its own, outside the limit; a stop ends it as it ends
+    /// the handlers (waited for up to the stop timeout, then killed).
     Reply(&'static [u8]),
 }
 

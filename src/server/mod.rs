@@ -277,8 +277,9 @@ where
     ///
     /// On a stop (see [`ServerHandle::stop`]) every worker closes its
     /// listener at once, so new connections are refused, then waits up to
-    /// the stop timeout for its running handlers to return, then kills the
-    /// rest (they unwind from their park point, so their streams close).
+    /// the stop timeout for its running handlers (and greenlets sending an
+    /// [`Overflow::Reply`]) to return, then kills the rest (they unwind
+    /// from their park point, so their streams close).
     /// `serve_forever` returns when every worker has finished. If the
     /// greenlet calling it is killed, that counts as a stop: the shutdown
     /// goes on without it.

@@ -7,7 +7,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::handle::{SetOnDrop, Shared};
 use super::limits::{Limits, Overflow, reject};
@@ -90,7 +90,9 @@ pub(super) fn extra_listeners(first: &TcpListener, n: usize) -> io::Result<Vec<O
 
 /// One worker's life, on its thread: an accept loop feeding handler
 /// greenlets until the stop, then the graceful shutdown. Returns when the
-/// worker is done.
+/// worker is done, its handlers and its [`Overflow::Reply`] greenlets
+/// included (a worker thread that exited with one still parked would leak
+/// it, and its socket, for good).
 ///
 /// The shutdown runs in a greenlet of its own, so it happens even if the
 /// caller of `serve_forever` is killed while it waits (its unwind asks for
@@ -103,11 +105,15 @@ where
         Some(n) => Pool::new(n),
         None => Pool::with_slots(None, usize::MAX),
     };
+    // The greenlets turning away connections past the limit: outside it,
+    // but ended with the worker.
+    let rejects = Pool::with_slots(None, usize::MAX);
     let acceptor = {
         let pool = pool.clone();
+        let rejects = rejects.clone();
         let handler = Rc::new(handler);
         let stop = shared.stop.clone();
-        crate::spawn(move || accept_loop(&listener, &pool, &handler, limits, &stop))
+        crate::spawn(move || accept_loop(&listener, &pool, &rejects, &handler, limits, &stop))
     };
     let shared = shared.clone();
     let shutdown = crate::spawn(move || {
@@ -118,8 +124,14 @@ where
         if let Ok(Some(e)) = acceptor.join() {
             shared.fail(e);
         }
-        if pool.join_timeout(shared.stop_timeout()).is_err() {
-            pool.kill();
+        // Handlers and replies share the stop timeout.
+        let deadline = Instant::now() + shared.stop_timeout();
+        for p in [&pool, &rejects] {
+            if p.join_timeout(deadline.saturating_duration_since(Instant::now()))
+                .is_err()
+            {
+                p.kill();
+            }
         }
     });
     // It cannot panic: a kill of the caller unwinds from here.
@@ -131,6 +143,7 @@ where
 fn accept_loop<H>(
     listener: &TcpListener,
     pool: &Pool,
+    rejects: &Pool,
     handler: &Rc<H>,
     limits: Limits,
     stop: &Event,
@@ -148,7 +161,7 @@ where
                         Overflow::Wait => {}         // `pool.spawn` waits for a slot
                         Overflow::Close => continue, // drops (closes) `stream`
                         Overflow::Reply(reply) => {
-                            crate::spawn(move || reject(stream, reply));
+                            rejects.spawn(move || reject(stream, reply));
                             continue;
                         }
                     }
