@@ -142,6 +142,15 @@ struct Tally {
     values: u64,
 }
 
+impl Tally {
+    fn add(&mut self, other: &Tally) {
+        self.greenlets += other.greenlets;
+        self.killed += other.killed;
+        self.panicked += other.panicked;
+        self.values += other.values;
+    }
+}
+
 /// What one thread's greenlets share.
 struct Local {
     shared: Arc<Shared>,
@@ -486,9 +495,7 @@ fn run_seed(seed: u64) -> Tally {
     };
     let mut tally = run_thread(shared.clone(), seed, 6, 40, Duration::from_millis(5));
     let theirs = other.join().expect("the second thread failed");
-    tally.greenlets += theirs.greenlets;
-    tally.killed += theirs.killed;
-    tally.panicked += theirs.panicked;
+    tally.add(&theirs);
     let shared = Arc::into_inner(shared).expect("a greenlet still holds the shared state");
     tally.values = shared.made.load(Ordering::Relaxed);
     drop(shared);
@@ -534,10 +541,7 @@ fn random_mixes_of_the_vocabulary_stay_sound() {
             std::panic::catch_unwind(|| within(Duration::from_secs(60), move || run_seed(seed)));
         match r {
             Ok(t) => {
-                total.greenlets += t.greenlets;
-                total.killed += t.killed;
-                total.panicked += t.panicked;
-                total.values += t.values;
+                total.add(&t);
             }
             Err(p) => panic!(
                 "seed {seed} failed (rerun with GREENLET_STRESS_SEED={seed}): {}",

@@ -55,7 +55,8 @@ fn a_blocking_call_in_a_failed_launch_s_drop_is_refused_and_the_hub_survives() {
         FAIL_NEXT_TAKE.with(|f| f.set(true));
         let g = crate::spawn(move || drop(guard));
         let panic = catch_unwind(AssertUnwindSafe(|| g.join())).unwrap_err();
-        let msg = crate::test_util::panic_message(&*panic);
+        let err = crate::hub::JoinError::from_payload(panic);
+        let msg = err.panic_message().unwrap_or_default();
         assert!(msg.contains("inside the hub loop"), "panic: {msg}");
         assert!(current_header().is_null());
         assert_eq!(crate::spawn(|| 7).join().unwrap(), 7);
