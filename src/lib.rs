@@ -238,7 +238,10 @@
 //!   the price. The same holds when a greenlet calls
 //!   `std::process::exit`: the thread's destructors then run on that
 //!   greenlet's stack, which stays mapped. Greenlets that never started are
-//!   dropped with their closures.
+//!   dropped with their closures, after the hub is gone: a `Drop` that calls into the runtime
+//!   there panics (the hub of an exiting thread cannot run again), and the
+//!   teardown catches that panic and goes on dropping the rest, where a
+//!   panic out of a thread-local destructor would abort the process.
 //! - **Cross-thread waiters of an exiting thread.** A greenlet parked in a
 //!   [`sync`] primitive when its thread exits leaves that primitive's
 //!   waiter list: an item, permit or lock already handed to it goes on to

@@ -272,6 +272,122 @@ fn a_wait_on_a_thread_local_queue_destroyed_before_the_hub_is_not_cancelled_thro
     assert_child_passed(&out);
 }
 
+/// Signals the test's main thread to drop its clone of [`SHARED_QUEUE`]
+/// (the last one) when destroyed, and waits until it did.
+struct DropShared;
+
+impl Drop for DropShared {
+    fn drop(&mut self) {
+        let (tx, done) = SHARED_DROP.lock().unwrap().take().unwrap();
+        tx.send(()).unwrap();
+        done.recv().unwrap();
+    }
+}
+
+type DropHandshake = (std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>);
+
+static SHARED_DROP: StdMutex<Option<DropHandshake>> = StdMutex::new(None);
+
+thread_local! {
+    static DROP_SHARED: std::cell::RefCell<Option<DropShared>> =
+        const { std::cell::RefCell::new(None) };
+    static SHARED_QUEUE: std::cell::OnceCell<Arc<Queue<u32>>> =
+        const { std::cell::OnceCell::new() };
+}
+
+#[test]
+#[ignore = "known unsound (the hub's teardown cancels through a primitive another thread freed); \
+            see the `crate::hub::sync_wait` docs"]
+fn a_wait_on_a_queue_whose_last_clone_another_thread_drops_at_teardown_is_not_cancelled_through_it()
+{
+    // As above, but the thread-local holds one of two `Arc`s to the queue:
+    // its destruction frees nothing, and the main thread drops the last
+    // clone (signalled by `DROP_SHARED`, destroyed next) while the exiting
+    // thread's hub still has the wait registered: the primitive is freed on
+    // another thread, whose hub knows nothing of the wait. That thread
+    // takes the freed memory back at once.
+    if child_mode().as_deref() == Some("tls_shared_queue") {
+        BLOCKS.lock().unwrap().reserve(128);
+        let queue = Arc::new(Queue::new());
+        let (go_tx, go_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        *SHARED_DROP.lock().unwrap() = Some((go_tx, done_rx));
+        let theirs = queue.clone();
+        let exiting = std::thread::spawn(move || {
+            CHECK_BLOCKS.with(|c| *c.borrow_mut() = Some(CheckBlocks));
+            yield_now(); // this thread's hub
+            DROP_SHARED.with(|d| *d.borrow_mut() = Some(DropShared));
+            SHARED_QUEUE.with(|q| q.set(theirs).unwrap());
+            let _parked = spawn(|| SHARED_QUEUE.with(|q| q.get().unwrap().get().unwrap()));
+            yield_now(); // the greenlet parks in `get`; the thread exits
+        });
+        go_rx.recv().expect("the exiting thread signals");
+        drop(queue);
+        drop(Refill); // on this thread, whose allocator cache has the queue's memory
+        done_tx.send(()).unwrap();
+        exiting.join().expect("the thread must exit cleanly");
+        assert!(
+            !BLOCKS_WRITTEN.load(Ordering::SeqCst),
+            "the hub's teardown wrote into the queue freed by another thread"
+        );
+        return;
+    }
+    let out = run_child_within(
+        "a_wait_on_a_queue_whose_last_clone_another_thread_drops_at_teardown_is_not_cancelled_through_it",
+        "tls_shared_queue",
+        &[],
+        LIMIT,
+    );
+    assert_child_passed(&out);
+}
+
+/// Calls into the runtime when dropped, and records that its drop ran to
+/// the end or unwound.
+struct CallsTheHubOnDrop(Arc<AtomicUsize>);
+
+impl Drop for CallsTheHubOnDrop {
+    fn drop(&mut self) {
+        // Counts first: the call below panics once the hub is gone.
+        self.0.fetch_add(1, Ordering::SeqCst);
+        yield_now();
+    }
+}
+
+#[test]
+fn a_closure_whose_drop_calls_the_hub_is_dropped_at_thread_exit_without_aborting() {
+    // The thread exits with two greenlets that never started: the hub's
+    // teardown drops their closures, whose `Drop` calls `yield_now` on a
+    // hub already torn down. That call panics; the panic must not escape
+    // the thread-local destructor (which aborts the process), and the
+    // other closure must still be dropped.
+    if child_mode().as_deref() == Some("drop_calls_hub") {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let d = dropped.clone();
+        std::thread::spawn(move || {
+            let first = CallsTheHubOnDrop(d.clone());
+            drop(spawn(move || drop(first)));
+            let second = CallsTheHubOnDrop(d);
+            let _held = spawn(move || drop(second));
+            // The thread exits without running either.
+        })
+        .join()
+        .expect("the thread must exit cleanly");
+        assert_eq!(
+            dropped.load(Ordering::SeqCst),
+            2,
+            "every closure is dropped"
+        );
+        return;
+    }
+    let out = run_child_within(
+        "a_closure_whose_drop_calls_the_hub_is_dropped_at_thread_exit_without_aborting",
+        "drop_calls_hub",
+        &[],
+        LIMIT,
+    );
+    assert_child_passed(&out);
+}
+
 // ---- 4. unwinding is tracked per greenlet ----
 
 /// Kills its helper greenlet when dropped.

@@ -389,17 +389,32 @@ impl Drop for Hub {
         //
         // Work other threads queued for this hub is dropped, which tells
         // their waiters it will never run.
-        self.remote.close();
+        //
+        // Every value dropped here that may run user code (a closure that
+        // never started, a result nobody took, a callback queued from
+        // another thread) is dropped by `drop_caught`: its `Drop` may call
+        // into this hub, which is gone (`HUB` is `DEAD`), and that call
+        // panics; a panic escaping a thread-local destructor aborts the
+        // process, and would leave the values after it undropped.
+        self.remote.close_with(drop_caught);
         // Waits linked into sync primitives that other threads use are
         // cancelled: hand-offs already made to them go on to the next waiter.
         self.sync_waits.cancel_all();
-        let ready = std::mem::take(self.ready.get_mut());
-        drop(ready);
-        drop(self.next.get_mut().take());
-        let timers = self.timers.get_mut().clear();
-        drop(timers);
-        let tasks = self.tasks.get_mut().take_all();
-        drop(tasks);
+        let ready = self.ready.get_mut();
+        while let Some(task) = ready.pop_front() {
+            drop_caught(task);
+        }
+        drop_caught(self.next.get_mut().take());
+        self.timers
+            .get_mut()
+            .clear()
+            .into_iter()
+            .for_each(drop_caught);
+        self.tasks
+            .get_mut()
+            .take_all()
+            .into_iter()
+            .for_each(drop_caught);
         if self.live.get() > 0 {
             self.stacks.leak();
         }
@@ -409,6 +424,17 @@ impl Drop for Hub {
             unsafe { crate::sys::free_altstack(base, len) };
         }
         task_slab::hub_gone();
+    }
+}
+
+/// Drops `value`, catching a panic of its `Drop` (hub teardown: see
+/// `Hub::drop`). The panic was already reported by the panic hook; its
+/// payload is leaked, since dropping it could panic again.
+fn drop_caught<T>(value: T) {
+    if let Err(payload) =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value)))
+    {
+        std::mem::forget(payload);
     }
 }
 

@@ -95,12 +95,14 @@ impl Remote {
         self.queue.is_empty()
     }
 
-    /// Hub teardown: drops every queued message and makes later sends drop
-    /// theirs.
-    pub(crate) fn close(&self) {
+    /// Hub teardown: makes later sends drop their messages (on the
+    /// sender's thread), and hands each message queued now to `discard`.
+    pub(crate) fn close_with(&self, discard: impl Fn(RemoteMsg)) {
         self.closed.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
-        self.discard();
+        while let Some(msg) = self.queue.pop() {
+            discard(msg);
+        }
     }
 
     fn discard(&self) {
