@@ -341,6 +341,67 @@ fn a_wait_on_a_queue_whose_last_clone_another_thread_drops_at_teardown_is_not_ca
     assert_child_passed(&out);
 }
 
+/// Set when [`BORROWED`] is destroyed at thread exit.
+static BORROWED_GONE: AtomicBool = AtomicBool::new(false);
+/// Set by a greenlet resumed inside `BORROWED.with` after that.
+static RESUMED_ON_GONE: AtomicBool = AtomicBool::new(false);
+
+struct Borrowed;
+
+impl Drop for Borrowed {
+    fn drop(&mut self) {
+        BORROWED_GONE.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Runs the hub from a thread-local destructor.
+struct SleepsOnDrop;
+
+impl Drop for SleepsOnDrop {
+    fn drop(&mut self) {
+        sleep(Duration::from_millis(50));
+    }
+}
+
+thread_local! {
+    static SLEEPS_ON_DROP: std::cell::RefCell<Option<SleepsOnDrop>> =
+        const { std::cell::RefCell::new(None) };
+    static BORROWED: Borrowed = const { Borrowed };
+}
+
+#[test]
+#[ignore = "known unsound (a thread-local destructor runs the hub, which resumes a greenlet \
+            whose `LocalKey::with` borrow was destroyed); see the `crate::hub::sync_wait` docs"]
+fn a_greenlet_parked_inside_a_destroyed_thread_local_is_never_resumed() {
+    // Thread-locals are destroyed in reverse order of first use: `BORROWED`
+    // first, then `SLEEPS_ON_DROP`, whose destructor runs the hub for
+    // 50 ms. A greenlet sleeping 10 ms inside `BORROWED.with` must not be
+    // resumed then: its borrow dangles.
+    within(LIMIT, || {
+        std::thread::spawn(|| {
+            yield_now(); // this thread's hub
+            SLEEPS_ON_DROP.with(|s| *s.borrow_mut() = Some(SleepsOnDrop));
+            BORROWED.with(|_| {});
+            let _parked = spawn(|| {
+                BORROWED.with(|_borrowed| {
+                    sleep(Duration::from_millis(10));
+                    if BORROWED_GONE.load(Ordering::SeqCst) {
+                        RESUMED_ON_GONE.store(true, Ordering::SeqCst);
+                    }
+                })
+            });
+            yield_now(); // it parks in `sleep`; the thread exits
+        })
+        .join()
+        .expect("the thread must exit cleanly");
+        assert!(BORROWED_GONE.load(Ordering::SeqCst));
+        assert!(
+            !RESUMED_ON_GONE.load(Ordering::SeqCst),
+            "a greenlet ran on with a borrow of a destroyed thread-local"
+        );
+    });
+}
+
 /// Calls into the runtime when dropped, and records that its drop ran to
 /// the end or unwound.
 struct CallsTheHubOnDrop(Arc<AtomicUsize>);
