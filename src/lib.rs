@@ -238,10 +238,25 @@
 //!   the price. The same holds when a greenlet calls
 //!   `std::process::exit`: the thread's destructors then run on that
 //!   greenlet's stack, which stays mapped. Greenlets that never started are
-//!   dropped with their closures, after the hub is gone: a `Drop` that calls into the runtime
-//!   there panics (the hub of an exiting thread cannot run again), and the
-//!   teardown catches that panic and goes on dropping the rest, where a
-//!   panic out of a thread-local destructor would abort the process.
+//!   dropped with their closures, after the hub is gone: a `Drop` that
+//!   calls into the runtime there panics (the hub of an exiting thread
+//!   cannot run again), and the teardown catches that panic and goes on
+//!   dropping the rest, where a panic out of a thread-local destructor
+//!   would abort the process.
+//!
+//!   **Known gap.** The hub is torn down by its own thread-local
+//!   destructor, and thread-locals are destroyed in reverse order of first
+//!   use. A thread-local destroyed before the hub, whose destructor runs
+//!   the hub (it sleeps, joins or does green I/O), resumes the parked
+//!   greenlets; one parked inside `LocalKey::with` of a thread-local
+//!   destroyed even earlier then runs on with a dangling borrow. And a
+//!   greenlet parked in a [`sync`] primitive reached through a
+//!   thread-local clone (a `Queue` handle, an `Arc`) whose last other clone
+//!   another thread drops while this thread exits has its wait cancelled
+//!   through freed memory. Until this is fixed, do not leave a greenlet
+//!   parked inside `LocalKey::with` when its thread exits. The ignored
+//!   tests in `tests/soundness.rs` reproduce both; the fix (stopping the
+//!   hub before the first such thread-local is destroyed) is not done yet.
 //! - **Cross-thread waiters of an exiting thread.** A greenlet parked in a
 //!   [`sync`] primitive when its thread exits leaves that primitive's
 //!   waiter list: an item, permit or lock already handed to it goes on to
