@@ -379,3 +379,49 @@ fn select_with_a_timeval_of_more_than_a_second_of_microseconds_waits_it() {
     );
     assert_child_passed(&out);
 }
+
+/// `ppoll` with a timespec the kernel rejects (negative seconds, or
+/// nanoseconds outside `0..1_000_000_000`) fails with EINVAL at once, in a
+/// greenlet too. Before, the hook clamped it into range and waited.
+#[test]
+fn ppoll_with_an_invalid_timespec_fails_with_einval() {
+    patch();
+    within(LIMIT, || {
+        let g = spawn(|| {
+            // Never readable: a wait would last the whole timeout.
+            let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let bad = [(0, -1), (0, 1_000_000_000), (-1, 0), (-1, 500_000_000)];
+            for (sec, nsec) in bad {
+                let ts = libc::timespec {
+                    tv_sec: sec,
+                    tv_nsec: nsec,
+                };
+                let mut p = libc::pollfd {
+                    fd: a.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let t = Instant::now();
+                // SAFETY (test): one valid pollfd, a timespec, no mask.
+                let r = unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) };
+                let err = std::io::Error::last_os_error();
+                assert_eq!(r, -1, "ppoll({sec} s, {nsec} ns) returned {r}");
+                assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{sec} s, {nsec} ns");
+                assert!(t.elapsed() < Duration::from_millis(500), "it waited");
+            }
+            // A valid one still waits through the hub and times out.
+            let ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 20_000_000,
+            };
+            let mut p = libc::pollfd {
+                fd: a.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY (test): as above.
+            assert_eq!(unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) }, 0);
+        });
+        g.join().unwrap();
+    });
+}
