@@ -326,7 +326,7 @@ pub(crate) fn cooperate(
     }
     let mut deadline: Option<Option<Instant>> = None;
     let mut failures = 0u32;
-    let mut pause = SEND_RETRY_MIN;
+    let mut backoff = crate::time::Backoff::new(SEND_RETRY_MIN, SEND_RETRY_MAX);
     loop {
         if dir == Direction::Write && failures >= 2 {
             // A send that failed again right after its wake-up: a Unix
@@ -334,15 +334,13 @@ pub(crate) fn cooperate(
             // attempt made the socket writable again at once (the kernel
             // gives an unconnected sender no other wake-up). Pause before
             // the next attempt (whose failure wakes the wait after it), or
-            // the retries spin the hub until the receiver drains.
-            let left = deadline.flatten().map_or(pause, |d| {
-                pause.min(d.saturating_duration_since(Instant::now()))
-            });
-            if time::green_sleep(hook, left, call).is_err() {
+            // the retries spin the hub until the receiver drains. Cut to
+            // the time left: the call times out when it would without.
+            let pause = backoff.next(deadline.flatten());
+            if time::green_sleep(hook, pause, call).is_err() {
                 set_errno(interrupt_errno().unwrap_or(libc::EINTR));
                 return -1;
             }
-            pause = (pause * 2).min(SEND_RETRY_MAX);
         }
         let r = op();
         if r >= 0 {
