@@ -22,7 +22,7 @@
 //! | `read`/`write`/`readv`/`writev` on pipes, FIFOs, ttys, eventfds | wait through the hub until `poll` says ready; a pipe write moves at most 4 KiB per call (see below) |
 //! | `waitpid`, `wait4`, `waitid` for one child | park on the child's pidfd (`std::process::Child::wait`, `Command::status`) |
 //! | `epoll_wait`, `epoll_pwait`, `epoll_pwait2` | a foreign event loop parks on its epoll fd's readiness, its timeout as the park's |
-//! | `close` | removes the fd from the hub first |
+//! | `close`, `dup2`, `dup3`, `close_range` | remove each fd they close from the hub and the fd table first |
 //!
 //! And, in or out of greenlets: `listen` asks for the largest accept queue
 //! (`net.core.somaxconn`) instead of std's 128, so a burst of connects to a
@@ -127,6 +127,7 @@
 //!
 //! [`with_timeout`]: crate::with_timeout
 
+mod close;
 mod dns;
 mod epoll;
 pub(crate) mod fdtable;
