@@ -428,9 +428,21 @@ fn ppoll_with_an_invalid_timespec_fails_with_einval() {
 
 /// A pipe read end with `b"hi"` queued, and its write end.
 fn pipe_with_data() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
-    let (r, mut w) = std::io::pipe().unwrap();
-    w.write_all(b"hi").unwrap();
-    (r.into(), w.into())
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY (test): a valid out-array of two fds.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY (test): both fds were just opened, and are owned here alone.
+    let (r, w) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    std::fs::File::from(w.try_clone().unwrap())
+        .write_all(b"hi")
+        .unwrap();
+    (r, w)
 }
 
 /// Reads `fd` through the `read` hook, in a greenlet.
@@ -511,11 +523,9 @@ fn fds_closed_by_dup2_dup3_and_close_range_leave_no_stale_entry() {
         unsafe { libc::close_range(n, n, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) },
         0
     );
-    let r = spawn(move || {
-        greenlet::with_timeout(Duration::from_secs(5), || s.recv(&mut [0; 8]))
-    })
-    .join()
-    .unwrap();
+    let r = spawn(move || greenlet::with_timeout(Duration::from_secs(5), || s.recv(&mut [0; 8])))
+        .join()
+        .unwrap();
     match r {
         Ok(Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
         other => panic!("the read timeout was lost: {other:?}"),

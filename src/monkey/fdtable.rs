@@ -289,13 +289,18 @@ pub(crate) fn reset_range(first: u32, last: u32) {
     if first > last {
         return;
     }
-    for hi in first / CHUNK..=last / CHUNK {
-        let chunk = TABLE[hi].load(Ordering::Acquire);
+    let (first_hi, last_hi) = (first / CHUNK, last / CHUNK);
+    for (hi, slot) in TABLE.iter().enumerate().take(last_hi + 1).skip(first_hi) {
+        let chunk = slot.load(Ordering::Acquire);
         if chunk.is_null() {
             continue;
         }
-        let lo_first = if hi == first / CHUNK { first % CHUNK } else { 0 };
-        let lo_last = if hi == last / CHUNK { last % CHUNK } else { CHUNK - 1 };
+        let lo_first = if hi == first_hi { first % CHUNK } else { 0 };
+        let lo_last = if hi == last_hi {
+            last % CHUNK
+        } else {
+            CHUNK - 1
+        };
         for lo in lo_first..=lo_last {
             // SAFETY: a mapped chunk holds CHUNK entries and is never
             // unmapped.

@@ -285,11 +285,13 @@ fn ts_timeout(ts: *const libc::timespec) -> Option<Duration> {
     }
     // SAFETY: a non-null timespec from the caller.
     let ts = unsafe { *ts };
-    Some(if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
-        Duration::ZERO
-    } else {
-        Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-    })
+    Some(
+        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+            Duration::ZERO
+        } else {
+            Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+        },
+    )
 }
 
 /// Hook: `poll(2)`.

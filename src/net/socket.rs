@@ -213,7 +213,11 @@ impl<S: AsFd> Socket<S> {
     /// retried on readiness, within the direction's timeout (whose expiry is
     /// `WouldBlock`, like the kernel's `SO_RCVTIMEO`).
     #[inline]
-    pub(crate) fn io<R>(&self, dir: Direction, op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {
+    pub(crate) fn io<R>(
+        &self,
+        dir: Direction,
+        op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
         self.io_noting(dir, |_| {}, op)
     }
 
