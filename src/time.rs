@@ -402,11 +402,60 @@ impl Iterator for Interval {
     }
 }
 
+/// The growing pauses between retries of an operation that has no
+/// readiness edge to wait for (a Unix datagram send to a full receiver):
+/// `min`, doubled after each pause up to `max`, each cut to the time left
+/// before the operation's deadline, so the retries never overshoot it.
+pub(crate) struct Backoff {
+    pause: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Pauses from `min` doubling up to `max`.
+    pub(crate) const fn new(min: Duration, max: Duration) -> Backoff {
+        Backoff { pause: min, max }
+    }
+
+    /// The next pause, cut to the time left before `deadline` (zero once
+    /// it has passed: the caller retries once more at once, then times out
+    /// as it would without the pauses).
+    pub(crate) fn next(&mut self, deadline: Option<Instant>) -> Duration {
+        self.next_at(deadline, Instant::now())
+    }
+
+    /// [`next`](Backoff::next) at `now`.
+    fn next_at(&mut self, deadline: Option<Instant>, now: Instant) -> Duration {
+        let pause = self.pause;
+        self.pause = (pause * 2).min(self.max);
+        deadline.map_or(pause, |d| pause.min(d.saturating_duration_since(now)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
 
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_max_and_never_passes_the_deadline() {
+        let ms = Duration::from_millis;
+        let now = Instant::now();
+        let mut b = Backoff::new(ms(1), ms(64));
+        let pauses: Vec<_> = (0..9).map(|_| b.next_at(None, now)).collect();
+        let want: Vec<_> = [1, 2, 4, 8, 16, 32, 64, 64, 64].map(ms).to_vec();
+        assert_eq!(pauses, want);
+        // 10 ms before the deadline a 64 ms pause is cut to 10 ms...
+        assert_eq!(b.next_at(Some(now + ms(10)), now), ms(10));
+        // ...a shorter one is not cut...
+        let mut short = Backoff::new(ms(4), ms(64));
+        assert_eq!(short.next_at(Some(now + ms(10)), now), ms(4));
+        // ...and at or past the deadline it is zero, while still growing.
+        assert_eq!(short.next_at(Some(now), now), Duration::ZERO);
+        assert_eq!(short.next_at(Some(now), now + ms(5)), Duration::ZERO);
+        assert_eq!(short.next_at(None, now), ms(32));
+    }
 
     /// What a monkey hook does when a park of its is interrupted by an
     /// expired scope: it cannot unwind, so it notes the expiry and fails

@@ -379,3 +379,155 @@ fn select_with_a_timeval_of_more_than_a_second_of_microseconds_waits_it() {
     );
     assert_child_passed(&out);
 }
+
+/// `ppoll` with a timespec the kernel rejects (negative seconds, or
+/// nanoseconds outside `0..1_000_000_000`) fails with EINVAL at once, in a
+/// greenlet too. Before, the hook clamped it into range and waited.
+#[test]
+fn ppoll_with_an_invalid_timespec_fails_with_einval() {
+    patch();
+    within(LIMIT, || {
+        let g = spawn(|| {
+            // Never readable: a wait would last the whole timeout.
+            let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+            let bad = [(0, -1), (0, 1_000_000_000), (-1, 0), (-1, 500_000_000)];
+            for (sec, nsec) in bad {
+                let ts = libc::timespec {
+                    tv_sec: sec,
+                    tv_nsec: nsec,
+                };
+                let mut p = libc::pollfd {
+                    fd: a.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let t = Instant::now();
+                // SAFETY (test): one valid pollfd, a timespec, no mask.
+                let r = unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) };
+                let err = std::io::Error::last_os_error();
+                assert_eq!(r, -1, "ppoll({sec} s, {nsec} ns) returned {r}");
+                assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{sec} s, {nsec} ns");
+                assert!(t.elapsed() < Duration::from_millis(500), "it waited");
+            }
+            // A valid one still waits through the hub and times out.
+            let ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 20_000_000,
+            };
+            let mut p = libc::pollfd {
+                fd: a.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY (test): as above.
+            assert_eq!(unsafe { libc::ppoll(&mut p, 1, &ts, std::ptr::null()) }, 0);
+        });
+        g.join().unwrap();
+    });
+}
+
+/// A pipe read end with `b"hi"` queued, and its write end.
+fn pipe_with_data() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY (test): a valid out-array of two fds.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY (test): both fds were just opened, and are owned here alone.
+    let (r, w) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    std::fs::File::from(w.try_clone().unwrap())
+        .write_all(b"hi")
+        .unwrap();
+    (r, w)
+}
+
+/// Reads `fd` through the `read` hook, in a greenlet.
+fn hooked_read(fd: libc::c_int) -> std::io::Result<Vec<u8>> {
+    spawn(move || {
+        let mut buf = [0u8; 8];
+        // SAFETY (test): a valid buffer; `fd` is open.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(buf[..n as usize].to_vec())
+        }
+    })
+    .join()
+    .unwrap()
+}
+
+/// An fd closed by `dup2`, `dup3` or `close_range` (not through the `close`
+/// hook) leaves nothing behind in the hooks' fd table: the fd number, now
+/// a pipe, is read as a pipe. Before, it kept the socket's entry, and the
+/// `read` hook tried `recv` on the pipe (ENOTSOCK). A `close_range` that
+/// only sets close-on-exec closes nothing and keeps the entry (the
+/// socket's read timeout still applies). In a child process: the test
+/// needs the fd number it freed back, with no other test opening fds.
+#[test]
+fn fds_closed_by_dup2_dup3_and_close_range_leave_no_stale_entry() {
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    if child_mode().as_deref() != Some("dup_close") {
+        let out = run_child_within(
+            "fds_closed_by_dup2_dup3_and_close_range_leave_no_stale_entry",
+            "dup_close",
+            &[],
+            LIMIT,
+        );
+        assert_child_passed(&out);
+        return;
+    }
+    patch();
+    let socket_fd = || {
+        // Created through the `socket` hook: its entry says "socket".
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.into_raw_fd()
+    };
+    let (r, _w) = pipe_with_data();
+    // SAFETY (test): both fds are open; dup2 closes the socket.
+    let n = socket_fd();
+    assert_eq!(unsafe { libc::dup2(r.as_raw_fd(), n) }, n);
+    assert_eq!(hooked_read(n).unwrap(), b"hi", "after dup2");
+    // SAFETY (test): `n` is ours.
+    unsafe { libc::close(n) };
+
+    let (r, _w) = pipe_with_data();
+    let n = socket_fd();
+    // SAFETY (test): as above.
+    assert_eq!(unsafe { libc::dup3(r.as_raw_fd(), n, libc::O_CLOEXEC) }, n);
+    assert_eq!(hooked_read(n).unwrap(), b"hi", "after dup3");
+    // SAFETY (test): `n` is ours.
+    unsafe { libc::close(n) };
+
+    let (r, _w) = pipe_with_data();
+    let n = socket_fd();
+    // SAFETY (test): `n` is ours; closed by close_range, then the number
+    // is taken again (the lowest free one at or above `n`: `n` itself).
+    assert_eq!(unsafe { libc::close_range(n as u32, n as u32, 0) }, 0);
+    let again = unsafe { libc::fcntl(r.as_raw_fd(), libc::F_DUPFD, n) };
+    assert_eq!(again, n, "the freed fd number was taken meanwhile");
+    assert_eq!(hooked_read(n).unwrap(), b"hi", "after close_range");
+    // SAFETY (test): `n` is ours.
+    unsafe { libc::close(n) };
+
+    // Close-on-exec only: the socket stays, and so does its timeout.
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let n = s.as_raw_fd() as u32;
+    // SAFETY (test): flags only.
+    assert_eq!(
+        unsafe { libc::close_range(n, n, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) },
+        0
+    );
+    let r = spawn(move || greenlet::with_timeout(Duration::from_secs(5), || s.recv(&mut [0; 8])))
+        .join()
+        .unwrap();
+    match r {
+        Ok(Err(e)) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
+        other => panic!("the read timeout was lost: {other:?}"),
+    }
+}

@@ -264,3 +264,37 @@ fn datagram_send_to_a_full_receiver_waits_until_it_drains() {
         }
     });
 }
+
+/// A `send_to` to a full receiver, retried with growing pauses (up to
+/// 64 ms), still expires at its write timeout: the last pause is cut to
+/// the time left. Before, it could overshoot by up to 64 ms (128 ms for a
+/// 70 ms timeout). The best of three sends is compared, with 40 ms of
+/// slack, so a loaded machine delaying one wake-up cannot fail it.
+#[test]
+fn datagram_send_to_a_full_receiver_times_out_at_its_write_timeout() {
+    util::within(Duration::from_secs(20), || {
+        let dir = temp_dir("unix-dgram-timeout");
+        let path = dir.join("full.sock");
+        let _receiver = UnixDatagram::bind(&path).unwrap();
+        let filler = UnixDatagram::unbound().unwrap();
+        let p = path.clone();
+        fill_queue(&filler, move |s| s.send_to(b"x", &p));
+        let timeout = Duration::from_millis(70);
+        let mut best = Duration::MAX;
+        for _ in 0..3 {
+            let sender = UnixDatagram::unbound().unwrap();
+            sender.set_write_timeout(Some(timeout)).unwrap();
+            let start = std::time::Instant::now();
+            let err = sender.send_to(b"x", &path).unwrap_err();
+            let took = start.elapsed();
+            assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+            assert!(took >= timeout, "timed out early: {took:?}");
+            best = best.min(took);
+        }
+        assert!(
+            best < timeout + Duration::from_millis(40),
+            "the send overshot its {timeout:?} write timeout: {best:?}"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    });
+}

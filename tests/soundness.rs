@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use greenlet::pool::Group;
-use greenlet::sync::{Event, Mutex, Queue};
+use greenlet::sync::{Barrier, Event, Mutex, Queue};
 use greenlet::{sleep, spawn, with_timeout, yield_now};
 use util::{assert_child_passed, assert_killed, child_mode, run_child_within, within};
 
@@ -192,6 +192,46 @@ fn mutex_released_after_a_waiters_thread_exited_can_be_locked() {
         drop(guard);
         let g = m.lock_timeout(Duration::from_secs(5));
         assert!(g.is_ok(), "the mutex stayed locked by a dead waiter");
+    });
+}
+
+/// A `Barrier` waiter whose thread exits while it is parked (its hub
+/// cancels the wait) no longer counts as arrived: the round still needs
+/// `n` live arrivals. Before, the dead arrival stayed counted and the next
+/// `n - 1` arrivals completed the round one short.
+#[test]
+fn barrier_arrival_of_a_waiter_whose_thread_exited_is_withdrawn() {
+    within(LIMIT, || {
+        let b = Arc::new(Barrier::new(2));
+        let b2 = b.clone();
+        std::thread::spawn(move || {
+            let _g = spawn(move || b2.wait().is_leader());
+            yield_now(); // parked in wait; the thread exits with it parked
+        })
+        .join()
+        .unwrap();
+        assert!(
+            format!("{b:?}").contains("arrived: 0"),
+            "the dead waiter still counts as arrived: {b:?}"
+        );
+        // One live arrival does not complete the round...
+        let first = spawn({
+            let b = b.clone();
+            move || b.wait().is_leader()
+        });
+        sleep(Duration::from_millis(100));
+        assert!(
+            !first.is_finished(),
+            "one live arrival completed a round of two"
+        );
+        // ...the second does, and the round after that works as usual.
+        assert!(b.wait().is_leader());
+        assert_eq!(first.join().ok(), Some(false));
+        let again = spawn({
+            let b = b.clone();
+            move || b.wait().is_leader()
+        });
+        assert!(b.wait().is_leader() ^ again.join().unwrap());
     });
 }
 

@@ -417,6 +417,8 @@ impl Registration {
     /// socket's `SO_RCVTIMEO`/`SO_SNDTIMEO`: `timeout` (`None`: wait
     /// forever) starts when the call first has to wait, and its expiry is
     /// the kernel's `EAGAIN` (`ErrorKind::WouldBlock`), as std reports it.
+    /// The deadline it sets then is handed to `noted` (for an `op` that
+    /// paces its retries by it).
     ///
     /// # Errors
     /// `op`'s error, or `EAGAIN` if the timeout passed.
@@ -424,11 +426,16 @@ impl Registration {
         &self,
         dir: Direction,
         timeout: Option<Duration>,
+        mut noted: impl FnMut(Option<Instant>),
         op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
         self.io_loop(
             dir,
-            || timeout.map(crate::hub::deadline_after),
+            || {
+                let deadline = timeout.map(crate::hub::deadline_after);
+                noted(deadline);
+                deadline
+            },
             crate::sys::would_block,
             op,
         )

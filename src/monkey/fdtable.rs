@@ -6,9 +6,10 @@
 //! the table before `main`, on any thread, and without locks.
 //!
 //! An entry caches whether the fd is a socket and the user's
-//! `SO_RCVTIMEO`/`SO_SNDTIMEO`. `close` (hooked) and socket creation reset
-//! it and bump its generation, which also invalidates every thread's epoll
-//! registration of the old fd.
+//! `SO_RCVTIMEO`/`SO_SNDTIMEO`. The calls that close fds (hooked: `close`,
+//! `dup2`, `dup3`, `close_range`) and socket creation reset it and bump its
+//! generation, which also invalidates every thread's epoll registration of
+//! the old fd.
 
 use std::cell::RefCell;
 use std::os::fd::BorrowedFd;
@@ -266,5 +267,44 @@ pub(crate) fn forget_registration(fd: libc::c_int) {
         // Waiters (a `poll` hook's) may hold the registration too: wake
         // them now rather than when the last reference drops.
         reg.retire();
+    }
+}
+
+/// [`forget_registration`] for every fd in `first..=last` this thread has
+/// registered (`close_range`).
+pub(crate) fn forget_registrations(first: u32, last: u32) {
+    let known = REGS.try_with(|regs| regs.borrow().len()).unwrap_or(0);
+    let end = known.min(last as usize + 1);
+    for fd in first as usize..end {
+        forget_registration(fd as libc::c_int);
+    }
+}
+
+/// Clears the entries of the fds `first..=last` (`close_range`). Only the
+/// chunks already mapped are walked: an fd whose chunk was never mapped
+/// has no entry yet.
+pub(crate) fn reset_range(first: u32, last: u32) {
+    let first = first as usize;
+    let last = (last as usize).min(CHUNK * CHUNKS - 1);
+    if first > last {
+        return;
+    }
+    let (first_hi, last_hi) = (first / CHUNK, last / CHUNK);
+    for (hi, slot) in TABLE.iter().enumerate().take(last_hi + 1).skip(first_hi) {
+        let chunk = slot.load(Ordering::Acquire);
+        if chunk.is_null() {
+            continue;
+        }
+        let lo_first = if hi == first_hi { first % CHUNK } else { 0 };
+        let lo_last = if hi == last_hi {
+            last % CHUNK
+        } else {
+            CHUNK - 1
+        };
+        for lo in lo_first..=lo_last {
+            // SAFETY: a mapped chunk holds CHUNK entries and is never
+            // unmapped.
+            unsafe { &*chunk.add(lo) }.reset(None);
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Hooks for data transfer: `read`, `write`, `readv`, `writev`, `recv`,
 //! `send`, `recvfrom`, `sendto`, `recvmsg`, `sendmsg`, the fortified
-//! `__read_chk`, `__recv_chk`, `__recvfrom_chk`, and `close`.
+//! `__read_chk`, `__recv_chk`, `__recvfrom_chk` (`close` and the calls
+//! that close fds behind it are in [`close`](super::close)).
 //!
 //! On sockets inside greenlets, each call runs with `MSG_DONTWAIT` (plain
 //! `read`/`write`/`readv`/`writev` become the equivalent `recv`/`send`/
@@ -12,7 +13,7 @@
 use libc::{c_int, c_void, size_t, sockaddr, socklen_t, ssize_t};
 
 use crate::hub::reactor::Direction;
-use crate::monkey::{Hook, cooperate, fdtable, is_socket, pipe, real};
+use crate::monkey::{Hook, cooperate, is_socket, pipe, real};
 
 const DW: c_int = libc::MSG_DONTWAIT;
 
@@ -304,24 +305,4 @@ pub unsafe extern "C" fn __recvfrom_chk(
     }
     // SAFETY: `n` fits the buffer; as recvfrom.
     unsafe { recvfrom(fd, buf, n, flags, addr, len) }
-}
-
-/// Hook: `close(2)`. After [`patch_all`](crate::monkey::patch_all), the fd
-/// leaves this thread's hub (waking any greenlet still waiting on it) and
-/// the fd table before it closes.
-///
-/// # Safety
-/// As libc's `close`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    if crate::monkey::is_patched() {
-        if !crate::hub::current_header().is_null() || crate::hub::Hub::try_current().is_some() {
-            fdtable::forget_registration(fd);
-        }
-        if let Some(info) = fdtable::info(fd) {
-            info.reset(None);
-        }
-    }
-    // SAFETY: forwarding the caller's argument.
-    unsafe { real::close(fd) }
 }

@@ -22,7 +22,7 @@
 //! | `read`/`write`/`readv`/`writev` on pipes, FIFOs, ttys, eventfds | wait through the hub until `poll` says ready; a pipe write moves at most 4 KiB per call (see below) |
 //! | `waitpid`, `wait4`, `waitid` for one child | park on the child's pidfd (`std::process::Child::wait`, `Command::status`) |
 //! | `epoll_wait`, `epoll_pwait`, `epoll_pwait2` | a foreign event loop parks on its epoll fd's readiness, its timeout as the park's |
-//! | `close` | removes the fd from the hub first |
+//! | `close`, `dup2`, `dup3`, `close_range` | remove each fd they close from the hub and the fd table first |
 //!
 //! And, in or out of greenlets: `listen` asks for the largest accept queue
 //! (`net.core.somaxconn`) instead of std's 128, so a burst of connects to a
@@ -127,6 +127,7 @@
 //!
 //! [`with_timeout`]: crate::with_timeout
 
+mod close;
 mod dns;
 mod epoll;
 pub(crate) mod fdtable;
@@ -326,7 +327,7 @@ pub(crate) fn cooperate(
     }
     let mut deadline: Option<Option<Instant>> = None;
     let mut failures = 0u32;
-    let mut pause = SEND_RETRY_MIN;
+    let mut backoff = crate::time::Backoff::new(SEND_RETRY_MIN, SEND_RETRY_MAX);
     loop {
         if dir == Direction::Write && failures >= 2 {
             // A send that failed again right after its wake-up: a Unix
@@ -334,15 +335,13 @@ pub(crate) fn cooperate(
             // attempt made the socket writable again at once (the kernel
             // gives an unconnected sender no other wake-up). Pause before
             // the next attempt (whose failure wakes the wait after it), or
-            // the retries spin the hub until the receiver drains.
-            let left = deadline.flatten().map_or(pause, |d| {
-                pause.min(d.saturating_duration_since(Instant::now()))
-            });
-            if time::green_sleep(hook, left, call).is_err() {
+            // the retries spin the hub until the receiver drains. Cut to
+            // the time left: the call times out when it would without.
+            let pause = backoff.next(deadline.flatten());
+            if time::green_sleep(hook, pause, call).is_err() {
                 set_errno(interrupt_errno().unwrap_or(libc::EINTR));
                 return -1;
             }
-            pause = (pause * 2).min(SEND_RETRY_MAX);
         }
         let r = op();
         if r >= 0 {

@@ -276,16 +276,22 @@ fn ms_timeout(ms: c_int) -> Option<Duration> {
     (ms >= 0).then(|| Duration::from_millis(ms as u64))
 }
 
+/// `ppoll`'s timeout. One the kernel rejects (negative seconds, or
+/// nanoseconds outside `0..1_000_000_000`) is zero, so the hook forwards
+/// the call and the real `ppoll` fails with EINVAL, as unpatched.
 fn ts_timeout(ts: *const libc::timespec) -> Option<Duration> {
     if ts.is_null() {
         return None;
     }
     // SAFETY: a non-null timespec from the caller.
     let ts = unsafe { *ts };
-    Some(Duration::new(
-        ts.tv_sec.max(0) as u64,
-        ts.tv_nsec.clamp(0, 999_999_999) as u32,
-    ))
+    Some(
+        if ts.tv_sec < 0 || !(0..1_000_000_000).contains(&ts.tv_nsec) {
+            Duration::ZERO
+        } else {
+            Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+        },
+    )
 }
 
 /// Hook: `poll(2)`.
@@ -307,7 +313,8 @@ pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: 
 
 /// Hook: `ppoll(2)`. The signal mask is not applied while the greenlet
 /// waits on the hub (other greenlets run meanwhile); it is applied to the
-/// final real `ppoll`.
+/// final real `ppoll`. An invalid timeout fails with EINVAL at once, as
+/// unpatched.
 ///
 /// # Safety
 /// As libc's `ppoll`.

@@ -75,6 +75,8 @@ real_fns! {
     fn sleep(secs: c_uint) -> c_uint;
     fn getaddrinfo(node: *const c_char, service: *const c_char, hints: *const libc::addrinfo, res: *mut *mut libc::addrinfo) -> c_int;
     fn close(fd: c_int) -> c_int;
+    fn dup2(old: c_int, new: c_int) -> c_int;
+    fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
     fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: socklen_t) -> c_int;
     fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int;
     fn sigaction(sig: c_int, act: *const libc::sigaction, old: *mut libc::sigaction) -> c_int;
@@ -117,6 +119,36 @@ pub(crate) fn errno() -> c_int {
 pub(crate) fn set_errno(e: c_int) {
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = e };
+}
+
+/// Calls libc's real `close_range`, or makes the system call where libc
+/// has none (glibc before 2.34), rather than abort as a missing symbol
+/// does.
+///
+/// # Safety
+/// The libc function's own contract.
+pub(crate) unsafe fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
+    /// The function; `MISSING` once `dlsym` found none.
+    static PTR: AtomicUsize = AtomicUsize::new(0);
+    const MISSING: usize = 1;
+    let mut p = PTR.load(Ordering::Relaxed);
+    if p == 0 {
+        // SAFETY: a NUL-terminated name; see `resolve`.
+        p = unsafe { libc::dlsym(libc::RTLD_NEXT, c"close_range".as_ptr()) } as usize;
+        if p == 0 {
+            p = MISSING;
+        }
+        PTR.store(p, Ordering::Relaxed);
+    }
+    if p == MISSING {
+        // SAFETY: the system call takes these three arguments; it fails
+        // with ENOSYS on a kernel without it.
+        return unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) } as c_int;
+    }
+    // SAFETY: `p` is libc's `close_range`, of this C signature.
+    let f: unsafe extern "C" fn(c_uint, c_uint, c_int) -> c_int = unsafe { std::mem::transmute(p) };
+    // SAFETY: guaranteed by the caller.
+    unsafe { f(first, last, flags) }
 }
 
 /// `fcntl(fd, F_GETFL)` (not hooked: fcntl is variadic).

@@ -19,7 +19,7 @@ use std::fmt;
 use std::io::{self, IoSlice, IoSliceMut, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 
@@ -216,6 +216,31 @@ impl<S: AsFd> Socket<S> {
     pub(crate) fn io<R>(
         &self,
         dir: Direction,
+        op: impl FnMut(&S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io_noting(dir, |_| {}, op)
+    }
+
+    /// [`io`](Socket::io) for an `op` that paces its own retries (see
+    /// [`Backoff`](crate::time::Backoff)): it is also given the call's
+    /// deadline, `None` until the call first waits (when the timeout
+    /// starts) or without a timeout.
+    pub(crate) fn io_paced<R>(
+        &self,
+        dir: Direction,
+        mut op: impl FnMut(&S, Option<Instant>) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let deadline = Cell::new(None);
+        self.io_noting(dir, |d| deadline.set(d), |s| op(s, deadline.get()))
+    }
+
+    /// [`io`](Socket::io), handing the deadline the call sets when it
+    /// first waits to `noted`.
+    #[inline]
+    fn io_noting<R>(
+        &self,
+        dir: Direction,
+        noted: impl FnMut(Option<Instant>),
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
         if self.opts.get().nonblocking.get() {
@@ -232,7 +257,7 @@ impl<S: AsFd> Socket<S> {
                 done => return done,
             },
         };
-        reg.do_io_timeout(dir, self.timeout(dir), || op(&self.inner))
+        reg.do_io_timeout(dir, self.timeout(dir), noted, || op(&self.inner))
     }
 
     /// A stream call moved fewer bytes than asked where that proves the

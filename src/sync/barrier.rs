@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::lock::Lock;
-use super::wait_queue::{WaitList, WaitSite, Waited, drop_payload, wait};
+use super::wait_queue::{WaitList, WaitSite, Waited, wait};
 use crate::hub::SyncKind;
 
 /// Lets `n` greenlets (or threads, in any mix of hubs) wait until all of
@@ -12,7 +12,9 @@ use crate::hub::SyncKind;
 ///
 /// A waiter that is killed (or unwound by
 /// [`with_timeout`](crate::with_timeout)) before its round completes leaves
-/// it: the round then needs one more arrival.
+/// it: the round then needs one more arrival. So does one whose thread
+/// exits while it waits (its hub cancels the wait at teardown): a round
+/// always completes with `n` live arrivals.
 ///
 /// # Waiting protocol
 ///
@@ -44,11 +46,23 @@ pub struct Barrier {
 struct State {
     arrived: usize,
     round: u64,
-    waiters: WaitList<()>,
+    /// Each node holds its waiter's round.
+    waiters: WaitList<u64>,
 }
 
-fn waiters(s: &mut State) -> &mut WaitList<()> {
+fn waiters(s: &mut State) -> &mut WaitList<u64> {
     &mut s.waiters
+}
+
+/// The `abandon` hook. The list passes withdrawn waiters on, so this runs
+/// for a waiter its hub cancelled at thread exit (where [`Leave`] never
+/// runs), still queued or already released: in the first case its round
+/// is still the current one, and it leaves it as `Leave` does.
+fn withdraw(s: &mut State, round: u64) -> Option<u64> {
+    if s.round == round {
+        s.arrived -= 1;
+    }
+    None
 }
 
 /// Leaves the round if the wait unwinds before the round completed.
@@ -82,7 +96,7 @@ impl Barrier {
             state: Lock::new(State {
                 arrived: 0,
                 round: 0,
-                waiters: WaitList::new(),
+                waiters: WaitList::passing_on_withdrawn(),
             }),
         }
     }
@@ -114,18 +128,19 @@ impl Barrier {
             s.waiters.notify_all();
             return BarrierWaitResult(true);
         }
+        let round = s.round;
         let leave = Leave {
             barrier: self,
-            round: s.round,
+            round,
         };
         // Untimed: this returns only once the round is complete.
-        let _: Waited<()> = wait(
+        let _: Waited<u64> = wait(
             &self.state,
             s,
             waiters,
+            Some(round),
             None,
-            None,
-            drop_payload,
+            withdraw,
             WaitSite::of(SyncKind::Barrier),
         );
         std::mem::forget(leave);

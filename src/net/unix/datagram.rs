@@ -11,6 +11,7 @@ use super::SocketAddr;
 use crate::hub::reactor::Direction;
 use crate::net::socket::Socket;
 use crate::net::socket::fd_conversions;
+use crate::time::Backoff;
 
 /// The first pause of a send to an address that keeps finding its
 /// receiver full (see [`UnixDatagram::send_unconnected`]), doubled after
@@ -353,20 +354,24 @@ impl UnixDatagram {
     /// failed attempt, whose buffer, freed, makes it "writable" again at
     /// once. Retrying on that alone spun the hub for as long as the
     /// receiver stayed full, so from the second failure in a row each
-    /// retry first sleeps, 1 ms doubling to [`SEND_RETRY_MAX`]. A sender
-    /// whose own buffer was full is woken by a true edge and succeeds at
-    /// its first retry, without a sleep.
+    /// retry first sleeps, 1 ms doubling to [`SEND_RETRY_MAX`], cut to the
+    /// time left before the write timeout: the send times out when it
+    /// would without the pauses. A sender whose own buffer was full is
+    /// woken by a true edge and succeeds at its first retry, without a
+    /// sleep.
     fn send_unconnected(
         &self,
         mut send: impl FnMut(&std_unix::UnixDatagram) -> io::Result<usize>,
     ) -> io::Result<usize> {
         let mut calls = 0u32;
-        let mut pause = SEND_RETRY_MIN;
-        self.sock.io(Direction::Write, |s| {
+        let mut backoff = Backoff::new(SEND_RETRY_MIN, SEND_RETRY_MAX);
+        self.sock.io_paced(Direction::Write, |s, deadline| {
             calls += 1;
             if calls > 2 {
-                crate::sleep(pause);
-                pause = (pause * 2).min(SEND_RETRY_MAX);
+                let pause = backoff.next(deadline);
+                if !pause.is_zero() {
+                    crate::sleep(pause);
+                }
             }
             send(s)
         })

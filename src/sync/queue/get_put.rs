@@ -82,7 +82,7 @@ impl<T> Queue<T> {
     /// assert_eq!(q.try_put(3), Err(TryPutError::Closed(3)));
     /// ```
     pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
-        let mut s = self.inner.lock();
+        let mut s = self.state();
         if s.closed {
             return Err(TryPutError::Closed(item));
         }
@@ -113,7 +113,7 @@ impl<T> Queue<T> {
 
     #[inline]
     fn put_until(&self, item: T, deadline: Option<Instant>) -> Result<(), PutTimeoutError<T>> {
-        let mut s = self.inner.lock();
+        let mut s = self.state();
         if s.closed {
             return Err(PutTimeoutError::Closed(item));
         }
@@ -194,7 +194,7 @@ impl<T> Queue<T> {
     /// assert_eq!(q.try_get(), Err(TryGetError::Closed));
     /// ```
     pub fn try_get(&self) -> Result<T, TryGetError> {
-        let mut s = self.inner.lock();
+        let mut s = self.state();
         match s.try_get() {
             Some(item) => Ok(item),
             None if s.closed => Err(TryGetError::Closed),
@@ -226,7 +226,7 @@ impl<T> Queue<T> {
     // site's call chain should be shallow.
     #[inline(always)]
     fn get_until(&self, deadline: Option<Instant>) -> Result<T, GetTimeoutError> {
-        let mut s = self.inner.lock();
+        let mut s = self.state();
         if let Some(item) = s.try_get() {
             return Ok(item);
         }
@@ -245,7 +245,7 @@ impl<T> Queue<T> {
             Waited::Notified(Some(item)) => Ok(item),
             // Closed. An item handed to a getter that then died may have
             // come back into the queue since: take it.
-            Waited::Notified(None) => self.inner.lock().try_get().ok_or(GetTimeoutError::Closed),
+            Waited::Notified(None) => self.state().try_get().ok_or(GetTimeoutError::Closed),
             Waited::TimedOut(_) => Err(GetTimeoutError::Timeout),
         }
     }

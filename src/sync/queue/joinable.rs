@@ -21,7 +21,7 @@ impl<T> Queue<T> {
     /// assert_eq!(q.unfinished_tasks(), 1);
     /// ```
     pub fn unfinished_tasks(&self) -> usize {
-        self.inner.lock().unfinished
+        self.state().unfinished
     }
 
     /// Marks one item taken from the queue as processed (gevent's
@@ -43,7 +43,7 @@ impl<T> Queue<T> {
     /// # let _ = job;
     /// ```
     pub fn task_done(&self) {
-        let mut s = self.inner.lock();
+        let mut s = self.state();
         assert!(
             s.unfinished > 0,
             "Queue::task_done called more times than items were put"
@@ -81,7 +81,7 @@ impl<T> Queue<T> {
     /// worker.join().unwrap();
     /// ```
     pub fn join(&self) {
-        let s = self.inner.lock();
+        let s = self.state();
         if s.unfinished == 0 {
             return;
         }

@@ -13,11 +13,11 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 
-use super::lock::Lock;
+use super::lock::{Lock, LockGuard};
 use super::wait_queue::WaitList;
 
 pub use error::{GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError};
-use items::Items;
+use items::{Items, UserCode};
 pub use iter::{IntoIter, Iter};
 pub use variants::{LifoQueue, PriorityQueue};
 
@@ -152,9 +152,10 @@ impl<T> State<T> {
             Err(item) => item,
         };
         if self.items.len() < self.cap {
-            self.items.push(item);
+            // Counted first: a panicking `Ord` leaves the item in.
             self.unfinished += 1;
             self.wake_peekers();
+            self.items.push(item);
             Ok(())
         } else {
             Err(item)
@@ -165,18 +166,17 @@ impl<T> State<T> {
     /// putter.
     #[inline]
     fn try_get(&mut self) -> Option<T> {
-        match self.items.pop() {
-            Some(item) => {
-                if !self.putters.is_empty() && self.items.len() < self.cap {
-                    let more = self.take_from_putter();
-                    self.items.push(more);
-                }
-                Some(item)
-            }
+        match self.items.len() {
             // Only a rendezvous queue (capacity 0) has putters waiting while
             // it is empty.
-            None if !self.putters.is_empty() => Some(self.take_from_putter()),
-            None => None,
+            0 if !self.putters.is_empty() => Some(self.take_from_putter()),
+            0 => None,
+            // Room for the first waiting putter's item once one is out.
+            len if len <= self.cap && !self.putters.is_empty() => {
+                let more = self.take_from_putter();
+                Some(self.items.pop_then_push(more))
+            }
+            _ => self.items.pop(),
         }
     }
 
@@ -248,7 +248,7 @@ impl<T> Queue<T> {
     }
 
     fn with_items(items: Items<T>, cap: usize) -> Queue<T> {
-        Queue {
+        let q = Queue {
             inner: Arc::new(Lock::new(State {
                 items,
                 cap,
@@ -259,7 +259,43 @@ impl<T> Queue<T> {
                 joiners: WaitList::new(),
                 peekers: WaitList::new(),
             })),
+        };
+        if let Items::Heap { owner, .. } = &mut q.inner.lock().items {
+            *owner = q.owner();
         }
+        q
+    }
+
+    /// The queue's identity for [`UserCode`]: its lock's address.
+    #[inline]
+    fn owner(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// Locks the queue's state. The lock is held only for a few
+    /// instructions, and for the user's `Ord` (a priority queue's) or
+    /// `Clone` (`peek`'s) of an item: finding it taken while this thread
+    /// runs such code for this very queue means that code called back into
+    /// the queue (or parked, and another greenlet of this thread came), and
+    /// would spin for good. That panics instead.
+    #[inline]
+    fn state(&self) -> LockGuard<'_, State<T>> {
+        match self.inner.try_lock() {
+            Some(guard) => guard,
+            None => self.state_contended(),
+        }
+    }
+
+    #[cold]
+    fn state_contended(&self) -> LockGuard<'_, State<T>> {
+        if UserCode::running(self.owner()) {
+            panic!(
+                "greenlet::sync: an item's `Ord` or `Clone` called back into the queue \
+                 it runs for (or waited); they run under the queue's internal lock, \
+                 which this would wait for forever"
+            );
+        }
+        self.inner.lock()
     }
 
     /// Closes the queue: later puts fail, waiting putters wake with their
@@ -279,7 +315,7 @@ impl<T> Queue<T> {
     /// assert_eq!(q.iter().collect::<Vec<_>>(), [1]);
     /// ```
     pub fn close(&self) {
-        let mut s = self.inner.lock();
+        let mut s = self.state();
         if !s.closed {
             s.closed = true;
             s.getters.notify_all();
@@ -297,7 +333,7 @@ impl<T> Queue<T> {
     /// assert!(!q.is_closed());
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.inner.lock().closed
+        self.state().closed
     }
 
     /// Items in the queue (not counting putters still waiting to add
@@ -311,7 +347,7 @@ impl<T> Queue<T> {
     /// assert_eq!(q.len(), 1);
     /// ```
     pub fn len(&self) -> usize {
-        self.inner.lock().items.len()
+        self.state().items.len()
     }
 
     /// Whether the queue holds no items.
@@ -335,7 +371,7 @@ impl<T> Queue<T> {
     /// assert_eq!(Queue::<u8>::new().capacity(), None);
     /// ```
     pub fn capacity(&self) -> Option<usize> {
-        let cap = self.inner.lock().cap;
+        let cap = self.state().cap;
         (cap != usize::MAX).then_some(cap)
     }
 
@@ -355,7 +391,7 @@ impl<T> Queue<T> {
     /// assert!(Queue::<u8>::bounded(0).is_full());
     /// ```
     pub fn is_full(&self) -> bool {
-        let s = self.inner.lock();
+        let s = self.state();
         s.items.len() >= s.cap
     }
 }
@@ -379,7 +415,7 @@ impl<T> fmt::Debug for Queue<T> {
         // Read under the lock, written after: the formatter's sink is the
         // caller's code, which may use this queue.
         let (len, cap, closed) = {
-            let s = self.inner.lock();
+            let s = self.state();
             (s.items.len(), s.cap, s.closed)
         };
         f.debug_struct("Queue")
@@ -441,7 +477,7 @@ struct GetOp<'q, T> {
 impl<T> GetOp<'_, T> {
     /// A `try_get` that also reports a closed queue.
     fn try_now(&self) -> Option<Result<T, GetError>> {
-        let mut s = self.q.inner.lock();
+        let mut s = self.q.state();
         match s.try_get() {
             Some(item) => Some(Ok(item)),
             None if s.closed => Some(Err(GetError)),
@@ -458,7 +494,7 @@ impl<T> super::waitable::PendingOp<Result<T, GetError>> for GetOp<'_, T> {
         Some(match armed.poll()? {
             Some(item) => Ok(item),
             // Closed; an item a dying getter passed back may be there.
-            None => self.q.inner.lock().try_get().ok_or(GetError),
+            None => self.q.state().try_get().ok_or(GetError),
         })
     }
 
@@ -467,7 +503,7 @@ impl<T> super::waitable::PendingOp<Result<T, GetError>> for GetOp<'_, T> {
             return false;
         }
         let inner: &Lock<State<T>> = &self.q.inner;
-        let s = inner.lock();
+        let s = self.q.state();
         if !s.items.is_empty() || !s.putters.is_empty() || s.closed {
             return true;
         }

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::super::deadline;
 use super::super::wait_queue::{WaitSite, Waited, drop_payload, wait};
-use super::{GetError, GetTimeoutError, Queue, TryGetError, peekers};
+use super::{GetError, GetTimeoutError, Queue, TryGetError, UserCode, peekers};
 use crate::hub::SyncKind;
 use std::sync::Arc;
 
@@ -17,7 +17,10 @@ impl<T> Queue<T> {
     /// getter and is never seen by `peek`.
     ///
     /// The item is cloned under the queue's internal lock, so keep `T`'s
-    /// `Clone` cheap and free of waiting (plain data, `Rc`, `Arc`).
+    /// `Clone` cheap and free of waiting (plain data, `Rc`, `Arc`). A
+    /// `Clone` that panics leaves the queue as it was (the panic goes on to
+    /// the caller); one that calls back into this queue panics, saying so,
+    /// where it would otherwise spin on the lock for good.
     ///
     /// # Errors
     /// [`GetError`] once the queue is closed and empty.
@@ -63,10 +66,11 @@ impl<T> Queue<T> {
     where
         T: Clone,
     {
-        let mut s = self.inner.lock();
+        let owner = self.owner();
+        let mut s = self.state();
         let closed = s.closed;
         match s.peek() {
-            Some(item) => Ok(item.clone()),
+            Some(item) => Ok(clone_under_lock(item, owner)),
             None if closed => Err(TryGetError::Closed),
             None => Err(TryGetError::Empty),
         }
@@ -99,10 +103,11 @@ impl<T> Queue<T> {
     where
         T: Clone,
     {
+        let owner = self.owner();
         loop {
-            let mut s = self.inner.lock();
+            let mut s = self.state();
             if let Some(item) = s.peek() {
-                return Ok(item.clone());
+                return Ok(clone_under_lock(item, owner));
             }
             if s.closed {
                 return Err(GetTimeoutError::Closed);
@@ -122,4 +127,12 @@ impl<T> Queue<T> {
             }
         }
     }
+}
+
+/// Clones the item `peek` shows, the queue `owner` marked as running user
+/// code (see [`UserCode`]).
+#[inline]
+fn clone_under_lock<T: Clone>(item: &T, owner: usize) -> T {
+    let _user = UserCode::enter(owner);
+    item.clone()
 }

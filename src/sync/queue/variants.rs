@@ -89,7 +89,13 @@ impl<T> fmt::Debug for LifoQueue<T> {
 /// Everything else is [`Queue`]'s, reached through `Deref`.
 ///
 /// `T`'s `Ord` runs under the queue's internal lock: keep it cheap and free
-/// of waiting.
+/// of waiting. A panicking `Ord` (a logic error, as for std's
+/// [`BinaryHeap`](std::collections::BinaryHeap)) releases the lock and
+/// loses or duplicates no item: the call it panicked in takes nothing (a
+/// `get`) or leaves its item in (a `put`), the counts stay right, and the
+/// items then in the queue may come out in any order. An `Ord` that calls
+/// back into its own queue would wait for that lock forever; it panics
+/// instead, saying so (the project's rule: no silent hang).
 ///
 /// # Examples
 ///
@@ -141,6 +147,7 @@ impl<T: Ord> PriorityQueue<T> {
             Items::Heap {
                 heap: Vec::new(),
                 less: less::<T>,
+                owner: 0, // set by `with_items`
             },
             cap,
         ))
