@@ -336,8 +336,6 @@ thread_local! {
 }
 
 #[test]
-#[ignore = "known unsound (the hub's teardown cancels through a primitive another thread freed); \
-            see the `crate::hub::sync_wait` docs"]
 fn a_wait_on_a_queue_whose_last_clone_another_thread_drops_at_teardown_is_not_cancelled_through_it()
 {
     // As above, but the thread-local holds one of two `Arc`s to the queue:
@@ -410,8 +408,6 @@ thread_local! {
 }
 
 #[test]
-#[ignore = "known unsound (a thread-local destructor runs the hub, which resumes a greenlet \
-            whose `LocalKey::with` borrow was destroyed); see the `crate::hub::sync_wait` docs"]
 fn a_greenlet_parked_inside_a_destroyed_thread_local_is_never_resumed() {
     // Thread-locals are destroyed in reverse order of first use: `BORROWED`
     // first, then `SLEEPS_ON_DROP`, whose destructor runs the hub for

@@ -23,6 +23,7 @@
 pub(crate) mod deadlock;
 pub mod dump;
 mod dump_signal;
+mod exit;
 mod interrupt;
 mod join_error;
 mod local_map;
@@ -159,8 +160,14 @@ pub(crate) struct Hub {
     /// thread may wake them through the remote queue.
     sync_waits: SyncWaits,
     /// Greenlets that started and have not finished (parked, ready, or
-    /// running): at thread exit their stacks must stay mapped.
+    /// running), and those frozen at thread exit: at thread exit their
+    /// stacks must stay mapped.
     live: Cell<usize>,
+    /// Greenlets of `live` that a freeze ended (see `exit`).
+    frozen: Cell<usize>,
+    /// The thread's thread-local destructor count when the last freeze was
+    /// registered (see `exit`); `u64::MAX` after a freeze ran.
+    freeze_at: Cell<u64>,
     /// Every greenlet that has not finished (for dumps and deadlock
     /// reports).
     tasks: RefCell<TaskTable>,
@@ -234,6 +241,8 @@ impl Hub {
             waits: RefCell::new(WaitSlots::default()),
             sync_waits: SyncWaits::new(),
             live: Cell::new(0),
+            frozen: Cell::new(0),
+            freeze_at: Cell::new(0),
             tasks: RefCell::new(TaskTable::default()),
             clock: Cell::new(crate::sys::coarse_now_ns()),
             parked_unwinding: Cell::new(0),

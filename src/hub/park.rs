@@ -99,6 +99,7 @@ impl Hub {
         self.run_until_root_ready();
         drop(guard);
         self.monitor.root_running();
+        self.guard_exit();
         root.wake.get()
     }
 }

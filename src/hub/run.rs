@@ -269,6 +269,7 @@ impl Hub {
         self.ticks.set(TICK_BUDGET);
         self.maintain(false);
         self.monitor.root_running();
+        self.guard_exit();
     }
 
     /// Between passes: fire due timers, drain the remote queue, and poll

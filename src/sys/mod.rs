@@ -27,6 +27,7 @@ pub(crate) mod affinity;
 mod fd;
 mod net;
 mod sockname;
+pub(crate) mod tls_dtor;
 pub(crate) use fd::{
     SigSet, block_signals, dup_cloexec, is_nonblocking, pidfd_open, poll_now, read, read_signalfd,
     set_nonblocking_fl, signalfd, write,
