@@ -244,19 +244,22 @@
 //!   dropping the rest, where a panic out of a thread-local destructor
 //!   would abort the process.
 //!
-//!   **Known gap.** The hub is torn down by its own thread-local
-//!   destructor, and thread-locals are destroyed in reverse order of first
-//!   use. A thread-local destroyed before the hub, whose destructor runs
-//!   the hub (it sleeps, joins or does green I/O), resumes the parked
-//!   greenlets; one parked inside `LocalKey::with` of a thread-local
-//!   destroyed even earlier then runs on with a dangling borrow. And a
-//!   greenlet parked in a [`sync`] primitive reached through a
-//!   thread-local clone (a `Queue` handle, an `Arc`) whose last other clone
-//!   another thread drops while this thread exits has its wait cancelled
-//!   through freed memory. Until this is fixed, do not leave a greenlet
-//!   parked inside `LocalKey::with` when its thread exits. The ignored
-//!   tests in `tests/soundness.rs` reproduce both; the fix (stopping the
-//!   hub before the first such thread-local is destroyed) is not done yet.
+//!
+//!   A greenlet may be parked inside `LocalKey::with`, borrowing a
+//!   thread-local, and the thread's other thread-local destructors may run
+//!   the hub (a `sleep`, a `join`, green I/O). So the hub stops before the
+//!   first thread-local such a greenlet may borrow is destroyed: it
+//!   registers a destructor of its own after every thread-local
+//!   registration a parked greenlet may depend on (it counts them by
+//!   interposing glibc's `__cxa_thread_atexit_impl`, through which std
+//!   registers every `thread_local!` destructor). That destructor runs
+//!   first and ends every started greenlet where it is parked, without
+//!   resuming it: a join reports it killed, its links run. Destructors
+//!   that run later may still spawn, sleep and join; greenlets that never
+//!   started still run. This needs Linux with glibc, dynamically linked;
+//!   elsewhere the hub stops in its own destructor, which can run after a
+//!   borrowed thread-local was destroyed: do not leave a greenlet parked
+//!   inside `LocalKey::with` when its thread exits there.
 //! - **Cross-thread waiters of an exiting thread.** A greenlet parked in a
 //!   [`sync`] primitive when its thread exits leaves that primitive's
 //!   waiter list: an item, permit or lock already handed to it goes on to

@@ -438,6 +438,57 @@ fn a_greenlet_parked_inside_a_destroyed_thread_local_is_never_resumed() {
     });
 }
 
+/// What [`JoinsOnDrop`] saw: the join's outcome and the time it took.
+static JOINED_AT_EXIT: StdMutex<Option<(bool, Duration)>> = StdMutex::new(None);
+/// Set by the link of the greenlet [`JoinsOnDrop`] joins.
+static LINK_SAW_KILLED: AtomicBool = AtomicBool::new(false);
+
+/// Joins a greenlet from a thread-local destructor (as a thread-local
+/// `Group` or pool that waits for its members does).
+struct JoinsOnDrop(Option<greenlet::Greenlet<()>>);
+
+impl Drop for JoinsOnDrop {
+    fn drop(&mut self) {
+        let g = self.0.take().unwrap();
+        let t0 = Instant::now();
+        let killed = g.join().is_err_and(|e| e.is_killed());
+        *JOINED_AT_EXIT.lock().unwrap() = Some((killed, t0.elapsed()));
+    }
+}
+
+thread_local! {
+    static JOINS_ON_DROP: std::cell::RefCell<Option<JoinsOnDrop>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+fn a_greenlet_parked_at_thread_exit_is_joined_as_killed_from_a_later_destructor() {
+    // The greenlet sleeps for a minute when its thread exits. It never runs
+    // again (it may hold a borrow of a destroyed thread-local), so a join
+    // from a thread-local destructor reports it killed at once instead of
+    // waiting, and its link sees it killed.
+    within(LIMIT, || {
+        std::thread::spawn(|| {
+            let g = spawn(|| sleep(Duration::from_secs(60)));
+            g.link(|r| LINK_SAW_KILLED.store(r.is_err_and(|e| e.is_killed()), Ordering::SeqCst));
+            JOINS_ON_DROP.with(|j| *j.borrow_mut() = Some(JoinsOnDrop(Some(g))));
+            yield_now(); // it parks in `sleep`; the thread exits
+        })
+        .join()
+        .expect("the thread must exit cleanly");
+        let (killed, took) = JOINED_AT_EXIT
+            .lock()
+            .unwrap()
+            .expect("the destructor joined");
+        assert!(killed, "the join reports the greenlet killed");
+        assert!(took < Duration::from_secs(10), "the join waited {took:?}");
+        assert!(
+            LINK_SAW_KILLED.load(Ordering::SeqCst),
+            "its link ran and saw it killed"
+        );
+    });
+}
+
 /// Calls into the runtime when dropped, and records that its drop ran to
 /// the end or unwound.
 struct CallsTheHubOnDrop(Arc<AtomicUsize>);

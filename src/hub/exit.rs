@@ -47,8 +47,7 @@ impl Hub {
     /// registered thread-local destructors since the last one.
     #[inline]
     pub(super) fn guard_exit(&self) {
-        if self.live.get() > self.frozen.get()
-            && tls_dtor::registrations() != self.freeze_at.get()
+        if self.live.get() > self.frozen.get() && tls_dtor::registrations() != self.freeze_at.get()
         {
             self.register_freeze();
         }
@@ -78,8 +77,7 @@ impl Hub {
             .borrow()
             .iter()
             .filter(|t| {
-                !t.yielder.get().is_null()
-                    && matches!(t.state.get(), State::Parked | State::Ready)
+                !t.yielder.get().is_null() && matches!(t.state.get(), State::Parked | State::Ready)
             })
             .cloned()
             .collect();

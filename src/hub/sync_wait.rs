@@ -17,18 +17,10 @@
 //! ([`SyncWaits::forget_where`]) so that the teardown does not reach into
 //! freed memory.
 //!
-//! Not covered yet: the thread-local holds one clone of a shared primitive
-//! (an `Arc`, or a `Queue` handle) and another thread drops the last clone
-//! between the thread-local's destruction and the hub's. The drop runs on
-//! that other thread, whose hub does not know the wait, and the teardown
-//! then cancels it through freed memory. The test
-//! `a_wait_on_a_queue_whose_last_clone_another_thread_drops_at_teardown_is_not_cancelled_through_it`
-//! in `tests/soundness.rs` reproduces it (ignored until fixed). The fix
-//! this needs is the general one for greenlets parked inside
-//! `LocalKey::with`: the hub must stop for good (cancel its sync waits,
-//! never resume a parked greenlet) before the first thread-local that such
-//! a greenlet may borrow is destroyed, not in its own destructor, which
-//! runs in reverse order of first use.
+//! Since the hub freezes at thread exit before any thread-local that a
+//! parked greenlet may borrow is destroyed (see `super::exit`), its waits
+//! are normally cancelled while every primitive is alive; `forget_where`
+//! covers the targets without that freeze.
 
 use std::cell::Cell;
 use std::ptr;

@@ -15,7 +15,9 @@
 //! binds to it; it counts, then forwards to glibc's, found with
 //! `dlsym(RTLD_NEXT)`. Only on Linux with glibc, dynamically linked; on
 //! other targets [`registrations`] stays 0 and [`register`] declines, and
-//! the hub falls back to stopping in its own destructor.
+//! the hub falls back to stopping in its own destructor. One definition
+//! per program: two semver-incompatible versions of this crate in one
+//! binary fail to link (a duplicate symbol).
 
 use std::cell::Cell;
 use std::ffi::c_void;
@@ -36,7 +38,11 @@ pub(crate) fn registrations() -> u64 {
     REGISTRATIONS.with(Cell::get)
 }
 
-#[cfg(all(target_os = "linux", target_env = "gnu", not(target_feature = "crt-static")))]
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(target_feature = "crt-static")
+))]
 mod imp {
     use std::ffi::{c_int, c_void};
     use std::sync::atomic::{AtomicPtr, Ordering};
@@ -91,7 +97,9 @@ mod imp {
         };
         // Any address inside this object names it to glibc (which keeps
         // it loaded while the destructor is pending).
-        let dso = (&REAL as *const AtomicPtr<c_void>).cast_mut().cast::<c_void>();
+        let dso = (&REAL as *const AtomicPtr<c_void>)
+            .cast_mut()
+            .cast::<c_void>();
         // SAFETY: glibc's registration, with the caller's destructor.
         unsafe { f(dtor, obj, dso) == 0 }
     }
@@ -105,11 +113,19 @@ mod imp {
 /// `dtor(obj)` must be sound to call once at this thread's exit, while
 /// thread-locals registered before it are still alive.
 pub(crate) unsafe fn register(dtor: Dtor, obj: *mut c_void) -> bool {
-    #[cfg(all(target_os = "linux", target_env = "gnu", not(target_feature = "crt-static")))]
+    #[cfg(all(
+        target_os = "linux",
+        target_env = "gnu",
+        not(target_feature = "crt-static")
+    ))]
     {
         imp::register(dtor, obj)
     }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu", not(target_feature = "crt-static"))))]
+    #[cfg(not(all(
+        target_os = "linux",
+        target_env = "gnu",
+        not(target_feature = "crt-static")
+    )))]
     {
         let _ = (dtor, obj);
         false
@@ -155,7 +171,11 @@ mod tests {
             FIRST.with(|_| {});
             assert_eq!(registrations(), before + 1, "a first use registers once");
             FIRST.with(|_| {});
-            assert_eq!(registrations(), before + 1, "a second use registers nothing");
+            assert_eq!(
+                registrations(),
+                before + 1,
+                "a second use registers nothing"
+            );
             // SAFETY: `ours` only records that it ran.
             assert!(unsafe { register(ours, std::ptr::null_mut()) });
             assert_eq!(registrations(), before + 1, "ours is not counted");
