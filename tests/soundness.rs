@@ -489,6 +489,62 @@ fn a_greenlet_parked_at_thread_exit_is_joined_as_killed_from_a_later_destructor(
     });
 }
 
+/// What [`UsesTheHubOnDrop`] saw: whether the parked greenlet was already
+/// ended by the freeze, the unstarted greenlet's result, and the result of
+/// a greenlet spawned from the destructor.
+static USED_AT_EXIT: StdMutex<Option<(bool, u32, u32)>> = StdMutex::new(None);
+
+/// Uses the hub from a thread-local destructor that runs after the freeze.
+#[derive(Default)]
+struct UsesTheHubOnDrop {
+    parked: Option<greenlet::Greenlet<()>>,
+    unstarted: Option<greenlet::Greenlet<u32>>,
+}
+
+impl Drop for UsesTheHubOnDrop {
+    fn drop(&mut self) {
+        let frozen = self.parked.take().unwrap().is_finished();
+        let unstarted = self.unstarted.take().unwrap().join().unwrap();
+        let fresh = spawn(|| {
+            sleep(Duration::from_millis(1));
+            7
+        })
+        .join()
+        .unwrap();
+        *USED_AT_EXIT.lock().unwrap() = Some((frozen, unstarted, fresh));
+    }
+}
+
+thread_local! {
+    static USES_THE_HUB_ON_DROP: std::cell::RefCell<UsesTheHubOnDrop> =
+        std::cell::RefCell::new(UsesTheHubOnDrop::default());
+}
+
+#[test]
+fn a_later_destructor_still_runs_unstarted_greenlets_and_new_ones() {
+    // The freeze ends the greenlets that have started; one that never
+    // started borrows nothing, and a destructor that runs after the freeze
+    // can still run it, and spawn, sleep and join.
+    within(LIMIT, || {
+        std::thread::spawn(|| {
+            yield_now(); // this thread's hub, destroyed last
+            USES_THE_HUB_ON_DROP.with(|_| {}); // destroyed after the freeze
+            let parked = spawn(|| sleep(Duration::from_secs(60)));
+            yield_now(); // it parks: the freeze is registered
+            let unstarted = spawn(|| 5);
+            USES_THE_HUB_ON_DROP.with(|u| {
+                let mut u = u.borrow_mut();
+                u.parked = Some(parked);
+                u.unstarted = Some(unstarted);
+            });
+            // The thread exits with `unstarted` never run.
+        })
+        .join()
+        .expect("the thread must exit cleanly");
+        assert_eq!(*USED_AT_EXIT.lock().unwrap(), Some((true, 5, 7)));
+    });
+}
+
 /// Calls into the runtime when dropped, and records that its drop ran to
 /// the end or unwound.
 struct CallsTheHubOnDrop(Arc<AtomicUsize>);

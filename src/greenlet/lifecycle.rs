@@ -154,10 +154,10 @@ impl<T: 'static> Greenlet<T> {
         if !self.is_finished() {
             return None;
         }
-        // SAFETY: the task is finished, so its fiber is gone and nobody
-        // writes the slot any more; only this handle reads it, and `join`
-        // (which takes the value) consumes the handle, so the references
-        // cannot outlive the value.
+        // SAFETY: the task is finished, so its fiber never runs again (it
+        // is gone, or frozen at thread exit) and nobody writes the slot;
+        // only this handle reads it, and `join` (which takes the value)
+        // consumes the handle, so the references cannot outlive the value.
         let slot = unsafe { &*self.slot().get() };
         Some(match slot {
             Some(Ok(v)) => Ok(v),

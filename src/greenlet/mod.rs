@@ -189,7 +189,8 @@ impl<T: 'static> Greenlet<T> {
                  holds a reference to its result)"
             );
         }
-        // SAFETY: the task is finished, so its fiber is gone and nobody
+        // SAFETY: the task is finished, so its fiber never runs again (it
+        // is gone, or frozen at thread exit, see `hub::exit`) and nobody
         // else touches the slot; `join` consumes the only typed handle.
         unsafe { (*self.slot().get()).take() }.unwrap_or_else(|| Err(JoinError::killed()))
     }

@@ -81,8 +81,15 @@ impl Hub {
             })
             .cloned()
             .collect();
-        for task in started {
-            self.freeze_task(&task);
+        // All of them first: a link run below may run the loop, which
+        // must find none of them ready.
+        for task in &started {
+            self.freeze_task(task);
+        }
+        // Wakes their joiners (finished, no result: killed) and runs their
+        // links, which catch their own panics.
+        for task in &started {
+            task.notify_watchers(self);
         }
     }
 
@@ -100,9 +107,6 @@ impl Hub {
         let entry = self.tasks.borrow_mut().remove(task);
         drop(entry);
         self.monitor.finished(task);
-        // Wakes its joiners (finished, no result: killed) and runs its
-        // links, which catch their own panics.
-        task.notify_watchers(self);
     }
 }
 
