@@ -531,3 +531,53 @@ fn fds_closed_by_dup2_dup3_and_close_range_leave_no_stale_entry() {
         other => panic!("the read timeout was lost: {other:?}"),
     }
 }
+
+#[test]
+fn a_forked_childs_dup2_over_stdin_leaves_the_parents_registration() {
+    // The parent's greenlet waits to read stdin (a pipe) through the hooks,
+    // so the hub has stdin in its epoll. `Command` with `pre_exec` forks,
+    // and the child `dup2`s /dev/null onto stdin through the hook before
+    // `exec`. The child shares the parent's epoll: had its hook removed
+    // stdin there, the parent's greenlet would never see the byte below.
+    use std::os::unix::process::CommandExt;
+    if child_mode().as_deref() != Some("fork_dup2") {
+        let out = run_child_within(
+            "a_forked_childs_dup2_over_stdin_leaves_the_parents_registration",
+            "fork_dup2",
+            &[],
+            LIMIT,
+        );
+        assert_child_passed(&out);
+        return;
+    }
+    patch();
+    let mut fds = [0; 2];
+    // SAFETY (test): a fresh pipe; its read end replaces this process's
+    // stdin (the harness's null stdin), its write end is ours.
+    unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        assert_eq!(libc::dup2(fds[0], 0), 0);
+        libc::close(fds[0]);
+    }
+    let reader = spawn(|| {
+        let mut b = [0u8; 1];
+        // SAFETY (test): reads into a local buffer; parks in the hook.
+        let n = unsafe { libc::read(0, b.as_mut_ptr().cast(), 1) };
+        (n, b[0])
+    });
+    greenlet::yield_now(); // it parks: stdin is in the hub's epoll
+    let mut cmd = std::process::Command::new("true");
+    cmd.stdin(std::process::Stdio::null());
+    // SAFETY (test): the closure does nothing; it makes std fork (not
+    // `posix_spawn`), so the child's `dup2` goes through the hook.
+    unsafe { cmd.pre_exec(|| Ok(())) };
+    let status = cmd.status().expect("`true` runs");
+    assert!(status.success());
+    // SAFETY (test): one byte into our pipe.
+    assert_eq!(unsafe { libc::write(fds[1], b"x".as_ptr().cast(), 1) }, 1);
+    let got = greenlet::with_timeout(Duration::from_secs(5), move || reader.join().unwrap());
+    assert_eq!(
+        got.expect("the greenlet reading stdin never woke: its registration was removed"),
+        (1, b'x')
+    );
+}

@@ -221,6 +221,7 @@ impl Hub {
         }
         crate::fiber::overflow::install();
         interrupt::install_panic_marker();
+        crate::sys::fork::watch();
         let (reactor, waker) = Reactor::new().unwrap_or_else(|e| {
             panic!("greenlet: cannot create this thread's hub (epoll/eventfd): {e}")
         });

@@ -261,6 +261,11 @@ impl Registration {
     /// it (`try_clone`) does not keep delivering events to this slot.
     /// Does nothing once the hub is gone (its epoll fd is closed then).
     pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
+        // In a forked child the epoll is the parent's too: removing the fd
+        // there would remove the parent's registration (see `sys::fork`).
+        if crate::sys::fork::forked() {
+            return Ok(());
+        }
         match Hub::try_current() {
             Some(hub) => hub.reactor.poll.borrow().registry().deregister(source),
             None => Ok(()),

@@ -25,6 +25,7 @@ macro_rules! syscall {
 // After the macro, so it is in scope there.
 pub(crate) mod affinity;
 mod fd;
+pub(crate) mod fork;
 mod net;
 mod sockname;
 pub(crate) mod tls_dtor;
