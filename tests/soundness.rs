@@ -592,6 +592,65 @@ fn a_closure_whose_drop_calls_the_hub_is_dropped_at_thread_exit_without_aborting
     assert_child_passed(&out);
 }
 
+/// Panics when dropped.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("planned: a detached greenlet's result panics in its drop");
+    }
+}
+
+/// Joins its greenlet when dropped (a scope guard).
+struct JoinsWhenDropped(Option<greenlet::Greenlet<()>>);
+
+impl Drop for JoinsWhenDropped {
+    fn drop(&mut self) {
+        let _ = self.0.take().unwrap().join();
+    }
+}
+
+#[test]
+fn a_result_drop_that_panics_while_the_root_unwinds_does_not_abort() {
+    // The root panics; a guard on its stack joins a greenlet as it unwinds,
+    // which runs the loop, which finishes a detached greenlet whose result
+    // panics as the loop drops it. That second panic must not reach the
+    // unwinding root (a panic out of a destructor during unwinding aborts
+    // the process): the root's own panic is the one that comes out.
+    if child_mode().as_deref() == Some("result_drop_unwinding") {
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            drop(spawn(|| PanicsOnDrop)); // detached: the loop drops its result
+            let _guard = JoinsWhenDropped(Some(spawn(|| sleep(Duration::from_millis(5)))));
+            panic!("planned: the root's own panic");
+        }));
+        let payload = r.expect_err("the root's panic comes out");
+        assert_eq!(
+            payload.downcast_ref::<&str>().copied(),
+            Some("planned: the root's own panic")
+        );
+        // The hub still works.
+        assert_eq!(spawn(|| 3).join().unwrap(), 3);
+        // Outside an unwinding, that panic comes out of the call that ran
+        // the loop, as documented.
+        drop(spawn(|| PanicsOnDrop));
+        let r = catch_unwind(AssertUnwindSafe(|| sleep(Duration::from_millis(1))));
+        let payload = r.expect_err("the result's panic comes out of the sleep");
+        assert_eq!(
+            payload.downcast_ref::<&str>().copied(),
+            Some("planned: a detached greenlet's result panics in its drop")
+        );
+        assert_eq!(spawn(|| 4).join().unwrap(), 4);
+        return;
+    }
+    let out = run_child_within(
+        "a_result_drop_that_panics_while_the_root_unwinds_does_not_abort",
+        "result_drop_unwinding",
+        &[],
+        LIMIT,
+    );
+    assert_child_passed(&out);
+}
+
 // ---- 4. unwinding is tracked per greenlet ----
 
 /// Kills its helper greenlet when dropped.

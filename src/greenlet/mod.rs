@@ -21,9 +21,14 @@ pub use lifecycle::{killall, killall_nowait, killall_timeout, try_joinall};
 
 /// A handle to a spawned greenlet: join it, kill it, or ask after it.
 ///
-/// Dropping the handle detaches the greenlet: it keeps running. A
-/// `Greenlet` never leaves the thread that spawned it; it is neither `Send`
-/// nor `Sync`:
+/// Dropping the handle detaches the greenlet: it keeps running, and the
+/// hub drops its result when it finishes. A panic out of that result's
+/// `Drop` comes out of the call that was running the hub (a `join`, or a
+/// `sleep` of the thread's main code), except while that call is itself
+/// part of an unwinding (a guard's destructor joining a greenlet): there a
+/// second panic would abort the process, so the hub catches it (the panic
+/// hook reports it). A `Greenlet` never leaves the thread that spawned it;
+/// it is neither `Send` nor `Sync`:
 ///
 /// ```compile_fail
 /// let g = greenlet::spawn(|| 1);

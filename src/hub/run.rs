@@ -177,13 +177,29 @@ impl Hub {
         // `Header::yielder`); it is given back last.
         let kept = !hdr.yielder.get().is_null();
         let entry = self.tasks.borrow_mut().remove(hdr);
-        drop(entry);
+        self.drop_task_ref(entry);
         hdr.notify_watchers(self);
         self.monitor.finished(hdr);
         if kept {
             // SAFETY: the reference the prologue leaked, taken over once:
             // a task finishes once.
-            drop(unsafe { TaskRef::adopt(hdr) });
+            self.drop_task_ref(unsafe { TaskRef::adopt(hdr) });
+        }
+        self.drop_task_ref(task);
+    }
+
+    /// Drops a reference to a finished task. The last one drops its result
+    /// (nobody joined it), running the user's `Drop`, whose panic goes on
+    /// out of the loop into the root's current call; but while the root is
+    /// unwinding (the loop runs from a destructor, a guard that joins), a
+    /// second panic there would abort the process, so it is caught instead
+    /// (the panic hook has reported it).
+    #[inline]
+    fn drop_task_ref(&self, task: impl Sized) {
+        if std::thread::panicking() && self.root.unwinding.get() {
+            super::drop_caught(task);
+        } else {
+            drop(task);
         }
     }
 
