@@ -545,6 +545,72 @@ fn a_later_destructor_still_runs_unstarted_greenlets_and_new_ones() {
     });
 }
 
+/// Set when [`LATE_BORROWED`] is destroyed.
+static LATE_BORROWED_GONE: AtomicBool = AtomicBool::new(false);
+/// Set by a greenlet that ran on inside `LATE_BORROWED.with` after that.
+static LATE_RAN_ON_GONE: AtomicBool = AtomicBool::new(false);
+
+struct LateBorrowed;
+
+impl Drop for LateBorrowed {
+    fn drop(&mut self) {
+        LATE_BORROWED_GONE.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Parks a new greenlet inside `LATE_BORROWED.with` from a thread-local
+/// destructor, after the freeze ran.
+struct ParksOneOnDrop;
+
+impl Drop for ParksOneOnDrop {
+    fn drop(&mut self) {
+        drop(spawn(|| {
+            LATE_BORROWED.with(|_| {
+                sleep(Duration::from_millis(10));
+                if LATE_BORROWED_GONE.load(Ordering::SeqCst) {
+                    LATE_RAN_ON_GONE.store(true, Ordering::SeqCst);
+                }
+            })
+        }));
+        yield_now(); // it parks in `sleep`
+    }
+}
+
+thread_local! {
+    static LATE_SLEEPS: std::cell::RefCell<Option<SleepsOnDrop>> =
+        const { std::cell::RefCell::new(None) };
+    static LATE_BORROWED: LateBorrowed = const { LateBorrowed };
+    static PARKS_ONE: std::cell::RefCell<Option<ParksOneOnDrop>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+#[test]
+fn a_greenlet_parked_by_a_destructor_after_the_freeze_is_frozen_before_its_borrow_dies() {
+    // Destroyed in this order: the freeze (registered last, as the root
+    // resumed with a greenlet parked), `PARKS_ONE` (parks a new greenlet
+    // inside `LATE_BORROWED.with`), `LATE_BORROWED`, then `LATE_SLEEPS`,
+    // which runs the hub for 50 ms. The greenlet parked during the
+    // destructors needs a second freeze, between `PARKS_ONE` and
+    // `LATE_BORROWED`, or it runs on with a dangling borrow.
+    within(LIMIT, || {
+        std::thread::spawn(|| {
+            yield_now(); // this thread's hub
+            LATE_SLEEPS.with(|s| *s.borrow_mut() = Some(SleepsOnDrop));
+            LATE_BORROWED.with(|_| {});
+            PARKS_ONE.with(|p| *p.borrow_mut() = Some(ParksOneOnDrop));
+            let _parked = spawn(|| sleep(Duration::from_secs(60)));
+            yield_now(); // it parks: the first freeze is registered
+        })
+        .join()
+        .expect("the thread must exit cleanly");
+        assert!(LATE_BORROWED_GONE.load(Ordering::SeqCst));
+        assert!(
+            !LATE_RAN_ON_GONE.load(Ordering::SeqCst),
+            "a greenlet parked after the freeze ran on with a borrow of a destroyed thread-local"
+        );
+    });
+}
+
 /// Calls into the runtime when dropped, and records that its drop ran to
 /// the end or unwound.
 struct CallsTheHubOnDrop(Arc<AtomicUsize>);
