@@ -195,7 +195,7 @@ impl Hub {
     /// second panic there would abort the process, so it is caught instead
     /// (the panic hook has reported it).
     #[inline]
-    fn drop_task_ref(&self, task: impl Sized) {
+    fn drop_task_ref<T>(&self, task: T) {
         if std::thread::panicking() && self.root.unwinding.get() {
             super::drop_caught(task);
         } else {
