@@ -56,8 +56,9 @@ impl Hub {
     #[cold]
     #[inline(never)]
     fn register_freeze(&self) {
-        // SAFETY: `freeze` only reads this thread's hub pointer, which is
-        // valid (or `DEAD`) for the thread's whole life.
+        // SAFETY: `freeze` ignores its argument and reaches the hub through
+        // `Hub::try_current` (`None` once the hub is gone); it runs in root
+        // context and catches its own panics.
         if unsafe { tls_dtor::register(freeze, std::ptr::null_mut()) } {
             self.freeze_at.set(tls_dtor::registrations());
         }
