@@ -114,7 +114,7 @@ impl Hub {
 /// The freeze destructor (see the module docs).
 unsafe extern "C" fn freeze(_: *mut c_void) {
     // A panic must not leave a thread-local destructor: that aborts.
-    let _ = std::panic::catch_unwind(|| {
+    super::run_caught(|| {
         // In a greenlet's context only when that greenlet ended the
         // process (`std::process::exit`): the destructors run on its stack,
         // and the hub's own teardown handles that case.
@@ -126,6 +126,5 @@ unsafe extern "C" fn freeze(_: *mut c_void) {
         {
             hub.freeze();
         }
-    })
-    .map_err(std::mem::forget);
+    });
 }

@@ -437,15 +437,19 @@ impl Drop for Hub {
     }
 }
 
-/// Drops `value`, catching a panic of its `Drop` (hub teardown: see
-/// `Hub::drop`). The panic was already reported by the panic hook; its
-/// payload is leaked, since dropping it could panic again.
-fn drop_caught<T>(value: T) {
-    if let Err(payload) =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(value)))
-    {
+/// Runs `f`, catching its panic: for code where a panic would abort the
+/// process (a thread-local destructor, a dying waiter's cleanup) or leave
+/// a teardown half done. The panic was already reported by the panic hook;
+/// its payload is leaked, since dropping it could panic again.
+pub(crate) fn run_caught(f: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         std::mem::forget(payload);
     }
+}
+
+/// Drops `value` under [`run_caught`] (hub teardown: see `Hub::drop`).
+fn drop_caught<T>(value: T) {
+    run_caught(move || drop(value));
 }
 
 /// `now + d`, saturating far in the future instead of overflowing.

@@ -17,7 +17,6 @@
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// A queue's buffered items, in one of three orders.
 pub(super) enum Items<T> {
@@ -106,7 +105,7 @@ impl<T> Items<T> {
             Items::Fifo(q) => q.push_front(item),
             Items::Lifo(v) => v.push(item),
             Items::Heap { .. } => {
-                let _ = catch_unwind(AssertUnwindSafe(|| self.push(item)));
+                crate::hub::run_caught(|| self.push(item));
             }
         }
     }
