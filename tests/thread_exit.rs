@@ -52,11 +52,12 @@ static SERIAL: StdMutex<()> = StdMutex::new(());
 /// Items the exiting thread's greenlets took from the queue.
 static TAKEN: StdMutex<Vec<u32>> = StdMutex::new(Vec::new());
 
-struct Data;
+/// Sets its flag when dropped: a thread-local that records its destruction.
+struct SetsOnDrop(&'static AtomicBool);
 
-impl Drop for Data {
+impl Drop for SetsOnDrop {
     fn drop(&mut self) {
-        DATA_GONE.store(true, Ordering::SeqCst);
+        self.0.store(true, Ordering::SeqCst);
     }
 }
 
@@ -73,7 +74,7 @@ impl Drop for Runner {
 }
 
 thread_local! {
-    static DATA: Data = const { Data };
+    static DATA: SetsOnDrop = const { SetsOnDrop(&DATA_GONE) };
     static PRIMS: RefCell<Option<Prims>> = const { RefCell::new(None) };
     static RUNNER: RefCell<Option<Runner>> = const { RefCell::new(None) };
 }
@@ -560,14 +561,6 @@ static BORROWED_GONE: AtomicBool = AtomicBool::new(false);
 /// Set by a greenlet resumed inside `BORROWED.with` after that.
 static RESUMED_ON_GONE: AtomicBool = AtomicBool::new(false);
 
-struct Borrowed;
-
-impl Drop for Borrowed {
-    fn drop(&mut self) {
-        BORROWED_GONE.store(true, Ordering::SeqCst);
-    }
-}
-
 /// Runs the hub from a thread-local destructor.
 struct SleepsOnDrop;
 
@@ -580,7 +573,7 @@ impl Drop for SleepsOnDrop {
 thread_local! {
     static SLEEPS_ON_DROP: std::cell::RefCell<Option<SleepsOnDrop>> =
         const { std::cell::RefCell::new(None) };
-    static BORROWED: Borrowed = const { Borrowed };
+    static BORROWED: SetsOnDrop = const { SetsOnDrop(&BORROWED_GONE) };
 }
 
 #[test]
@@ -726,14 +719,6 @@ static LATE_BORROWED_GONE: AtomicBool = AtomicBool::new(false);
 /// Set by a greenlet that ran on inside `LATE_BORROWED.with` after that.
 static LATE_RAN_ON_GONE: AtomicBool = AtomicBool::new(false);
 
-struct LateBorrowed;
-
-impl Drop for LateBorrowed {
-    fn drop(&mut self) {
-        LATE_BORROWED_GONE.store(true, Ordering::SeqCst);
-    }
-}
-
 /// Parks a new greenlet inside `LATE_BORROWED.with` from a thread-local
 /// destructor, after the freeze ran.
 struct ParksOneOnDrop;
@@ -755,7 +740,7 @@ impl Drop for ParksOneOnDrop {
 thread_local! {
     static LATE_SLEEPS: std::cell::RefCell<Option<SleepsOnDrop>> =
         const { std::cell::RefCell::new(None) };
-    static LATE_BORROWED: LateBorrowed = const { LateBorrowed };
+    static LATE_BORROWED: SetsOnDrop = const { SetsOnDrop(&LATE_BORROWED_GONE) };
     static PARKS_ONE: std::cell::RefCell<Option<ParksOneOnDrop>> =
         const { std::cell::RefCell::new(None) };
 }
