@@ -11,15 +11,23 @@
 //!
 //! Do not call [`spawn_blocking`] from inside a pool job and wait for it:
 //! with every thread busy that way, the inner jobs would queue forever.
+//!
+//! A child made by `fork` has none of its parent's pool threads (`fork`
+//! copies only the calling thread), so it gets a pool of its own at its
+//! first job, with the same [`max_threads`]. The jobs queued or running at
+//! the fork are the parent's: they run there, and a copy of a greenlet
+//! waiting for one in the child waits on.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::Duration;
 
 use crate::hub::{oneshot, process_deadlock};
+use crate::sys;
 
 /// The pool size when neither [`set_max_threads`] nor
 /// `GREENLET_THREADPOOL_SIZE` says otherwise.
@@ -34,6 +42,9 @@ struct Pool {
     state: Mutex<State>,
     work: Condvar,
     max: AtomicUsize,
+    /// The fork generation whose threads serve this pool (see
+    /// `sys::fork`).
+    fork_generation: u64,
 }
 
 struct State {
@@ -42,17 +53,65 @@ struct State {
     idle: usize,
 }
 
+/// This process's pool (made at first use, and again in a forked child).
+static POOL: AtomicPtr<Pool> = AtomicPtr::new(ptr::null_mut());
+
+#[inline]
 fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| Pool {
+    let p = POOL.load(Ordering::Acquire);
+    // SAFETY: `POOL` only ever holds null or a leaked `Box<Pool>`, never
+    // freed.
+    match unsafe { p.as_ref() } {
+        Some(pool) if pool.fork_generation == sys::fork::generation() => pool,
+        old => new_pool(old),
+    }
+}
+
+/// Installs a new pool: the first, or one for a forked child (which has
+/// none of `old`'s threads). Leaks `old` with its queue: its lock may be
+/// held by a thread that does not exist in the child.
+#[cold]
+fn new_pool(mut old: Option<&'static Pool>) -> &'static Pool {
+    // A fork must be seen for the child to make its own pool.
+    sys::fork::watch();
+    let generation = sys::fork::generation();
+    let max = old.map_or_else(size_from_env, |o| o.max.load(Ordering::Relaxed));
+    let fresh: &'static Pool = Box::leak(Box::new(Pool {
         state: Mutex::new(State {
             queue: VecDeque::new(),
             threads: 0,
             idle: 0,
         }),
         work: Condvar::new(),
-        max: AtomicUsize::new(size_from_env()),
-    })
+        max: AtomicUsize::new(max),
+        fork_generation: generation,
+    }));
+    loop {
+        let current = old.map_or(ptr::null_mut(), |o| ptr::from_ref(o).cast_mut());
+        match POOL.compare_exchange(
+            current,
+            ptr::from_ref(fresh).cast_mut(),
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return fresh,
+            Err(other) => {
+                // SAFETY: as in `pool`.
+                let Some(other) = (unsafe { other.as_ref() }) else {
+                    old = None;
+                    continue;
+                };
+                if other.fork_generation == generation {
+                    // Another thread of this process installed one first;
+                    // `fresh` was never shared.
+                    // SAFETY: leaked above, and seen by nobody else.
+                    drop(unsafe { Box::from_raw(ptr::from_ref(fresh).cast_mut()) });
+                    return other;
+                }
+                old = Some(other);
+            }
+        }
+    }
 }
 
 fn size_from_env() -> usize {

@@ -222,9 +222,11 @@ impl Hub {
         crate::fiber::overflow::install();
         interrupt::install_panic_marker();
         crate::sys::fork::watch();
-        let (reactor, waker) = Reactor::new().unwrap_or_else(|e| {
-            panic!("greenlet: cannot create this thread's hub (epoll/eventfd): {e}")
-        });
+        let (reactor, waker) = crate::sys::EventFd::new()
+            .and_then(|waker| Ok((Reactor::new(waker.as_raw_fd())?, waker)))
+            .unwrap_or_else(|e| {
+                panic!("greenlet: cannot create this thread's hub (epoll/eventfd): {e}")
+            });
         let altstack = crate::sys::ensure_altstack(crate::fiber::overflow::ALTSTACK_SIZE)
             .ok()
             .flatten();

@@ -58,6 +58,8 @@ impl Direction {
 
 #[derive(Default)]
 struct IoSlot {
+    /// The registered fd (to register it again in a forked child's epoll).
+    fd: i32,
     generation: u32,
     in_use: bool,
     readiness: u8,
@@ -77,6 +79,13 @@ impl IoSlot {
 
 pub(crate) struct Reactor {
     poll: RefCell<Poll>,
+    /// The fork generation `poll` belongs to (see `sys::fork`): in a child
+    /// forked since, `poll` is the parent's instance, and the reactor makes
+    /// its own before it polls or registers ([`Reactor::own`]).
+    fork_generation: Cell<u64>,
+    /// The hub's doorbell (its remote's eventfd), registered under
+    /// [`WAKER_TOKEN`].
+    waker_fd: i32,
     events: RefCell<Events>,
     slots: RefCell<Vec<IoSlot>>,
     free: RefCell<Vec<usize>>,
@@ -88,25 +97,98 @@ pub(crate) struct Reactor {
     io_waiters: Cell<usize>,
 }
 
+/// Registers the hub's doorbell in `poll` (edge-triggered, readable).
+fn register_waker(poll: &Poll, fd: i32) -> io::Result<()> {
+    poll.registry().register(
+        &mut mio::unix::SourceFd(&fd),
+        WAKER_TOKEN,
+        Interest::READABLE,
+    )
+}
+
 fn token(key: usize, generation: u32) -> Token {
     Token(key | ((generation as usize) << 32))
 }
 
 impl Reactor {
-    pub(crate) fn new() -> io::Result<(Reactor, mio::Waker)> {
+    /// A reactor with a new epoll, `waker_fd` (an eventfd that outlives
+    /// the reactor) registered in it.
+    pub(crate) fn new(waker_fd: i32) -> io::Result<Reactor> {
         let poll = Poll::new()?;
-        let waker = mio::Waker::new(poll.registry(), WAKER_TOKEN)?;
-        Ok((
-            Reactor {
-                poll: RefCell::new(poll),
-                events: RefCell::new(Events::with_capacity(1024)),
-                slots: RefCell::new(Vec::new()),
-                free: RefCell::new(Vec::new()),
-                generation_floor: Cell::new(0),
-                io_waiters: Cell::new(0),
-            },
-            waker,
-        ))
+        register_waker(&poll, waker_fd)?;
+        Ok(Reactor {
+            poll: RefCell::new(poll),
+            fork_generation: Cell::new(crate::sys::fork::generation()),
+            waker_fd,
+            events: RefCell::new(Events::with_capacity(1024)),
+            slots: RefCell::new(Vec::new()),
+            free: RefCell::new(Vec::new()),
+            generation_floor: Cell::new(0),
+            io_waiters: Cell::new(0),
+        })
+    }
+
+    /// Whether `poll` is an instance inherited through `fork` (shared with
+    /// the parent), not yet replaced by one of this process's own.
+    #[inline]
+    fn inherited(&self) -> bool {
+        self.fork_generation.get() != crate::sys::fork::generation()
+    }
+
+    /// Makes sure `poll` is this process's own epoll: in a child forked
+    /// since it was made, replaces it first (see [`Reactor::refork`]).
+    #[inline]
+    fn own(&self, hub: &Hub) {
+        if self.inherited() {
+            self.refork(hub);
+        }
+    }
+
+    /// In a forked child: a new epoll instance with the doorbell and every
+    /// registered fd in it, under the same tokens, so the child no longer
+    /// takes the parent's events nor adds its fds to the parent's list
+    /// (libev's `ev_loop_fork`, which gevent calls in the child). Every
+    /// registered fd then counts as ready in both directions, and its
+    /// waiters are woken: each retries its syscall and parks again on the
+    /// new instance if it would block, so an edge the parent took after
+    /// the fork is not missed. An fd that cannot be registered again (it
+    /// was closed behind the hub's back) gets the error bit, so its
+    /// waiters' syscalls report why. The inherited instance is closed (in
+    /// this process only).
+    #[cold]
+    #[inline(never)]
+    fn refork(&self, hub: &Hub) {
+        let poll = Poll::new()
+            .and_then(|poll| register_waker(&poll, self.waker_fd).map(|()| poll))
+            .unwrap_or_else(|e| {
+                panic!("greenlet: cannot make a forked child's hub its own epoll: {e}")
+            });
+        {
+            let mut slots = self.slots.borrow_mut();
+            for (key, slot) in slots.iter_mut().enumerate() {
+                if !slot.in_use {
+                    continue;
+                }
+                let res = poll.registry().register(
+                    &mut mio::unix::SourceFd(&slot.fd),
+                    token(key, slot.generation),
+                    Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY,
+                );
+                slot.readiness |= READABLE | WRITABLE;
+                if res.is_err() {
+                    slot.readiness |= ERROR;
+                }
+                for t in slot.readers.take() {
+                    hub.unpark(&t, Wake::Ready);
+                }
+                for t in slot.writers.take() {
+                    hub.unpark(&t, Wake::Ready);
+                }
+            }
+        }
+        // Drops (closes) this process's fd of the parent's instance.
+        *self.poll.borrow_mut() = poll;
+        self.fork_generation.set(crate::sys::fork::generation());
     }
 
     /// Whether any fd wait could still wake someone.
@@ -148,6 +230,7 @@ impl Reactor {
     /// Waits for events up to `timeout` (`None`: forever) and dispatches
     /// them. Interrupted waits (`EINTR`) return normally.
     pub(crate) fn poll(&self, hub: &Hub, timeout: Option<Duration>) {
+        self.own(hub);
         let mut events = self.events.borrow_mut();
         match self.poll.borrow_mut().poll(&mut events, timeout) {
             Ok(()) => {}
@@ -224,6 +307,7 @@ impl Registration {
         let source = &mut mio::unix::SourceFd(&fd);
         let hub = Hub::current();
         let r = &hub.reactor;
+        r.own(hub);
         let (key, generation) = {
             let mut slots = r.slots.borrow_mut();
             let key = match r.free.borrow_mut().pop() {
@@ -239,6 +323,7 @@ impl Registration {
             let slot = &mut slots[key];
             slot.generation = slot.generation.wrapping_add(1);
             slot.in_use = true;
+            slot.fd = fd;
             // Unknown counts as ready: the first call tries its syscall.
             slot.readiness = READABLE | WRITABLE;
             (key, slot.generation)
@@ -261,12 +346,13 @@ impl Registration {
     /// it (`try_clone`) does not keep delivering events to this slot.
     /// Does nothing once the hub is gone (its epoll fd is closed then).
     pub(crate) fn deregister(&self, source: &mut impl Source) -> io::Result<()> {
-        // In a forked child the epoll is the parent's too: removing the fd
-        // there would remove the parent's registration (see `sys::fork`).
-        if crate::sys::fork::forked() {
-            return Ok(());
-        }
         match Hub::try_current() {
+            // In a forked child that has not made its own epoll yet, the
+            // instance is the parent's too: removing the fd there would
+            // remove the parent's registration (see `sys::fork`). Its own
+            // will not have the fd: the slot is freed with the
+            // `Registration`.
+            Some(hub) if hub.reactor.inherited() => Ok(()),
             Some(hub) => hub.reactor.poll.borrow().registry().deregister(source),
             None => Ok(()),
         }

@@ -1,4 +1,5 @@
-//! The hub's door for other threads: a lock-free queue plus a `mio::Waker`.
+//! The hub's door for other threads: a lock-free queue plus an eventfd
+//! doorbell registered in the hub's epoll.
 //!
 //! Another thread pushes a message and, only if the hub is (about to be)
 //! blocked in epoll, writes the eventfd. The hub announces that it is going
@@ -20,6 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering, fence};
 
 use crossbeam_queue::SegQueue;
 
+use crate::sys::EventFd;
+
 /// A message for a hub from another thread.
 pub(crate) enum RemoteMsg {
     /// Run this closure on the hub thread (in the loop, as a callback that
@@ -32,7 +35,7 @@ pub(crate) enum RemoteMsg {
 
 pub(crate) struct Remote {
     queue: SegQueue<RemoteMsg>,
-    waker: mio::Waker,
+    waker: EventFd,
     sleeping: AtomicBool,
     /// Set after every push, so the hub can check for messages between
     /// passes with one relaxed load instead of `SegQueue::pop`'s `SeqCst`
@@ -43,7 +46,7 @@ pub(crate) struct Remote {
 }
 
 impl Remote {
-    pub(crate) fn new(waker: mio::Waker) -> Remote {
+    pub(crate) fn new(waker: EventFd) -> Remote {
         Remote {
             queue: SegQueue::new(),
             waker,

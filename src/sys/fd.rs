@@ -3,7 +3,7 @@
 
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 /// A new close-on-exec fd for the same open file (`F_DUPFD_CLOEXEC`).
 pub(crate) fn dup_cloexec(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
@@ -139,4 +139,39 @@ pub(crate) fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<i32> {
     }
     // SAFETY: the kernel filled the whole struct.
     Ok(unsafe { info.assume_init() }.ssi_signo as i32)
+}
+
+/// An eventfd used as a doorbell: [`EventFd::wake`] makes it readable, and
+/// an edge-triggered epoll registration reports every wake. Its count is
+/// never read except when it would overflow, so it never blocks a waker.
+#[derive(Debug)]
+pub(crate) struct EventFd(OwnedFd);
+
+impl EventFd {
+    /// A non-blocking, close-on-exec eventfd with a count of 0.
+    pub(crate) fn new() -> io::Result<EventFd> {
+        let fd = syscall!(eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC))?;
+        // SAFETY: `eventfd` just returned this fd, owned by nobody else.
+        Ok(EventFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Rings the bell: adds 1 to the count. Any thread.
+    pub(crate) fn wake(&self) -> io::Result<()> {
+        let one = 1u64.to_ne_bytes();
+        match write(self.0.as_fd(), &one) {
+            Ok(_) => Ok(()),
+            // The count would overflow (after 2^64 - 2 wakes): reset it by
+            // reading it, then ring again (as mio's `Waker` does).
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let mut buf = [0u8; 8];
+                let _ = read(self.0.as_fd(), &mut buf);
+                write(self.0.as_fd(), &one).map(drop)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
 }
