@@ -51,7 +51,7 @@ tests=(hub join current kill sleep timeout cross_thread local
        pool net_tcp net_udp net_unix net_faults net_dns
        lifecycle link scope select time_extras sync_channel sync_locks
        sync_queue_variants pool_apply net_short_reads net_interrupted_io stress
-       thread_exit)
+       thread_exit fork)
 args=()
 for t in "${tests[@]}"; do
     [ -f "tests/$t.rs" ] && args+=(--test "$t")

@@ -107,6 +107,7 @@
 //! | `FileObjectPosix` (pipes, ttys) | [`io::FdIo`] |
 //! | `FileObjectThread` | [`fs`] |
 //! | `monkey.patch_all()` | `monkey::patch_all()` (feature `monkey`) |
+//! | `gevent.fork()`, `os.fork` then `gevent.reinit()` | `libc::fork()`: the child's hub makes its own epoll by itself (see "A process that forks" below) |
 //! | monitor thread | [`monitor`] |
 //!
 //! # Cargo features
@@ -265,6 +266,32 @@
 //!   waiter list: an item, permit or lock already handed to it goes on to
 //!   the next waiter or back to the primitive, so nothing is lost to a dead
 //!   waiter.
+//! - **A process that forks.** `fork` copies the calling thread only, and
+//!   the child shares its parent's epoll instances (an epoll's interest
+//!   list belongs to the open file, which both processes now hold). A
+//!   child that goes on using greenlet gets what gevent's `os.fork` gives
+//!   (libev's `ev_loop_fork`): before the forking thread's hub polls or
+//!   registers an fd in the child, it makes an epoll of its own and
+//!   registers its doorbell and every fd it had registered there, under
+//!   the same tokens; every greenlet waiting on one of them retries its
+//!   syscall once. So the child never takes an event meant for the parent
+//!   nor adds its fds to the parent's list, and the greenlets copied from
+//!   the parent go on in the child (both copies of a socket then see the
+//!   same bytes: let one process use it). Until the child polls or
+//!   registers, in particular between `fork` and `exec`, the hub leaves the
+//!   inherited epoll alone, so an fd the child closes is not removed from
+//!   the parent's list. The child's first [`threadpool`] job starts a pool
+//!   of its own; jobs queued or running at the fork stay the parent's, and
+//!   a greenlet of the child waiting for one waits on. The hubs of the
+//!   parent's other threads have no thread in the child: a greenlet of the
+//!   child handed something by them (or handing them something through a
+//!   shared [`sync`] primitive) waits on, as with any thread that exits.
+//!   The monitor, the stack provisioner and the dump-signal thread are not
+//!   running in the child. As in any program with threads, a lock another
+//!   thread held at the fork stays held in the child (the runtime's own
+//!   are held only briefly, for instance while a hub is made), so
+//!   fork while the other threads are quiet. `vfork` and `posix_spawn`
+//!   (std's `Command` without `pre_exec`) run no hub code in the child.
 //! - **Kills are level-triggered.** Once killed, a greenlet unwinds at every
 //!   park until it is dead; catching the unwind with `catch_unwind` lasts
 //!   only until its next park (see [`Greenlet::kill`]).

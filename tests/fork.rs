@@ -232,3 +232,42 @@ fn a_grandchild_gets_its_own_epoll_and_pool_too() {
         },
     );
 }
+
+#[test]
+fn a_pool_job_running_at_the_fork_stays_the_parents() {
+    scenario(
+        "a_pool_job_running_at_the_fork_stays_the_parents",
+        "pool_job",
+        || {
+            let started = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let s = started.clone();
+            let waiter = std::cell::Cell::new(Some(spawn(move || {
+                spawn_blocking(move || {
+                    s.wait();
+                    std::thread::sleep(Duration::from_millis(500));
+                    5
+                })
+            })));
+            yield_now(); // the waiter queues the job and parks
+            started.wait(); // a pool thread runs it
+            let child = fork_child(|| {
+                // The job runs on a thread the child does not have: the
+                // child's copy of the waiter waits on; the child's own
+                // jobs run.
+                let waiter = waiter.take().unwrap();
+                let r = with_timeout(Duration::from_millis(1500), || waiter.join());
+                if r.is_ok() {
+                    eprintln!("child: the parent's job came back in the child: {r:?}");
+                    return 2;
+                }
+                if spawn_blocking(|| 6) != 6 {
+                    return 3;
+                }
+                0
+            });
+            let waiter = waiter.take().unwrap();
+            assert_eq!(waiter.join().unwrap(), 5);
+            assert_eq!(wait_child(child, Duration::from_secs(20)), 0);
+        },
+    );
+}

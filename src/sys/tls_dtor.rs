@@ -16,8 +16,9 @@
 //! `dlsym(RTLD_NEXT)`. Only on Linux with glibc, dynamically linked; on
 //! other targets [`registrations`] stays 0 and [`register`] declines, and
 //! the hub falls back to stopping in its own destructor. One definition
-//! per program: two semver-incompatible versions of this crate in one
-//! binary fail to link (a duplicate symbol).
+//! per program: Cargo refuses two versions of this crate in one build
+//! (the `links` key in Cargo.toml, there for the monkey hooks too), so
+//! no second definition can reach the linker.
 
 use std::cell::Cell;
 use std::ffi::c_void;
