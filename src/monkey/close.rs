@@ -7,9 +7,10 @@
 //! has its fd-table entry cleared, before the real call: the next fd given
 //! the same number starts afresh instead of inheriting the old one's kind
 //! and timeouts. In a child made by `fork` (std's `Command` forks when
-//! given `pre_exec`, and then `dup2`s the child's stdio) the fd leaves the
-//! tables but not the hub's epoll, which the child shares with its parent:
-//! removing it there would remove the parent's registration.
+//! given `pre_exec`, and then `dup2`s the child's stdio) whose hub has not
+//! yet made its own epoll, the fd leaves the tables but not the epoll it
+//! still shares with its parent: removing it there would remove the
+//! parent's registration (see `sys::fork`).
 
 use libc::{c_int, c_uint};
 
