@@ -271,3 +271,44 @@ fn a_pool_job_running_at_the_fork_stays_the_parents() {
         },
     );
 }
+
+#[test]
+fn a_waiter_on_an_fd_the_child_cannot_register_again_is_not_stranded() {
+    scenario(
+        "a_waiter_on_an_fd_the_child_cannot_register_again_is_not_stranded",
+        "replaced_fd",
+        || {
+            use std::os::fd::AsRawFd;
+            let (a, _b) = UnixStream::pair().unwrap();
+            let fd = a.as_raw_fd();
+            let reader = std::cell::Cell::new(Some(spawn(move || {
+                let mut buf = [0u8; 1];
+                (&a).read(&mut buf).map_err(|e| e.raw_os_error())
+            })));
+            yield_now(); // it parks on `fd`
+            let child = fork_child(|| {
+                // Behind the hub's back, `fd` becomes /dev/null, which
+                // epoll refuses (EPERM): the child's own epoll cannot have
+                // it. Its waiter is woken to retry, and its `recv` says
+                // why (ENOTSOCK), instead of waiting on an fd no epoll
+                // watches.
+                let null = std::fs::File::open("/dev/null").unwrap();
+                // SAFETY (test): replaces an fd the reader owns with another
+                // open file; the reader's stream closes it later.
+                assert_eq!(unsafe { libc::dup2(null.as_raw_fd(), fd) }, fd);
+                let reader = reader.take().unwrap();
+                match with_timeout(Duration::from_secs(5), || reader.join()) {
+                    Ok(Ok(Err(Some(libc::ENOTSOCK)))) => 0,
+                    other => {
+                        eprintln!("child: the reader of the replaced fd: {other:?}");
+                        2
+                    }
+                }
+            });
+            assert_eq!(wait_child(child, Duration::from_secs(20)), 0);
+            let reader = reader.take().unwrap();
+            reader.kill();
+            assert!(reader.join().unwrap_err().is_killed());
+        },
+    );
+}

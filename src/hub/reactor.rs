@@ -137,11 +137,10 @@ impl Reactor {
 
     /// Makes sure `poll` is this process's own epoll: in a child forked
     /// since it was made, replaces it first (see [`Reactor::refork`]).
+    /// Returns whether that woke a waiter.
     #[inline]
-    fn own(&self, hub: &Hub) {
-        if self.inherited() {
-            self.refork(hub);
-        }
+    fn own(&self, hub: &Hub) -> bool {
+        self.inherited() && self.refork(hub)
     }
 
     /// In a forked child: a new epoll instance with the doorbell and every
@@ -155,14 +154,16 @@ impl Reactor {
     /// was closed behind the hub's back) gets the error bit, so its
     /// waiters' syscalls report why. The inherited instance is closed (in
     /// this process only).
+    /// Returns whether it woke a waiter.
     #[cold]
     #[inline(never)]
-    fn refork(&self, hub: &Hub) {
+    fn refork(&self, hub: &Hub) -> bool {
         let poll = Poll::new()
             .and_then(|poll| register_waker(&poll, self.waker_fd).map(|()| poll))
             .unwrap_or_else(|e| {
                 panic!("greenlet: cannot make a forked child's hub its own epoll: {e}")
             });
+        let mut woke = false;
         {
             let mut slots = self.slots.borrow_mut();
             for (key, slot) in slots.iter_mut().enumerate() {
@@ -178,17 +179,15 @@ impl Reactor {
                 if res.is_err() {
                     slot.readiness |= ERROR;
                 }
-                for t in slot.readers.take() {
-                    hub.unpark(&t, Wake::Ready);
-                }
-                for t in slot.writers.take() {
-                    hub.unpark(&t, Wake::Ready);
+                for t in slot.readers.take().into_iter().chain(slot.writers.take()) {
+                    woke |= hub.unpark(&t, Wake::Ready);
                 }
             }
         }
         // Drops (closes) this process's fd of the parent's instance.
         *self.poll.borrow_mut() = poll;
         self.fork_generation.set(crate::sys::fork::generation());
+        woke
     }
 
     /// Whether any fd wait could still wake someone.
@@ -230,7 +229,12 @@ impl Reactor {
     /// Waits for events up to `timeout` (`None`: forever) and dispatches
     /// them. Interrupted waits (`EINTR`) return normally.
     pub(crate) fn poll(&self, hub: &Hub, timeout: Option<Duration>) {
-        self.own(hub);
+        // Waiters woken by a new epoll must run before anything blocks.
+        let timeout = if self.own(hub) {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
         let mut events = self.events.borrow_mut();
         match self.poll.borrow_mut().poll(&mut events, timeout) {
             Ok(()) => {}
@@ -307,6 +311,7 @@ impl Registration {
         let source = &mut mio::unix::SourceFd(&fd);
         let hub = Hub::current();
         let r = &hub.reactor;
+        // Waiters it wakes are queued; they run at the next switch.
         r.own(hub);
         let (key, generation) = {
             let mut slots = r.slots.borrow_mut();
