@@ -179,7 +179,7 @@ impl Reactor {
                 if res.is_err() {
                     slot.readiness |= ERROR;
                 }
-                for t in slot.readers.take().into_iter().chain(slot.writers.take()) {
+                for t in slot.readers.take().chain(slot.writers.take()) {
                     woke |= hub.unpark(&t, Wake::Ready);
                 }
             }
