@@ -15,6 +15,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use mio::{Events, Interest, Poll, Token};
@@ -185,8 +186,15 @@ impl Reactor {
                 }
             }
         }
-        // Drops (closes) this process's fd of the parent's instance.
-        *self.poll.borrow_mut() = poll;
+        // Closes this process's fd of the parent's instance, with the raw
+        // call: this may run inside a monkey hook's table borrow (a hooked
+        // call registering an fd), which the `close` hook would take again.
+        let inherited = std::mem::replace(&mut *self.poll.borrow_mut(), poll);
+        let fd = inherited.as_raw_fd();
+        // `Poll` holds no more than its epoll fd, closed below instead.
+        std::mem::forget(inherited);
+        // SAFETY: the forgotten `Poll` owned `fd`; nothing uses it after.
+        unsafe { crate::sys::close_unhooked(fd) };
         self.fork_generation.set(crate::sys::fork::generation());
         woke
     }

@@ -175,3 +175,16 @@ impl EventFd {
         self.0.as_raw_fd()
     }
 }
+
+/// Closes `fd` with the raw system call, past any `close` defined in the
+/// program (the monkey hook, which keeps tables this call must not touch:
+/// the caller may be inside them).
+///
+/// # Safety
+/// `fd` must be open and owned by the caller, and nothing may use it
+/// after.
+pub(crate) unsafe fn close_unhooked(fd: RawFd) {
+    // SAFETY: the caller owns `fd`; `SYS_close` takes one int and touches
+    // no memory. Its error (EINTR, EIO) leaves nothing to do.
+    unsafe { libc::syscall(libc::SYS_close, fd) };
+}

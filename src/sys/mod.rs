@@ -30,8 +30,8 @@ mod net;
 mod sockname;
 pub(crate) mod tls_dtor;
 pub(crate) use fd::{
-    EventFd, SigSet, block_signals, dup_cloexec, is_nonblocking, pidfd_open, poll_now, read,
-    read_signalfd, set_nonblocking_fl, signalfd, write,
+    EventFd, SigSet, block_signals, close_unhooked, dup_cloexec, is_nonblocking, pidfd_open,
+    poll_now, read, read_signalfd, set_nonblocking_fl, signalfd, write,
 };
 pub(crate) use net::{
     accept_nonblocking, recv, reuseport_listener, send, send_vectored, set_backlog,
