@@ -312,3 +312,55 @@ fn a_waiter_on_an_fd_the_child_cannot_register_again_is_not_stranded() {
         },
     );
 }
+
+#[test]
+fn a_child_forked_inside_a_greenlet_goes_on_in_it() {
+    scenario(
+        "a_child_forked_inside_a_greenlet_goes_on_in_it",
+        "in_greenlet",
+        || {
+            let forker = spawn(|| {
+                // In the child this greenlet goes on, over the copy of the
+                // loop (the root is parked in `join` below).
+                fork_child(|| if ping_pong(200) { 0 } else { 2 })
+            });
+            let child = forker.join().unwrap();
+            assert!(ping_pong(200), "the parent's ping-pong failed");
+            assert_eq!(wait_child(child, Duration::from_secs(20)), 0);
+        },
+    );
+}
+
+#[test]
+fn another_thread_of_the_child_wakes_its_hub() {
+    scenario(
+        "another_thread_of_the_child_wakes_its_hub",
+        "remote",
+        || {
+            // The parent's hub has polled (its doorbell is in its epoll).
+            sleep(Duration::from_millis(1));
+            let child = fork_child(|| {
+                // The root waits in the child's own epoll for a set from a
+                // thread the child starts: only the doorbell wakes it (the
+                // timeout is 5 s away).
+                let ev = std::sync::Arc::new(greenlet::sync::Event::new());
+                let setter = {
+                    let ev = ev.clone();
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(200));
+                        ev.set();
+                    })
+                };
+                let start = std::time::Instant::now();
+                let woke = with_timeout(Duration::from_secs(5), || ev.wait());
+                setter.join().unwrap();
+                if woke.is_err() || start.elapsed() > Duration::from_secs(3) {
+                    eprintln!("child: the set from another thread did not wake the hub");
+                    return 2;
+                }
+                0
+            });
+            assert_eq!(wait_child(child, Duration::from_secs(20)), 0);
+        },
+    );
+}
