@@ -288,8 +288,9 @@
 //!   shared [`sync`] primitive) waits on, as with any thread that exits.
 //!   The monitor, the stack provisioner and the dump-signal thread are not
 //!   running in the child, and the opt-in process-wide deadlock rule (see
-//!   "Deadlocks and dumps") stays silent there: it still counts the
-//!   parent's runtime threads. As in any program with threads, a lock another
+//!   "Deadlocks and dumps") may stay silent there: it still counts the
+//!   runtime threads the parent had at the fork. As in any program with
+//!   threads, a lock another
 //!   thread held at the fork stays held in the child (the runtime's own
 //!   are held only briefly, for instance while a hub is made), so
 //!   fork while the other threads are quiet. `vfork` and `posix_spawn`
