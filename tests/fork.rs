@@ -14,7 +14,7 @@ use std::time::Duration;
 use greenlet::net::unix::UnixStream;
 use greenlet::threadpool::spawn_blocking;
 use greenlet::{sleep, spawn, with_timeout, yield_now};
-use util::{assert_child_passed, child_mode, run_child_within};
+use util::{assert_child_passed, child_mode, run_child_within, wait_forked};
 
 /// Each scenario's process, forks included.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -44,32 +44,6 @@ fn fork_child(f: impl FnOnce() -> i32) -> libc::pid_t {
         unsafe { libc::_exit(code) };
     }
     pid
-}
-
-/// The exit code of child `pid`, waited for up to `limit` (then killed).
-fn wait_child(pid: libc::pid_t, limit: Duration) -> i32 {
-    let start = std::time::Instant::now();
-    loop {
-        let mut status = 0;
-        // SAFETY (test): `pid` is our child; `status` is a local.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        assert!(r >= 0, "waitpid: {}", std::io::Error::last_os_error());
-        if r == pid {
-            assert!(
-                libc::WIFEXITED(status),
-                "the child died: status {status:#x}"
-            );
-            return libc::WEXITSTATUS(status);
-        }
-        if start.elapsed() > limit {
-            // SAFETY (test): our child, still running.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            // SAFETY (test): reaps it.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            panic!("the forked child still ran after {limit:?} (a hang)");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// A greenlet reading one byte from `s`: (bytes read, the byte).
@@ -146,7 +120,7 @@ fn a_forked_childs_hub_leaves_the_parents_events_alone() {
                 got.expect("the parent's reader never woke: the child's hub took its event"),
                 (1, b'x')
             );
-            assert_eq!(wait_child(child, Duration::from_secs(20)), 0);
+            assert_eq!(wait_forked(child, Duration::from_secs(20)), 0);
         },
     );
 }
@@ -196,7 +170,7 @@ fn a_forked_child_keeps_using_its_hub_and_pool_while_the_parent_uses_its_own() {
             assert!(waiter.join().unwrap_err().is_killed());
             assert!(ping_pong(400), "the parent's ping-pong failed");
             assert_eq!(spawn_blocking(|| 8), 8);
-            assert_eq!(wait_child(child, Duration::from_secs(30)), 0);
+            assert_eq!(wait_forked(child, Duration::from_secs(30)), 0);
         },
     );
 }
@@ -225,10 +199,10 @@ fn a_grandchild_gets_its_own_epoll_and_pool_too() {
                 if !ping_pong(200) {
                     return 5;
                 }
-                wait_child(grandchild, Duration::from_secs(20))
+                wait_forked(grandchild, Duration::from_secs(20))
             });
             assert!(ping_pong(200), "the parent's ping-pong failed");
-            assert_eq!(wait_child(child, Duration::from_secs(30)), 0);
+            assert_eq!(wait_forked(child, Duration::from_secs(30)), 0);
         },
     );
 }
@@ -267,7 +241,7 @@ fn a_pool_job_running_at_the_fork_stays_the_parents() {
             });
             let waiter = waiter.take().unwrap();
             assert_eq!(waiter.join().unwrap(), 5);
-            assert_eq!(wait_child(child, Duration::from_secs(20)), 0);
+            assert_eq!(wait_forked(child, Duration::from_secs(20)), 0);
         },
     );
 }
@@ -305,7 +279,7 @@ fn a_waiter_on_an_fd_the_child_cannot_register_again_is_not_stranded() {
                     }
                 }
             });
-            assert_eq!(wait_child(child, Duration::from_secs(20)), 0);
+            assert_eq!(wait_forked(child, Duration::from_secs(20)), 0);
             let reader = reader.take().unwrap();
             reader.kill();
             assert!(reader.join().unwrap_err().is_killed());
@@ -326,7 +300,7 @@ fn a_child_forked_inside_a_greenlet_goes_on_in_it() {
             });
             let child = forker.join().unwrap();
             assert!(ping_pong(200), "the parent's ping-pong failed");
-            assert_eq!(wait_child(child, Duration::from_secs(20)), 0);
+            assert_eq!(wait_forked(child, Duration::from_secs(20)), 0);
         },
     );
 }
@@ -360,7 +334,7 @@ fn another_thread_of_the_child_wakes_its_hub() {
                 }
                 0
             });
-            assert_eq!(wait_child(child, Duration::from_secs(20)), 0);
+            assert_eq!(wait_forked(child, Duration::from_secs(20)), 0);
         },
     );
 }

@@ -12,40 +12,13 @@ use std::sync::Once;
 use std::time::Duration;
 
 use greenlet::{spawn, with_timeout, yield_now};
-use util::{assert_child_passed, child_mode, run_child_within};
+use util::{assert_child_passed, child_mode, run_child_within, wait_forked};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
 fn patch() {
     static ONCE: Once = Once::new();
     ONCE.call_once(greenlet::monkey::patch_all);
-}
-
-/// The exit code of child `pid`, waited for up to `limit` (then killed).
-fn wait_child(pid: libc::pid_t, limit: Duration) -> i32 {
-    let start = std::time::Instant::now();
-    loop {
-        let mut status = 0;
-        // SAFETY (test): `pid` is our child; `status` is a local.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        assert!(r >= 0, "waitpid: {}", std::io::Error::last_os_error());
-        if r == pid {
-            assert!(
-                libc::WIFEXITED(status),
-                "the child died: status {status:#x}"
-            );
-            return libc::WEXITSTATUS(status);
-        }
-        if start.elapsed() > limit {
-            // SAFETY (test): our child, still running.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            // SAFETY (test): reaps it.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            panic!("the forked child still ran after {limit:?} (a hang)");
-        }
-        // The real sleep: this is root context.
-        std::thread::sleep(Duration::from_millis(5));
-    }
 }
 
 #[test]
@@ -127,7 +100,7 @@ fn a_forked_child_serves_std_net_in_greenlets_and_leaves_the_parents_accept_alon
             panic!("the parent's accept never completed (the child took its event?): {other:?}")
         }
     }
-    assert_eq!(wait_child(pid, Duration::from_secs(20)), 0);
+    assert_eq!(wait_forked(pid, Duration::from_secs(20)), 0);
     client.join().unwrap();
 }
 

@@ -437,3 +437,32 @@ pub fn send_with_fd(fd: std::os::fd::RawFd, data: &[u8], passed: std::os::fd::Ra
         io::Error::last_os_error()
     );
 }
+
+/// The exit code of `pid`, a child this process forked, waited for up to
+/// `limit` (then killed, and the test fails): no forked child may hang a
+/// test. Polls: the caller may be root context, where a blocking
+/// `waitpid` is the real call.
+pub fn wait_forked(pid: libc::pid_t, limit: Duration) -> i32 {
+    let start = Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY (test): `pid` is our child; `status` is a local.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        assert!(r >= 0, "waitpid: {}", io::Error::last_os_error());
+        if r == pid {
+            assert!(
+                libc::WIFEXITED(status),
+                "the child died: status {status:#x}"
+            );
+            return libc::WEXITSTATUS(status);
+        }
+        if start.elapsed() > limit {
+            // SAFETY (test): our child, still running.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // SAFETY (test): reaps it.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            panic!("the forked child still ran after {limit:?} (a hang)");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
