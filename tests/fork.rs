@@ -208,39 +208,43 @@ fn a_grandchild_gets_its_own_epoll_and_pool_too() {
 }
 
 #[test]
-fn a_pool_job_running_at_the_fork_stays_the_parents() {
+fn pool_jobs_running_or_queued_at_the_fork_stay_the_parents() {
     scenario(
-        "a_pool_job_running_at_the_fork_stays_the_parents",
+        "pool_jobs_running_or_queued_at_the_fork_stay_the_parents",
         "pool_job",
         || {
+            // One pool thread: the second job queues behind the first.
+            greenlet::threadpool::set_max_threads(1);
             let started = std::sync::Arc::new(std::sync::Barrier::new(2));
             let s = started.clone();
-            let waiter = std::cell::Cell::new(Some(spawn(move || {
+            let running = std::cell::Cell::new(Some(spawn(move || {
                 spawn_blocking(move || {
                     s.wait();
                     std::thread::sleep(Duration::from_millis(500));
                     5
                 })
             })));
-            yield_now(); // the waiter queues the job and parks
-            started.wait(); // a pool thread runs it
+            let queued = std::cell::Cell::new(Some(spawn(|| spawn_blocking(|| 9))));
+            yield_now(); // both waiters queue their jobs and park
+            started.wait(); // the pool thread runs the first
             let child = fork_child(|| {
-                // The job runs on a thread the child does not have: the
-                // child's copy of the waiter waits on; the child's own
-                // jobs run.
-                let waiter = waiter.take().unwrap();
-                let r = with_timeout(Duration::from_millis(1500), || waiter.join());
-                if r.is_ok() {
-                    eprintln!("child: the parent's job came back in the child: {r:?}");
-                    return 2;
+                // Both jobs are the parent's: the child's copies of their
+                // waiters wait on; the child's own jobs run.
+                for (name, waiter) in [("running", &running), ("queued", &queued)] {
+                    let waiter = waiter.take().unwrap();
+                    let r = with_timeout(Duration::from_millis(1500), || waiter.join());
+                    if r.is_ok() {
+                        eprintln!("child: the parent's {name} job came back in the child: {r:?}");
+                        return 2;
+                    }
                 }
                 if spawn_blocking(|| 6) != 6 {
                     return 3;
                 }
                 0
             });
-            let waiter = waiter.take().unwrap();
-            assert_eq!(waiter.join().unwrap(), 5);
+            assert_eq!(running.take().unwrap().join().unwrap(), 5);
+            assert_eq!(queued.take().unwrap().join().unwrap(), 9);
             assert_eq!(wait_forked(child, Duration::from_secs(20)), 0);
         },
     );
