@@ -12,6 +12,10 @@
 //! without a syscall until the next edge. Events are only processed by the
 //! loop, which never runs between a greenlet's failed syscall and its park,
 //! so no edge is lost in between.
+//!
+//! In a child made by `fork`, the epoll instance is the parent's too: the
+//! reactor makes one of its own before it polls or registers there
+//! ([`Reactor::refork`], see `sys::fork`).
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -28,7 +32,8 @@ use wait_set::WaitSet;
 use crate::hub::Hub;
 use crate::hub::task::Wake;
 
-/// The token of the cross-thread `mio::Waker`.
+/// The token of the hub's doorbell: the eventfd other threads write to
+/// wake a blocked poll (see `hub::remote`).
 pub(crate) const WAKER_TOKEN: Token = Token(usize::MAX);
 
 /// Which half of a socket a task waits on.
@@ -153,9 +158,10 @@ impl Reactor {
     /// waiters are woken: each retries its syscall and parks again on the
     /// new instance if it would block, so an edge the parent took after
     /// the fork is not missed. An fd that cannot be registered again (it
-    /// was closed behind the hub's back) gets the error bit, so its
-    /// waiters' syscalls report why. The inherited instance is closed (in
-    /// this process only).
+    /// was closed or replaced behind the hub's back) gets the error bit,
+    /// so its waiters' syscalls report why. The inherited instance is
+    /// closed (in this process only).
+    ///
     /// Returns whether it woke a waiter.
     #[cold]
     #[inline(never)]
