@@ -90,9 +90,6 @@ pub(crate) struct Reactor {
     /// forked since, `poll` is the parent's instance, and the reactor makes
     /// its own before it polls or registers ([`Reactor::own`]).
     fork_generation: Cell<u64>,
-    /// The hub's doorbell (its remote's eventfd), registered under
-    /// [`WAKER_TOKEN`].
-    waker_fd: i32,
     events: RefCell<Events>,
     slots: RefCell<Vec<IoSlot>>,
     free: RefCell<Vec<usize>>,
@@ -118,15 +115,14 @@ fn token(key: usize, generation: u32) -> Token {
 }
 
 impl Reactor {
-    /// A reactor with a new epoll, `waker_fd` (an eventfd that outlives
-    /// the reactor) registered in it.
+    /// A reactor with a new epoll, the hub's doorbell `waker_fd` (its
+    /// remote's eventfd) registered in it under [`WAKER_TOKEN`].
     pub(crate) fn new(waker_fd: i32) -> io::Result<Reactor> {
         let poll = Poll::new()?;
         register_waker(&poll, waker_fd)?;
         Ok(Reactor {
             poll: RefCell::new(poll),
             fork_generation: Cell::new(crate::sys::fork::generation()),
-            waker_fd,
             events: RefCell::new(Events::with_capacity(1024)),
             slots: RefCell::new(Vec::new()),
             free: RefCell::new(Vec::new()),
@@ -167,7 +163,7 @@ impl Reactor {
     #[inline(never)]
     fn refork(&self, hub: &Hub) -> bool {
         let poll = Poll::new()
-            .and_then(|poll| register_waker(&poll, self.waker_fd).map(|()| poll))
+            .and_then(|poll| register_waker(&poll, hub.remote().waker_fd()).map(|()| poll))
             .unwrap_or_else(|e| {
                 panic!("greenlet: cannot make a forked child's hub its own epoll: {e}")
             });

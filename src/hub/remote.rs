@@ -56,6 +56,12 @@ impl Remote {
         }
     }
 
+    /// The doorbell's fd, for the hub's epoll (registered again in a
+    /// forked child's own, see `Reactor::refork`).
+    pub(crate) fn waker_fd(&self) -> std::os::fd::RawFd {
+        self.waker.as_raw_fd()
+    }
+
     /// Sends a message; wakes the hub if it sleeps in epoll.
     pub(crate) fn send(&self, msg: RemoteMsg) {
         self.queue.push(msg);
