@@ -14,7 +14,7 @@ use std::time::Duration;
 use greenlet::net::unix::UnixStream;
 use greenlet::threadpool::spawn_blocking;
 use greenlet::{sleep, spawn, with_timeout, yield_now};
-use util::{assert_child_passed, child_mode, run_child_within, wait_forked};
+use util::{assert_child_passed, child_mode, fork_child, run_child_within, wait_forked};
 
 /// Each scenario's process, forks included.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -27,23 +27,6 @@ fn scenario(test: &str, mode: &str, body: impl FnOnce()) {
     } else {
         assert_child_passed(&run_child_within(test, mode, &[], LIMIT));
     }
-}
-
-/// Forks; the child runs `f` and exits with its code (99 if it panicked).
-/// Returns the child's pid.
-fn fork_child(f: impl FnOnce() -> i32) -> libc::pid_t {
-    // SAFETY (test): the scenario's process runs one test; the child
-    // uses only greenlet, the allocator (fork-safe in glibc) and stderr,
-    // and leaves with `_exit`, running no exit handlers of the parent's.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
-    if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(99);
-        // SAFETY (test): ends the child without unwinding into the test
-        // harness's copy.
-        unsafe { libc::_exit(code) };
-    }
-    pid
 }
 
 /// A greenlet reading one byte from `s`: (bytes read, the byte).
@@ -240,6 +223,10 @@ fn pool_jobs_running_or_queued_at_the_fork_stay_the_parents() {
                 }
                 if spawn_blocking(|| 6) != 6 {
                     return 3;
+                }
+                // The child's pool has the parent's limit.
+                if greenlet::threadpool::max_threads() != 1 {
+                    return 4;
                 }
                 0
             });

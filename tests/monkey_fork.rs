@@ -12,7 +12,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use greenlet::{spawn, with_timeout, yield_now};
-use util::{assert_child_passed, child_mode, run_child_within, wait_forked};
+use util::{assert_child_passed, child_mode, fork_child, run_child_within, wait_forked};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -41,46 +41,37 @@ fn a_forked_child_serves_std_net_in_greenlets_and_leaves_the_parents_accept_alon
         })
     })));
     yield_now();
-    // SAFETY (test): this process runs one test; the child uses greenlet,
-    // std::net through the hooks and the allocator, and leaves with
-    // `_exit`.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
-    if pid == 0 {
-        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            // The child's copy of the acceptor goes; the child serves an
-            // echo on a listener of its own, through the hooks.
-            let acceptor = acceptor.take().unwrap();
-            acceptor.kill();
-            let _ = acceptor.join();
-            let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let own_addr = own.local_addr().unwrap();
-            let echo = spawn(move || {
-                let (mut s, _) = own.accept().unwrap();
-                let mut b = [0u8; 4];
-                s.read_exact(&mut b).unwrap();
-                s.write_all(&b).unwrap();
-            });
-            let client = spawn(move || {
-                let mut c = std::net::TcpStream::connect(own_addr).unwrap();
-                c.write_all(b"ping").unwrap();
-                let mut b = [0u8; 4];
-                c.read_exact(&mut b).unwrap();
-                // A patched sleep in a greenlet: the hub waits in epoll
-                // meanwhile (its own, or the parent's had it kept it).
-                std::thread::sleep(Duration::from_millis(1500));
-                b
-            });
-            let ok = with_timeout(Duration::from_secs(10), || {
-                client.join().map(|b| &b == b"ping").unwrap_or(false) && echo.join().is_ok()
-            });
-            if ok == Ok(true) { 0 } else { 2 }
-        }))
-        .unwrap_or(99);
-        // SAFETY (test): ends the child without unwinding into the test
-        // harness's copy.
-        unsafe { libc::_exit(code) };
-    }
+    // The child serves `std::net` through the hooks, on a listener of its
+    // own, while its hub waits in epoll.
+    let pid = fork_child(|| {
+        // The child's copy of the acceptor goes; the child serves an
+        // echo on a listener of its own, through the hooks.
+        let acceptor = acceptor.take().unwrap();
+        acceptor.kill();
+        let _ = acceptor.join();
+        let own = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let own_addr = own.local_addr().unwrap();
+        let echo = spawn(move || {
+            let (mut s, _) = own.accept().unwrap();
+            let mut b = [0u8; 4];
+            s.read_exact(&mut b).unwrap();
+            s.write_all(&b).unwrap();
+        });
+        let client = spawn(move || {
+            let mut c = std::net::TcpStream::connect(own_addr).unwrap();
+            c.write_all(b"ping").unwrap();
+            let mut b = [0u8; 4];
+            c.read_exact(&mut b).unwrap();
+            // A patched sleep in a greenlet: the hub waits in epoll
+            // meanwhile (its own, or the parent's had it kept it).
+            std::thread::sleep(Duration::from_millis(1500));
+            b
+        });
+        let ok = with_timeout(Duration::from_secs(10), || {
+            client.join().map(|b| &b == b"ping").unwrap_or(false) && echo.join().is_ok()
+        });
+        if ok == Ok(true) { 0 } else { 2 }
+    });
     // Root context: the real sleep, so the parent's hub does not poll while
     // the child's waits in epoll; then a client the parent's acceptor must
     // see, from a plain thread (the real calls), and time for a woken child

@@ -466,3 +466,21 @@ pub fn wait_forked(pid: libc::pid_t, limit: Duration) -> i32 {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Forks; the child runs `f` and exits with its code (99 if it panicked).
+/// Returns the child's pid.
+pub fn fork_child(f: impl FnOnce() -> i32) -> libc::pid_t {
+    // SAFETY (test): callers run this in a process of one test (a
+    // `run_child_within` scenario); the child uses only greenlet, std, the
+    // allocator (fork-safe in glibc) and stderr, and leaves with `_exit`,
+    // running no exit handlers of the parent's.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", io::Error::last_os_error());
+    if pid == 0 {
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(99);
+        // SAFETY (test): ends the child without unwinding into the test
+        // harness's copy.
+        unsafe { libc::_exit(code) };
+    }
+    pid
+}
