@@ -173,31 +173,19 @@ impl Hub {
         // The fiber's first run took a reference for the task itself (see
         // `Header::yielder`); it is given back last.
         let kept = !hdr.yielder.get().is_null();
+        // Asked once: nothing below starts or ends an unwinding of the
+        // root (a panic out of a drop leaves this function).
+        let catch = std::thread::panicking() && self.root.unwinding.get();
         let entry = self.tasks.borrow_mut().remove(hdr);
-        self.drop_task_ref(entry);
+        drop_task_ref(entry, catch);
         hdr.notify_watchers(self);
         self.monitor.finished(hdr);
         if kept {
             // SAFETY: the reference the prologue leaked, taken over once:
             // a task finishes once.
-            self.drop_task_ref(unsafe { TaskRef::adopt(hdr) });
+            drop_task_ref(unsafe { TaskRef::adopt(hdr) }, catch);
         }
-        self.drop_task_ref(task);
-    }
-
-    /// Drops a reference to a finished task. The last one drops its result
-    /// (nobody joined it), running the user's `Drop`, whose panic goes on
-    /// out of the loop into the root's current call; but while the root is
-    /// unwinding (the loop runs from a destructor, a guard that joins), a
-    /// second panic there would abort the process, so it is caught instead
-    /// (the panic hook has reported it).
-    #[inline]
-    fn drop_task_ref<T>(&self, task: T) {
-        if std::thread::panicking() && self.root.unwinding.get() {
-            super::drop_caught(task);
-        } else {
-            drop(task);
-        }
+        drop_task_ref(task, catch);
     }
 
     /// Runs the loop until the root is unparked. The caller holds the
@@ -489,6 +477,21 @@ fn prefetch_lines(at: usize, n: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (at, n);
+}
+
+/// Drops a reference to a finished task. The last one drops its result
+/// (nobody joined it), running the user's `Drop`, whose panic goes on out
+/// of the loop into the root's current call; but while the root is
+/// unwinding (`catch`: the loop runs from a destructor, a guard that
+/// joins), a second panic there would abort the process, so it is caught
+/// instead (the panic hook has reported it).
+#[inline]
+fn drop_task_ref<T>(task: T, catch: bool) {
+    if catch {
+        super::drop_caught(task);
+    } else {
+        drop(task);
+    }
 }
 
 /// Armed while `run_task` runs a task; forgotten on the normal path. If
