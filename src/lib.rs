@@ -290,11 +290,11 @@
 //!   running in the child, and the opt-in process-wide deadlock rule (see
 //!   "Deadlocks and dumps") may stay silent there: it still counts the
 //!   runtime threads the parent had at the fork. As in any program with
-//!   threads, a lock another
-//!   thread held at the fork stays held in the child (the runtime's own
-//!   are held only briefly, for instance while a hub is made), so
-//!   fork while the other threads are quiet. `vfork` and `posix_spawn`
-//!   (std's `Command` without `pre_exec`) run no hub code in the child.
+//!   threads, a lock another thread held at the fork stays held in the
+//!   child (the runtime's own are held only briefly, for instance while a
+//!   hub is made), so fork while the other threads are quiet. `vfork` and
+//!   `posix_spawn` (std's `Command` without `pre_exec`) run no hub code in
+//!   the child.
 //! - **Kills are level-triggered.** Once killed, a greenlet unwinds at every
 //!   park until it is dead; catching the unwind with `catch_unwind` lasts
 //!   only until its next park (see [`Greenlet::kill`]).
